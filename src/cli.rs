@@ -1,0 +1,244 @@
+//! Command line: raw clap flags, resolved once into a checked [`Plan`].
+//!
+//! Flag names follow `wasmtime run` (`--dir`, `--env`, `--invoke`) and `watchexec`
+//! (`--watch`, `--clear`) so users' habits carry over. Everything after this
+//! module reads only the [`Plan`], never the raw flags.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser};
+
+use crate::plan::{Plan, Preopen, Presentation, Sandbox, StdinSource};
+
+/// Live coding with WebAssembly: every save re-runs ENTRY from a clean state, in a sandbox.
+#[derive(Debug, Parser)]
+#[command(name = "live-wasm", version, about, long_about = None)]
+pub struct Cli {
+    /// The module to run: a `.wat` or `.wasm` core module (a WASI command with
+    /// `_start`, or a module with a start function).
+    #[arg(value_name = "ENTRY")]
+    pub entry: PathBuf,
+
+    /// Arguments passed to the guest (after `--`); the guest's argv[0] is ENTRY's file name.
+    #[arg(value_name = "GUEST_ARGS", last = true)]
+    pub guest_args: Vec<String>,
+
+    /// Run once without watching, and exit with the guest's exit status.
+    #[arg(long)]
+    pub once: bool,
+
+    /// Also re-run when this file, or any file under this folder, changes (repeatable).
+    #[arg(long = "watch", short = 'w', value_name = "PATH")]
+    pub watch: Vec<PathBuf>,
+
+    /// What the guest may reach.
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+
+    /// How runs are shown.
+    #[command(flatten)]
+    pub presentation: PresentationArgs,
+}
+
+/// What the guest may reach. Nothing is granted unless asked for.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Sandbox (deny by default)")]
+pub struct SandboxArgs {
+    /// Preopen a host directory for the guest, as GUEST (default: the same path).
+    /// A trailing `:ro` makes it read-only: `--dir data::/data:ro`.
+    #[arg(long = "dir", value_name = "HOST[::GUEST][:ro]")]
+    pub dirs: Vec<String>,
+
+    /// Give the guest an environment variable: `KEY=VALUE`, or `KEY` to pass ours on.
+    #[arg(long = "env", value_name = "KEY[=VALUE]")]
+    pub env: Vec<String>,
+
+    /// Watch mode: feed FILE to the guest's stdin on every run (and re-run when it
+    /// changes). Without it the guest's stdin is empty; with `--once` it reads ours.
+    #[arg(long = "stdin", value_name = "FILE")]
+    pub stdin: Option<PathBuf>,
+}
+
+/// How runs are shown.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Presentation")]
+pub struct PresentationArgs {
+    /// Clear the screen before each run.
+    #[arg(long, short = 'c')]
+    pub clear: bool,
+
+    /// Print only guest output and errors, no status lines.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+impl Cli {
+    /// Checks the flags against the file system and the environment, once.
+    pub fn into_plan(self) -> Result<Plan> {
+        let cwd = std::env::current_dir().context("cannot read the current directory")?;
+        let entry = absolute_file(&cwd, &self.entry)?;
+        let root = entry
+            .parent()
+            .map(Path::to_path_buf)
+            .context("the entry has no parent directory")?;
+        let entry_name = self
+            .entry
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .context("ENTRY must name a file")?;
+
+        let mut args = vec![entry_name];
+        args.extend(self.guest_args);
+
+        let preopens = self
+            .sandbox
+            .dirs
+            .iter()
+            .map(|spec| parse_preopen(&cwd, spec))
+            .collect::<Result<_>>()?;
+        let env = self
+            .sandbox
+            .env
+            .iter()
+            .filter_map(|spec| parse_env(spec).transpose())
+            .collect::<Result<_>>()?;
+
+        let stdin = match (self.once, self.sandbox.stdin) {
+            (_, Some(file)) => StdinSource::File(absolute_file(&cwd, &file)?),
+            (true, None) => StdinSource::Inherit,
+            (false, None) => StdinSource::Empty,
+        };
+        let mut watch = Vec::new();
+        for path in &self.watch {
+            watch.push(absolute_existing(&cwd, path).with_context(|| {
+                format!("--watch {}: no such file or directory", path.display())
+            })?);
+        }
+        if let StdinSource::File(file) = &stdin {
+            watch.push(file.clone());
+        }
+
+        Ok(Plan {
+            entry,
+            root,
+            once: self.once,
+            watch,
+            sandbox: Sandbox {
+                args,
+                env,
+                preopens,
+                stdin,
+            },
+            presentation: Presentation {
+                clear: self.presentation.clear,
+                quiet: self.presentation.quiet,
+            },
+        })
+    }
+}
+
+/// `HOST[::GUEST][:ro]`: the host directory must exist when the session starts.
+fn parse_preopen(cwd: &Path, spec: &str) -> Result<Preopen> {
+    let (spec, read_only) = match spec.strip_suffix(":ro") {
+        Some(rest) if !rest.is_empty() => (rest, true),
+        _ => (spec, false),
+    };
+    let (host, guest) = match spec.split_once("::") {
+        Some((host, guest)) => (host, guest),
+        None => (spec, spec),
+    };
+    if host.is_empty() || guest.is_empty() {
+        bail!("--dir {spec}: expected HOST[::GUEST][:ro]");
+    }
+    let host_path = cwd.join(host);
+    if !host_path.is_dir() {
+        bail!("--dir {spec}: {} is not a directory", host_path.display());
+    }
+    Ok(Preopen {
+        host: host_path,
+        guest: guest.to_owned(),
+        read_only,
+    })
+}
+
+/// `KEY=VALUE`, or `KEY` to pass on ours (skipped, with a warning, when we have none).
+fn parse_env(spec: &str) -> Result<Option<(String, String)>> {
+    let (key, value) = match spec.split_once('=') {
+        Some((key, value)) => (key, Some(value.to_owned())),
+        None => (spec, None),
+    };
+    if key.is_empty() {
+        bail!("--env {spec}: expected KEY=VALUE or KEY");
+    }
+    let value = match value {
+        Some(value) => value,
+        None => match std::env::var(key) {
+            Ok(value) => value,
+            Err(_) => {
+                eprintln!(
+                    "live-wasm: warning: --env {key}: not set here, so the guest won't see it"
+                );
+                return Ok(None);
+            }
+        },
+    };
+    Ok(Some((key.to_owned(), value)))
+}
+
+/// An absolute path whose parent directory exists (the file itself may not, yet).
+fn absolute_file(cwd: &Path, path: &Path) -> Result<PathBuf> {
+    let joined = cwd.join(path);
+    let name = joined
+        .file_name()
+        .with_context(|| format!("{}: not a file name", path.display()))?;
+    let parent = joined.parent().unwrap_or(cwd);
+    let parent = parent.canonicalize().with_context(|| {
+        format!(
+            "{}: directory {} not found",
+            path.display(),
+            parent.display()
+        )
+    })?;
+    Ok(parent.join(name))
+}
+
+fn absolute_existing(cwd: &Path, path: &Path) -> Result<PathBuf> {
+    Ok(cwd.join(path).canonicalize()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn verify_cli() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn preopen_forms() {
+        let cwd = std::env::temp_dir();
+        let tmp = cwd.to_string_lossy().into_owned();
+        let plain = parse_preopen(&cwd, &tmp).expect("plain");
+        assert_eq!(
+            (plain.guest.as_str(), plain.read_only),
+            (tmp.as_str(), false)
+        );
+        let mapped = parse_preopen(&cwd, &format!("{tmp}::/data:ro")).expect("mapped");
+        assert_eq!((mapped.guest.as_str(), mapped.read_only), ("/data", true));
+        assert!(parse_preopen(&cwd, "::/data").is_err());
+        assert!(parse_preopen(&cwd, "/no/such/dir/here").is_err());
+    }
+
+    #[test]
+    fn env_forms() {
+        assert_eq!(
+            parse_env("A=b=c").expect("ok"),
+            Some(("A".to_owned(), "b=c".to_owned()))
+        );
+        assert_eq!(parse_env("LIVE_WASM_SURELY_UNSET_VAR").expect("ok"), None);
+        assert!(parse_env("=x").is_err());
+    }
+}

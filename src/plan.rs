@@ -1,0 +1,68 @@
+//! The checked plan of a session: what the command line asked for, resolved once.
+//!
+//! The library is driven by a [`Plan`]; the binary builds one from flags
+//! ([`crate::cli`]), a program embedding live-wasm can build one by hand.
+
+use std::path::PathBuf;
+
+/// Everything a session needs to know, with paths absolute and values checked.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The entry module (absolute; it may not exist yet in watch mode).
+    pub entry: PathBuf,
+    /// The entry's directory: module names resolve inside it.
+    pub root: PathBuf,
+    /// Run once and exit instead of watching.
+    pub once: bool,
+    /// Extra files or folders whose change triggers a run (absolute).
+    pub watch: Vec<PathBuf>,
+    /// What the guest may reach.
+    pub sandbox: Sandbox,
+    /// How runs are shown.
+    pub presentation: Presentation,
+}
+
+/// The guest's grants: deny by default, so an empty `Sandbox` grants nothing.
+#[derive(Debug, Clone, Default)]
+pub struct Sandbox {
+    /// argv, argv[0] included.
+    pub args: Vec<String>,
+    /// Environment variables the guest sees.
+    pub env: Vec<(String, String)>,
+    /// Host directories the guest may open.
+    pub preopens: Vec<Preopen>,
+    /// Where the guest's stdin comes from.
+    pub stdin: StdinSource,
+}
+
+/// A host directory made visible to the guest.
+#[derive(Debug, Clone)]
+pub struct Preopen {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// The name the guest opens it by.
+    pub guest: String,
+    /// The guest may read but not change it.
+    pub read_only: bool,
+}
+
+/// The guest's stdin.
+#[derive(Debug, Clone, Default)]
+pub enum StdinSource {
+    /// Closed: reads see end of file at once (watch mode's default).
+    #[default]
+    Empty,
+    /// Ours (`--once`, as `wasmtime run` does).
+    Inherit,
+    /// A file, read afresh for every run.
+    File(PathBuf),
+}
+
+/// Presentation switches.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Presentation {
+    /// Clear the screen before each run.
+    pub clear: bool,
+    /// Status lines off: only guest output and errors.
+    pub quiet: bool,
+}

@@ -1,0 +1,195 @@
+//! The runner's own voice: short status lines and error blocks, on stderr.
+//!
+//! Guest output goes straight to our stdout and stderr; this module never
+//! touches it. One line per run when things go well, the error block when not.
+
+use std::fmt::Write as _;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::interrupt::StopReason;
+use crate::plan::Presentation;
+use crate::run::{Outcome, RunReport};
+
+/// What started a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// The first run of the session.
+    Start,
+    /// These watched files changed.
+    Changed(Vec<PathBuf>),
+}
+
+impl Trigger {
+    /// Adds the files of a later change to a run that has not started yet.
+    pub fn merge(self, changed: Vec<PathBuf>) -> Trigger {
+        match self {
+            Trigger::Start => Trigger::Start,
+            Trigger::Changed(mut files) => {
+                for file in changed {
+                    if !files.contains(&file) {
+                        files.push(file);
+                    }
+                }
+                Trigger::Changed(files)
+            }
+        }
+    }
+}
+
+/// Writes status lines for a session rooted at `root`.
+pub struct Reporter {
+    root: PathBuf,
+    presentation: Presentation,
+    /// `--once` speaks only when something went wrong, as `wasmtime run` does.
+    once: bool,
+}
+
+impl Reporter {
+    /// A reporter that names files relative to `root`.
+    pub fn new(root: &Path, presentation: Presentation, once: bool) -> Self {
+        Self {
+            root: root.to_path_buf(),
+            presentation,
+            once,
+        }
+    }
+
+    /// The entry does not exist yet: say so once, and wait.
+    pub fn waiting_for(&self, entry: &Path) {
+        status(&format!(
+            "{} does not exist yet; waiting for it to be created (Ctrl-C to quit)",
+            self.name(entry)
+        ));
+    }
+
+    /// Called just before a run starts.
+    pub fn run_starting(&self) {
+        if self.presentation.clear && std::io::stderr().is_terminal() {
+            // Clear the screen and the scrollback, cursor home.
+            eprint!("\x1b[2J\x1b[3J\x1b[H");
+        }
+    }
+
+    /// The summary of a finished run.
+    pub fn run_finished(&self, number: u64, trigger: &Trigger, report: &RunReport) {
+        let failed = report.outcome.is_failure();
+        let quiet = self.presentation.quiet || self.once;
+        if quiet && !failed {
+            return;
+        }
+        let mut line = if self.once {
+            String::new()
+        } else {
+            format!("#{number} {}: ", self.trigger(trigger))
+        };
+        let mut details = String::new();
+        match &report.outcome {
+            Outcome::Success => line.push_str("ok"),
+            Outcome::Exit(code) => {
+                let _ = write!(line, "exit {code}");
+            }
+            Outcome::Trap { kind, backtrace } => {
+                let _ = write!(line, "trap: {kind}");
+                if let Some(backtrace) = backtrace {
+                    details = backtrace.clone();
+                }
+            }
+            Outcome::Stopped(StopReason::Change) => line.push_str("stopped by a change"),
+            Outcome::Stopped(StopReason::CtrlC) => {
+                line.push_str("stopped by Ctrl-C; waiting for changes (Ctrl-C again to quit)")
+            }
+            Outcome::Failed(err) => {
+                line.push_str("error");
+                details = format!("{err:#}");
+            }
+        }
+        if !self.once {
+            let _ = write!(
+                line,
+                " · compile {} · run {}",
+                millis(report.compile),
+                millis(report.run)
+            );
+        }
+        status(&line);
+        if !details.is_empty() {
+            let mut stderr = std::io::stderr().lock();
+            for detail in details.lines() {
+                let _ = writeln!(stderr, "  {detail}");
+            }
+        }
+    }
+
+    /// A problem of the watcher itself (the session goes on).
+    pub fn watch_error(&self, err: &notify::Error) {
+        status(&format!("warning: file watcher: {err}"));
+    }
+
+    fn trigger(&self, trigger: &Trigger) -> String {
+        match trigger {
+            Trigger::Start => "start".to_owned(),
+            Trigger::Changed(files) => {
+                let names: Vec<String> = files.iter().map(|file| self.name(file)).collect();
+                format!("{} changed", names.join(", "))
+            }
+        }
+    }
+
+    /// A file's name relative to the root when it is inside it.
+    fn name(&self, path: &Path) -> String {
+        path.strip_prefix(&self.root)
+            .unwrap_or(path)
+            .display()
+            .to_string()
+    }
+}
+
+/// One status line, prefixed so it stands apart from guest output.
+fn status(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "[live-wasm] {line}");
+}
+
+/// A duration for humans: `0.84 ms`, `12.3 ms`, `1.20 s`.
+fn millis(duration: Duration) -> String {
+    let ms = duration.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.2} ms")
+    } else if ms < 1000.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{:.2} s", ms / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(millis(Duration::from_micros(840)), "0.84 ms");
+        assert_eq!(millis(Duration::from_micros(12_340)), "12.3 ms");
+        assert_eq!(millis(Duration::from_millis(1_200)), "1.20 s");
+    }
+
+    #[test]
+    fn triggers_merge_without_repeats() {
+        let a = PathBuf::from("/r/a.wat");
+        let b = PathBuf::from("/r/b.wat");
+        let merged = Trigger::Changed(vec![a.clone()]).merge(vec![b.clone(), a.clone()]);
+        assert_eq!(merged, Trigger::Changed(vec![a, b]));
+        assert_eq!(Trigger::Start.merge(vec![]), Trigger::Start);
+    }
+
+    #[test]
+    fn names_are_relative_to_the_root() {
+        let reporter = Reporter::new(Path::new("/r"), Presentation::default(), false);
+        let changed = Trigger::Changed(vec!["/r/lib/m.wat".into(), "/elsewhere/x".into()]);
+        assert_eq!(
+            reporter.trigger(&changed),
+            "lib/m.wat, /elsewhere/x changed"
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! The session loop: watch, run, report, forever (or once).
+//!
+//! Runs happen on a runner thread so this loop stays free to notice a save or
+//! Ctrl-C while a guest is still running, stop it, and start the next run.
+//! Data flows one way: events -> change set -> run request -> report.
+
+use std::sync::Arc;
+use std::thread;
+
+use anyhow::{Context, Result};
+use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
+
+use crate::interrupt::{Interrupt, StopReason};
+use crate::plan::Plan;
+use crate::report::{Reporter, Trigger};
+use crate::run::{RunReport, Runtime};
+use crate::watch::Watcher;
+
+/// The exit status of a watch session ended by Ctrl-C (128 + SIGINT).
+pub const EXIT_CTRL_C: i32 = 130;
+
+/// Runs `plan` and returns the process exit status.
+pub fn run(plan: Plan) -> Result<i32> {
+    if plan.once {
+        run_once(&plan)
+    } else {
+        watch(plan)
+    }
+}
+
+/// `--once`: one run, the guest's status as ours. Ctrl-C keeps its default
+/// meaning (the process ends, status 130), as with `wasmtime run`.
+fn run_once(plan: &Plan) -> Result<i32> {
+    let mut runtime = Runtime::new(plan)?;
+    let reporter = Reporter::new(&plan.root, plan.presentation, true);
+    let report = runtime.run(Interrupt::new(runtime.engine()));
+    reporter.run_finished(1, &Trigger::Start, &report);
+    Ok(report.outcome.exit_code())
+}
+
+/// A run in progress, as the loop sees it.
+struct Running {
+    interrupt: Arc<Interrupt>,
+    trigger: Trigger,
+}
+
+fn watch(plan: Plan) -> Result<i32> {
+    let runtime = Runtime::new(&plan)?;
+    let engine = runtime.engine().clone();
+    let reporter = Reporter::new(&plan.root, plan.presentation, false);
+
+    let mut watcher = Watcher::new()?;
+    for path in &plan.watch {
+        watcher.watch_path(path)?;
+    }
+    watcher.watch_file(&plan.entry)?;
+
+    let ctrl_c = ctrl_c_events()?;
+    let (requests, done) = spawn_runner(runtime)?;
+
+    let mut pending = if plan.entry.exists() {
+        Some(Trigger::Start)
+    } else {
+        reporter.waiting_for(&plan.entry);
+        None
+    };
+    let mut running: Option<Running> = None;
+    let mut runs = 0u64;
+
+    loop {
+        if running.is_none()
+            && let Some(trigger) = pending.take()
+        {
+            runs += 1;
+            reporter.run_starting();
+            let interrupt = Interrupt::new(&engine);
+            requests
+                .send(Arc::clone(&interrupt))
+                .context("the runner thread has stopped")?;
+            running = Some(Running { interrupt, trigger });
+        }
+
+        select! {
+            recv(watcher.events()) -> event => {
+                let Ok(event) = event else { continue };
+                let changes = watcher.changes(event);
+                for err in &changes.errors {
+                    reporter.watch_error(err);
+                }
+                if changes.changed.is_empty() {
+                    continue;
+                }
+                if let Some(run) = &running {
+                    run.interrupt.request(StopReason::Change);
+                }
+                pending = Some(match pending.take() {
+                    Some(trigger) => trigger.merge(changes.changed),
+                    None => Trigger::Changed(changes.changed),
+                });
+            }
+            recv(ctrl_c) -> _ => match &running {
+                // A second Ctrl-C while the first has not yet stopped the guest: quit.
+                Some(run) if run.interrupt.reason() == Some(StopReason::CtrlC) => return Ok(EXIT_CTRL_C),
+                Some(run) => run.interrupt.request(StopReason::CtrlC),
+                None => return Ok(EXIT_CTRL_C),
+            },
+            recv(done) -> report => {
+                let report = report.context("the runner thread has stopped")?;
+                if let Some(run) = running.take() {
+                    reporter.run_finished(runs, &run.trigger, &report);
+                }
+            }
+        }
+    }
+}
+
+/// The runner thread: takes run requests, one at a time, and sends back reports.
+fn spawn_runner(mut runtime: Runtime) -> Result<(Sender<Arc<Interrupt>>, Receiver<RunReport>)> {
+    let (requests, incoming) = unbounded::<Arc<Interrupt>>();
+    let (reports, done) = unbounded();
+    thread::Builder::new()
+        .name("live-wasm-runner".to_owned())
+        .spawn(move || {
+            for interrupt in incoming {
+                if reports.send(runtime.run(interrupt)).is_err() {
+                    break;
+                }
+            }
+        })
+        .context("cannot start the runner thread")?;
+    Ok((requests, done))
+}
+
+/// Ctrl-C presses, as a channel the loop can select on.
+fn ctrl_c_events() -> Result<Receiver<()>> {
+    let (sender, presses) = bounded(4);
+    ctrlc::set_handler(move || {
+        let _ = sender.try_send(());
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    Ok(presses)
+}

@@ -1,0 +1,252 @@
+//! The watched set, and which file-system events are real saves of it.
+//!
+//! We watch directories, not files, and filter on exact paths: an editor that
+//! saves by writing a temporary file and renaming it over ours replaces the
+//! inode, and a watch on the file itself would be lost. An event is only a hint;
+//! a file counts as changed when its content hash differs from the last one we
+//! acted on, which drops touches and the second event of a single save.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use crossbeam_channel::{Receiver, unbounded};
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
+use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher as _};
+
+use crate::source::{self, ContentHash};
+
+/// What one batch of file-system events amounts to.
+#[derive(Debug, Default)]
+pub struct ChangeSet {
+    /// Watched files whose content really changed, in the order seen.
+    pub changed: Vec<PathBuf>,
+    /// Problems the file watcher reported (the session goes on).
+    pub errors: Vec<notify::Error>,
+}
+
+/// Watches files and folders and turns event bursts into [`ChangeSet`]s.
+pub struct Watcher {
+    notify: RecommendedWatcher,
+    events: Receiver<notify::Result<Event>>,
+    /// Watched files and the hash of the content last acted on (`None`: missing).
+    files: HashMap<PathBuf, Option<ContentHash>>,
+    /// Folders watched recursively (`--watch DIR`), with their files' last hashes.
+    trees: Vec<PathBuf>,
+    tree_files: HashMap<PathBuf, Option<ContentHash>>,
+    /// Directories holding a non-recursive watch.
+    dirs: HashSet<PathBuf>,
+}
+
+impl Watcher {
+    /// A watcher with nothing watched yet.
+    pub fn new() -> Result<Self> {
+        let (sender, events) = unbounded();
+        let notify = notify::recommended_watcher(move |event| {
+            // The receiver is gone only when the session is over.
+            let _ = sender.send(event);
+        })
+        .context("cannot start the file watcher")?;
+        Ok(Self {
+            notify,
+            events,
+            files: HashMap::new(),
+            trees: Vec::new(),
+            tree_files: HashMap::new(),
+            dirs: HashSet::new(),
+        })
+    }
+
+    /// The raw events, for the session's `select!`; pass each to [`Self::changes`].
+    pub fn events(&self) -> &Receiver<notify::Result<Event>> {
+        &self.events
+    }
+
+    /// Watches `file` (absolute; it may not exist yet) from its current content on.
+    pub fn watch_file(&mut self, file: &Path) -> Result<()> {
+        let dir = file
+            .parent()
+            .with_context(|| format!("{}: no parent directory", file.display()))?;
+        let covered = self.trees.iter().any(|tree| dir.starts_with(tree));
+        if !covered && !self.dirs.contains(dir) {
+            self.notify
+                .watch(dir, RecursiveMode::NonRecursive)
+                .with_context(|| format!("cannot watch {}", dir.display()))?;
+            self.dirs.insert(dir.to_path_buf());
+        }
+        self.files
+            .entry(file.to_path_buf())
+            .or_insert_with(|| source::file_hash(file));
+        Ok(())
+    }
+
+    /// Watches every file under `dir` (absolute), recursively.
+    pub fn watch_tree(&mut self, dir: &Path) -> Result<()> {
+        self.notify
+            .watch(dir, RecursiveMode::Recursive)
+            .with_context(|| format!("cannot watch {}", dir.display()))?;
+        self.trees.push(dir.to_path_buf());
+        Ok(())
+    }
+
+    /// Watches a `--watch` path: a folder recursively, a file exactly.
+    pub fn watch_path(&mut self, path: &Path) -> Result<()> {
+        if path.is_dir() {
+            self.watch_tree(path)
+        } else {
+            self.watch_file(path)
+        }
+    }
+
+    /// The watched files that `first`, and every event already queued behind it,
+    /// really changed. Never waits: a burst is whatever has arrived by now.
+    pub fn changes(&mut self, first: notify::Result<Event>) -> ChangeSet {
+        let mut set = ChangeSet::default();
+        let mut candidates: Vec<PathBuf> = Vec::new();
+        let batch =
+            std::iter::once(first).chain(std::iter::from_fn(|| self.events.try_recv().ok()));
+        for event in batch.collect::<Vec<_>>() {
+            match event {
+                Ok(event) if event.need_rescan() => {
+                    candidates.extend(self.files.keys().cloned());
+                }
+                Ok(event) => candidates.extend(saved_paths(&event)),
+                Err(err) => set.errors.push(err),
+            }
+        }
+        for path in candidates {
+            if !set.changed.contains(&path) && self.content_changed(&path) {
+                set.changed.push(path);
+            }
+        }
+        set
+    }
+
+    /// Compares `path`'s content with the last we acted on, and remembers it.
+    fn content_changed(&mut self, path: &Path) -> bool {
+        let last = if let Some(last) = self.files.get_mut(path) {
+            last
+        } else if self.in_tree(path) {
+            self.tree_files.entry(path.to_path_buf()).or_insert(None)
+        } else {
+            return false;
+        };
+        let now = source::file_hash(path);
+        // A vanished file is not a save: the editor is about to write it again.
+        if now.is_none() || now == *last {
+            return false;
+        }
+        *last = now;
+        true
+    }
+
+    fn in_tree(&self, path: &Path) -> bool {
+        self.trees.iter().any(|tree| path.starts_with(tree)) && !is_editor_noise(path)
+    }
+}
+
+/// The paths an event says were just written or renamed into place.
+///
+/// On Linux a finished write is `Close(Write)` and a rename-save is `Name(To)` /
+/// `Name(Both)`; reacting to `Modify(Data)` as well would read half-written files.
+/// Other platforms have no close event, so there any data change counts.
+fn saved_paths(event: &Event) -> Vec<PathBuf> {
+    let paths = &event.paths;
+    match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => paths.clone(),
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+            paths.last().cloned().into_iter().collect()
+        }
+        EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Any)) => paths.clone(),
+        EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any)
+            if !cfg!(target_os = "linux") =>
+        {
+            paths.clone()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Swap, backup and probe files editors write beside the real ones.
+fn is_editor_noise(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|name| name.to_str()) else {
+        return true;
+    };
+    name.starts_with('.')
+        || name.ends_with('~')
+        || name.ends_with(".swp")
+        || name.ends_with(".swx")
+        || name.ends_with(".tmp")
+        || name == "4913"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::CreateKind;
+
+    fn event(kind: EventKind, paths: &[&str]) -> Event {
+        let mut event = Event::new(kind);
+        event.paths = paths.iter().map(PathBuf::from).collect();
+        event
+    }
+
+    #[test]
+    fn finished_writes_and_renames_count() {
+        let close = event(
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            &["/r/a"],
+        );
+        assert_eq!(saved_paths(&close), [PathBuf::from("/r/a")]);
+        let both = event(
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+            &["/r/t", "/r/a"],
+        );
+        assert_eq!(saved_paths(&both), [PathBuf::from("/r/a")]);
+        let from = event(
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)),
+            &["/r/a"],
+        );
+        assert!(saved_paths(&from).is_empty());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn half_writes_do_not_count_on_linux() {
+        let data = event(
+            EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any)),
+            &["/r/a"],
+        );
+        let create = event(EventKind::Create(CreateKind::File), &["/r/a"]);
+        assert!(saved_paths(&data).is_empty());
+        assert!(saved_paths(&create).is_empty());
+    }
+
+    #[test]
+    fn editor_noise() {
+        for noise in ["/r/.main.wat.swp", "/r/main.wat~", "/r/4913", "/r/x.tmp"] {
+            assert!(is_editor_noise(Path::new(noise)), "{noise}");
+        }
+        assert!(!is_editor_noise(Path::new("/r/script.py")));
+    }
+
+    #[test]
+    fn only_new_content_is_a_change() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("a.wat");
+        std::fs::write(&file, "one").expect("write");
+        let mut watcher = Watcher::new().expect("watcher");
+        watcher.watch_file(&file).expect("watch");
+        assert!(!watcher.content_changed(&file), "unchanged");
+        std::fs::write(&file, "two").expect("write");
+        assert!(watcher.content_changed(&file));
+        assert!(
+            !watcher.content_changed(&file),
+            "second event of the same save"
+        );
+        assert!(
+            !watcher.content_changed(&dir.path().join("other")),
+            "not watched"
+        );
+    }
+}
