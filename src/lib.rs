@@ -23,6 +23,7 @@ pub mod cache;
 pub mod cli;
 pub mod host;
 pub mod interrupt;
+pub mod outcome;
 pub mod plan;
 pub mod report;
 pub mod run;

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::interrupt::StopReason;
+use crate::outcome::{Frame, Outcome, trap_words};
 use crate::plan::Presentation;
-use crate::run::{Outcome, RunReport};
+use crate::run::RunReport;
 
 /// What started a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,11 +91,9 @@ impl Reporter {
             Outcome::Exit(code) => {
                 let _ = write!(line, "exit {code}");
             }
-            Outcome::Trap { kind, backtrace } => {
-                let _ = write!(line, "trap: {kind}");
-                if let Some(backtrace) = backtrace {
-                    details = backtrace.clone();
-                }
+            Outcome::Trap { kind, frames } => {
+                let _ = write!(line, "trap: {}", trap_words(*kind));
+                details = backtrace(frames);
             }
             Outcome::Stopped(StopReason::Change) => line.push_str("stopped by a change"),
             Outcome::Stopped(StopReason::CtrlC) => {
@@ -144,6 +143,26 @@ impl Reporter {
             .display()
             .to_string()
     }
+}
+
+/// A trap's backtrace, innermost first: `0: divide (main @ 0x33) at main.c:4`.
+fn backtrace(frames: &[Frame]) -> String {
+    let mut text = String::new();
+    if !frames.is_empty() {
+        text.push_str("wasm backtrace:\n");
+    }
+    for (index, frame) in frames.iter().enumerate() {
+        let _ = write!(text, "  {index}: {} ({}", frame.function, frame.module);
+        if let Some(offset) = frame.offset {
+            let _ = write!(text, " @ {offset:#x}");
+        }
+        text.push(')');
+        if let Some(source) = &frame.source {
+            let _ = write!(text, " at {source}");
+        }
+        text.push('\n');
+    }
+    text
 }
 
 /// One status line, prefixed so it stands apart from guest output.

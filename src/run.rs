@@ -9,71 +9,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use wasmtime::{Config, Engine, Instance, Linker, Module, Store, Trap, WasmBacktrace};
-use wasmtime_wasi::I32Exit;
+use wasmtime::{Config, Engine, Instance, Linker, Module, Store, Trap};
 
 use crate::cache::ModuleCache;
 use crate::host::{self, Host};
-use crate::interrupt::{Interrupt, StopReason};
+use crate::interrupt::Interrupt;
+use crate::outcome::Outcome;
 use crate::plan::{Plan, Sandbox};
-
-/// How a run ended. Decided in one place, [`Outcome::from_error`].
-#[derive(Debug)]
-pub enum Outcome {
-    /// `_start` returned, or the module had nothing to run.
-    Success,
-    /// The guest called `proc_exit`.
-    Exit(i32),
-    /// The guest trapped.
-    Trap {
-        /// What went wrong, in words.
-        kind: Trap,
-        /// The wasm backtrace, innermost frame first, if one was captured.
-        backtrace: Option<String>,
-    },
-    /// Stopped from outside before it finished.
-    Stopped(StopReason),
-    /// The module could not be loaded, compiled, linked or instantiated.
-    Failed(anyhow::Error),
-}
-
-impl Outcome {
-    /// Classifies the error that ended a run.
-    fn from_error(err: anyhow::Error, interrupt: &Interrupt) -> Self {
-        if let Some(exit) = err.downcast_ref::<I32Exit>() {
-            return Outcome::Exit(exit.0);
-        }
-        if let Some(&kind) = err.downcast_ref::<Trap>() {
-            if let (Trap::Interrupt, Some(reason)) = (kind, interrupt.reason()) {
-                return Outcome::Stopped(reason);
-            }
-            let backtrace = err
-                .downcast_ref::<WasmBacktrace>()
-                .map(ToString::to_string)
-                .filter(|text| !text.trim().is_empty());
-            return Outcome::Trap { kind, backtrace };
-        }
-        Outcome::Failed(err)
-    }
-
-    /// The process exit status for `--once`, as `wasmtime run` chooses it:
-    /// the guest's own status, 134 (128 + SIGABRT) for a trap, 1 for an error.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Outcome::Success => 0,
-            Outcome::Exit(code) => *code,
-            Outcome::Trap { .. } => 134,
-            Outcome::Stopped(_) => 130,
-            Outcome::Failed(_) => 1,
-        }
-    }
-
-    /// True when the run went wrong (what `--quiet` still shows).
-    pub fn is_failure(&self) -> bool {
-        matches!(self, Outcome::Trap { .. } | Outcome::Failed(_))
-            || matches!(self, Outcome::Exit(code) if *code != 0)
-    }
-}
 
 /// What a finished run reports.
 #[derive(Debug)]
@@ -127,7 +69,7 @@ impl Runtime {
         let started = Instant::now();
         let outcome = match self.instantiate_and_run(&module, Arc::clone(&interrupt)) {
             Ok(()) => Outcome::Success,
-            Err(err) => Outcome::from_error(err, &interrupt),
+            Err(err) => Outcome::from_error(err, &interrupt, &|module| self.module_label(module)),
         };
         report(outcome, compile, started.elapsed())
     }
@@ -149,6 +91,15 @@ impl Runtime {
             }
         }
         Ok(())
+    }
+
+    /// How a module is named in backtraces: its name section, else its file stem.
+    fn module_label(&self, module: &Module) -> String {
+        module
+            .name()
+            .map(str::to_owned)
+            .or_else(|| Some(self.entry.file_stem()?.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "?".to_owned())
     }
 
     fn new_store(&self, interrupt: Arc<Interrupt>) -> Result<Store<Host>> {

@@ -1,0 +1,111 @@
+//! How a run ended, decided in one place from the error that ended it.
+
+use wasmtime::{Module, Trap, WasmBacktrace};
+use wasmtime_wasi::I32Exit;
+
+use crate::interrupt::{Interrupt, StopReason};
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// `_start` returned, or the module had nothing to run.
+    Success,
+    /// The guest called `proc_exit`.
+    Exit(i32),
+    /// The guest trapped.
+    Trap {
+        /// What went wrong.
+        kind: Trap,
+        /// The wasm backtrace, innermost frame first (empty if none was captured).
+        frames: Vec<Frame>,
+    },
+    /// Stopped from outside before it finished.
+    Stopped(StopReason),
+    /// The module could not be loaded, compiled, linked or instantiated, or a
+    /// host call failed.
+    Failed(anyhow::Error),
+}
+
+/// One frame of a trap's backtrace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The module's name (its name section, else its file stem).
+    pub module: String,
+    /// The function's name, or `func[N]` when the module has no name for it.
+    pub function: String,
+    /// Byte offset of the instruction in the module.
+    pub offset: Option<usize>,
+    /// `file:line[:col]` from the guest's DWARF, when it carries some.
+    pub source: Option<String>,
+}
+
+impl Outcome {
+    /// Classifies the error that ended a run; `label` names modules in backtraces.
+    pub fn from_error(
+        err: anyhow::Error,
+        interrupt: &Interrupt,
+        label: &dyn Fn(&Module) -> String,
+    ) -> Self {
+        if let Some(exit) = err.downcast_ref::<I32Exit>() {
+            return Outcome::Exit(exit.0);
+        }
+        let Some(&kind) = err.downcast_ref::<Trap>() else {
+            return Outcome::Failed(err);
+        };
+        if let (Trap::Interrupt, Some(reason)) = (kind, interrupt.reason()) {
+            return Outcome::Stopped(reason);
+        }
+        let frames = err
+            .downcast_ref::<WasmBacktrace>()
+            .map(|backtrace| backtrace.frames().iter().map(|f| frame(f, label)).collect())
+            .unwrap_or_default();
+        Outcome::Trap { kind, frames }
+    }
+
+    /// The process exit status for `--once`, as `wasmtime run` chooses it:
+    /// the guest's own status, 134 (128 + SIGABRT) for a trap, 1 for an error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::Success => 0,
+            Outcome::Exit(code) => *code,
+            Outcome::Trap { .. } => 134,
+            Outcome::Stopped(_) => 130,
+            Outcome::Failed(_) => 1,
+        }
+    }
+
+    /// True when the run went wrong (what `--quiet` still shows).
+    pub fn is_failure(&self) -> bool {
+        match self {
+            Outcome::Success | Outcome::Stopped(_) => false,
+            Outcome::Exit(code) => *code != 0,
+            Outcome::Trap { .. } | Outcome::Failed(_) => true,
+        }
+    }
+}
+
+/// A trap's kind in words, without wasmtime's "wasm trap: " prefix.
+pub fn trap_words(kind: Trap) -> String {
+    let text = kind.to_string();
+    text.strip_prefix("wasm trap: ").unwrap_or(&text).to_owned()
+}
+
+fn frame(info: &wasmtime::FrameInfo, label: &dyn Fn(&Module) -> String) -> Frame {
+    let source = info.symbols().iter().find_map(|symbol| {
+        let file = symbol.file()?;
+        Some(match (symbol.line(), symbol.column()) {
+            (Some(line), Some(col)) => format!("{file}:{line}:{col}"),
+            (Some(line), None) => format!("{file}:{line}"),
+            _ => file.to_owned(),
+        })
+    });
+    Frame {
+        module: label(info.module()),
+        function: info
+            .func_name()
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("func[{}]", info.func_index())),
+        offset: info.module_offset(),
+        source,
+    }
+}

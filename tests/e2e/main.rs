@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `live-wasm` binary on real files in a temp dir.
+
+mod guests;
+mod once;
+mod sandbox;
+mod support;
+mod watch;

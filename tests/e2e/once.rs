@@ -1,0 +1,94 @@
+//! `--once`: one run, the guest's status as ours.
+
+use crate::guests::{print, print_then_exit, print_then_trap};
+use crate::support::{Dir, once};
+
+#[test]
+fn exit_codes_follow_the_guest() {
+    let dir = Dir::new();
+    dir.write("ok.wat", &print("fine"));
+    dir.write("exit3.wat", &print_then_exit("leaving", 3));
+    dir.write("exit0.wat", &print_then_exit("leaving", 0));
+    dir.write("trap.wat", &print_then_trap("dividing"));
+    dir.write("bad.wat", "(module (func (oops)))");
+
+    let (code, stdout, stderr) = once(&dir, &["ok.wat"]);
+    assert_eq!((code, stdout.as_str(), stderr.as_str()), (0, "fine\n", ""));
+
+    assert_eq!(once(&dir, &["exit3.wat"]).0, 3);
+    assert_eq!(once(&dir, &["exit0.wat"]).0, 0);
+
+    let (code, stdout, stderr) = once(&dir, &["trap.wat"]);
+    assert_eq!((code, stdout.as_str()), (134, "dividing\n"));
+    assert!(stderr.contains("integer divide by zero"), "{stderr}");
+    assert!(stderr.contains("divide"), "{stderr}");
+
+    let (code, _, stderr) = once(&dir, &["bad.wat"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("bad.wat:1:"), "{stderr}");
+
+    let (code, _, stderr) = once(&dir, &["missing.wat"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("missing.wat: file not found"), "{stderr}");
+}
+
+#[test]
+fn start_functions_old_wasi_and_empty_modules_run() {
+    let dir = Dir::new();
+    // The start function runs at instantiation; there is no `_start`.
+    dir.write(
+        "start.wat",
+        r#"(module
+  (import "wasi_unstable" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "old wasi start\n")
+  (func $main
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 15))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+  (start $main))"#,
+    );
+    dir.write("empty.wat", "(module)");
+
+    assert_eq!(
+        once(&dir, &["start.wat"]),
+        (0, "old wasi start\n".into(), String::new())
+    );
+    assert_eq!(
+        once(&dir, &["empty.wat"]),
+        (0, String::new(), String::new())
+    );
+}
+
+#[test]
+fn binary_modules_run_and_garbage_is_named() {
+    let dir = Dir::new();
+    let wasm = wat::parse_str(print("from binary")).expect("valid wat");
+    std::fs::write(dir.path("main.wasm"), wasm).expect("write");
+    std::fs::write(dir.path("junk.wasm"), b"\x7fELF\x02\x01").expect("write");
+    std::fs::write(dir.path("cut.wasm"), b"\0asm\x01\0\0\0\x01\x05").expect("write");
+
+    assert_eq!(once(&dir, &["main.wasm"]).1, "from binary\n");
+    let (code, _, stderr) = once(&dir, &["junk.wasm"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("junk.wasm: not a WebAssembly binary"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = once(&dir, &["cut.wasm"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("cut.wasm: invalid module"), "{stderr}");
+}
+
+#[test]
+fn a_sleep_that_runs_out_reports_its_clock_event() {
+    let dir = Dir::new();
+    // After a zero-second sleep, print "woke" only if exactly one event came
+    // back carrying the subscription's userdata (42).
+    let then = r#"(call $sleep (i64.const 0))
+    (if (i32.and (i32.eq (i32.load (i32.const 160)) (i32.const 1))
+                 (i64.eq (i64.load (i32.const 128)) (i64.const 42)))
+      (then (call $proc_exit (i32.const 7))))"#;
+    dir.write("sleep.wat", &crate::guests::print_then("sleeping", then));
+    assert_eq!(once(&dir, &["sleep.wat"]).0, 7);
+}

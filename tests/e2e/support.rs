@@ -1,0 +1,232 @@
+//! Test helpers: a temp directory saved into the ways editors save, the real
+//! `live-wasm` binary driven on it, and bounded waits on its output.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long any single expected line may take: generous, since CI machines are
+/// slow and debug builds slower; a passing test never waits this long.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A temporary project directory.
+pub struct Dir {
+    dir: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Saves in place: open, truncate, write, close (vim's default, most tools).
+    pub fn write(&self, name: &str, contents: &str) {
+        std::fs::write(self.path(name), contents).expect("write");
+    }
+
+    /// Saves by writing a temporary file beside it and renaming it over (VS Code,
+    /// JetBrains, vim with `backupcopy=no`).
+    pub fn write_rename(&self, name: &str, contents: &str) {
+        let temp = self.path(&format!(".{name}.tmp~"));
+        std::fs::write(&temp, contents).expect("write temp");
+        std::fs::rename(&temp, self.path(name)).expect("rename");
+    }
+
+    /// Saves by deleting the file and creating it again.
+    pub fn delete_recreate(&self, name: &str, contents: &str) {
+        std::fs::remove_file(self.path(name)).expect("remove");
+        std::fs::write(self.path(name), contents).expect("recreate");
+    }
+
+    /// Runs a shell tool (`cp`, `mv`, `sed`, `vim`) in this directory.
+    pub fn tool(&self, program: &str, args: &[&str]) {
+        let status = Command::new(program)
+            .args(args)
+            .current_dir(self.root())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap_or_else(|err| panic!("cannot run {program}: {err}"));
+        assert!(status.success(), "{program} {args:?} failed: {status}");
+    }
+}
+
+/// Which stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Out,
+    Err,
+}
+
+/// A running `live-wasm`, its output read line by line.
+///
+/// Stdout and stderr are separate pipes, so the order between them is not
+/// kept: each stream has its own queue, and a wait on one never consumes the other.
+pub struct LiveWasm {
+    child: Child,
+    lines: Receiver<(Stream, String)>,
+    /// Lines read but not yet consumed, per stream.
+    unread: [VecDeque<String>; 2],
+    /// Everything read so far, for failure messages.
+    seen: Vec<(Stream, String)>,
+}
+
+pub fn live_wasm(dir: &Dir, args: &[&str]) -> LiveWasm {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_live-wasm"))
+        .args(args)
+        .current_dir(dir.root())
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start live-wasm");
+    let (sender, lines) = channel();
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    for (stream, reader) in [
+        (Stream::Out, Box::new(stdout) as Box<dyn Read + Send>),
+        (Stream::Err, Box::new(stderr)),
+    ] {
+        let sender = sender.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(reader).lines() {
+                let Ok(line) = line else { break };
+                if sender.send((stream, line)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    LiveWasm {
+        child,
+        lines,
+        unread: [VecDeque::new(), VecDeque::new()],
+        seen: Vec::new(),
+    }
+}
+
+impl LiveWasm {
+    /// Waits for the next line of `stream` matching `wanted`, skipping the
+    /// lines of that stream before it; panics with everything seen if none
+    /// comes within [`WAIT`].
+    pub fn expect(&mut self, stream: Stream, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            while let Some(line) = self.unread[stream as usize].pop_front() {
+                if wanted(&line) {
+                    return line;
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok((from, line)) => {
+                    self.seen.push((from, line.clone()));
+                    self.unread[from as usize].push_back(line);
+                }
+                Err(RecvTimeoutError::Timeout) => panic!("timed out; {}", self.transcript()),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("live-wasm closed its output; {}", self.transcript())
+                }
+            }
+        }
+    }
+
+    /// Waits for guest output `text` on stdout.
+    pub fn expect_stdout(&mut self, text: &str) {
+        self.expect(Stream::Out, |line| line == text);
+    }
+
+    /// Waits for the next status line of a run, and checks it is run `number`
+    /// and contains `text`. Because every run prints one, this also proves that
+    /// no run happened in between.
+    pub fn expect_run(&mut self, number: u64, text: &str) -> String {
+        let line = self.expect(Stream::Err, |line| line.starts_with("[live-wasm] #"));
+        let prefix = format!("[live-wasm] #{number} ");
+        assert!(
+            line.starts_with(&prefix) && line.contains(text),
+            "expected run #{number} with {text:?}, got {line:?}; {}",
+            self.transcript()
+        );
+        line
+    }
+
+    /// Waits for a status line (not a run summary) containing `text`.
+    pub fn expect_status(&mut self, text: &str) -> String {
+        self.expect(Stream::Err, |line| line.contains(text))
+    }
+
+    /// Sends SIGINT, as Ctrl-C in a terminal does.
+    pub fn ctrl_c(&self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit and returns its status code.
+    pub fn wait_exit(&mut self) -> i32 {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "live-wasm did not exit; {}",
+                self.transcript()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn transcript(&mut self) -> String {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        let lines: Vec<String> = self
+            .seen
+            .iter()
+            .map(|(stream, line)| format!("  {stream:?}: {line}"))
+            .collect();
+        format!("output so far:\n{}", lines.join("\n"))
+    }
+}
+
+impl Drop for LiveWasm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `live-wasm --once` to completion: (exit code, stdout, stderr).
+pub fn once(dir: &Dir, args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_live-wasm"))
+        .arg("--once")
+        .args(args)
+        .current_dir(dir.root())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run live-wasm --once");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,235 @@
+//! Watch mode: one save, one run, whatever the editor; runs stopped and replaced.
+
+use crate::guests::{print, print_then_loop, print_then_sleep, print_then_trap};
+use crate::support::{Dir, Stream, live_wasm};
+
+/// Starts a session on `main.wat` (printing "v0") that also watches `marker`, a
+/// file whose saves show that no run slipped in between two expected ones.
+fn session(dir: &Dir) -> crate::support::LiveWasm {
+    dir.write("main.wat", &print("v0"));
+    dir.write("marker", "0");
+    let mut live = live_wasm(dir, &["--watch", "marker", "main.wat"]);
+    live.expect_stdout("v0");
+    live.expect_run(1, "start: ok");
+    live
+}
+
+/// After run `number`, a marker save must be exactly the next run.
+fn expect_marker_run(dir: &Dir, live: &mut crate::support::LiveWasm, number: u64) {
+    dir.write("marker", &number.to_string());
+    live.expect_run(number, "marker changed: ok");
+}
+
+#[test]
+fn each_save_style_gives_exactly_one_run() {
+    let dir = Dir::new();
+    let mut live = session(&dir);
+    let mut run = 1;
+    let mut expect_one_run = |live: &mut crate::support::LiveWasm, text: &str| {
+        run += 1;
+        live.expect_stdout(text);
+        live.expect_run(run, "main.wat changed: ok");
+        run += 1;
+        expect_marker_run(&dir, live, run);
+    };
+
+    dir.write("main.wat", &print("in place"));
+    expect_one_run(&mut live, "in place");
+
+    dir.write_rename("main.wat", &print("renamed over"));
+    expect_one_run(&mut live, "renamed over");
+
+    dir.delete_recreate("main.wat", &print("recreated"));
+    expect_one_run(&mut live, "recreated");
+
+    let outside = Dir::new();
+    outside.write("new.wat", &print("copied"));
+    let source = outside.path("new.wat");
+    dir.tool("cp", &[source.to_str().expect("utf-8 path"), "main.wat"]);
+    expect_one_run(&mut live, "copied");
+
+    outside.write("new.wat", &print("moved"));
+    dir.tool("mv", &[source.to_str().expect("utf-8 path"), "main.wat"]);
+    expect_one_run(&mut live, "moved");
+
+    dir.tool("sed", &["-i", "s/moved/sed-i/", "main.wat"]);
+    expect_one_run(&mut live, "sed-i");
+
+    if vim_available() {
+        // vim's default writes in place; `backupcopy=no` renames a new file over.
+        vim(&dir, "", "s/sed-i/vim-x/");
+        expect_one_run(&mut live, "vim-x");
+        vim(&dir, "set backupcopy=no", "s/vim-x/vim-y/");
+        expect_one_run(&mut live, "vim-y");
+    }
+}
+
+fn vim_available() -> bool {
+    let found = std::process::Command::new("vim")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    assert!(
+        found || std::env::var_os("LIVE_WASM_REQUIRE_VIM").is_none(),
+        "vim is required here (LIVE_WASM_REQUIRE_VIM is set)"
+    );
+    found
+}
+
+/// Edits main.wat with a real vim, swap file and all.
+fn vim(dir: &Dir, setting: &str, substitute: &str) {
+    let mut args = vec!["-u", "NONE", "-i", "NONE", "-N", "-es"];
+    if !setting.is_empty() {
+        args.extend(["-c", setting]);
+    }
+    let substitute = format!("%{substitute}");
+    args.extend(["-c", &substitute, "-c", "wq", "main.wat"]);
+    dir.tool("vim", &args);
+}
+
+#[test]
+fn saves_of_unwatched_files_and_touches_do_not_run() {
+    let dir = Dir::new();
+    let mut live = session(&dir);
+    dir.write("unrelated.wat", &print("nope"));
+    dir.write("notes.txt", "hello");
+    // Same bytes again: a touch-like save that changes nothing.
+    dir.write("main.wat", &print("v0"));
+    expect_marker_run(&dir, &mut live, 2);
+}
+
+#[test]
+fn a_missing_entry_is_waited_for() {
+    let dir = Dir::new();
+    let mut live = live_wasm(&dir, &["main.wat"]);
+    live.expect_status("main.wat does not exist yet; waiting for it");
+    dir.write("main.wat", &print("here now"));
+    live.expect_stdout("here now");
+    live.expect_run(1, "main.wat changed: ok");
+}
+
+#[test]
+fn an_endless_loop_is_stopped_by_a_save() {
+    let dir = Dir::new();
+    let mut live = session(&dir);
+    dir.write("main.wat", &print_then_loop("spinning"));
+    live.expect_stdout("spinning");
+    dir.write("main.wat", &print("replaced"));
+    live.expect_run(2, "main.wat changed: stopped by a change");
+    live.expect_stdout("replaced");
+    live.expect_run(3, "main.wat changed: ok");
+}
+
+#[test]
+fn a_sleeping_guest_is_woken_by_a_save() {
+    let dir = Dir::new();
+    let mut live = session(&dir);
+    dir.write("main.wat", &print_then_sleep("sleeping"));
+    live.expect_stdout("sleeping");
+    dir.write("main.wat", &print("awake"));
+    live.expect_run(2, "stopped by a change");
+    live.expect_stdout("awake");
+    live.expect_run(3, "ok");
+}
+
+#[test]
+fn failures_are_reported_and_the_next_save_runs() {
+    let dir = Dir::new();
+    let mut live = session(&dir);
+
+    dir.write("main.wat", &print_then_trap("about to divide"));
+    live.expect_stdout("about to divide");
+    live.expect_run(2, "trap: integer divide by zero");
+    live.expect(Stream::Err, |line| line.contains("0: divide (main @ "));
+
+    dir.write("main.wat", "(module\n  (func (oops)))\n");
+    live.expect_run(3, "error");
+    live.expect(Stream::Err, |line| line.contains("main.wat:2:"));
+
+    dir.write("main.wat", "\u{7f}ELF garbage");
+    live.expect_run(4, "error");
+
+    dir.write("main.wat", r#"(module (import "env" "nope" (func)))"#);
+    live.expect_run(5, "error");
+    live.expect(Stream::Err, |line| line.contains("env::nope"));
+
+    dir.write("main.wat", &print("healthy again"));
+    live.expect_stdout("healthy again");
+    live.expect_run(6, "ok");
+}
+
+#[test]
+fn no_state_survives_from_one_run_to_the_next() {
+    let dir = Dir::new();
+    // Bumps a counter in memory and a global, then prints both as digits.
+    let counter = r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $g (mut i32) (i32.const 0))
+  (data (i32.const 100) "0")
+  (func (export "_start")
+    (global.set $g (i32.add (global.get $g) (i32.const 1)))
+    (i32.store8 (i32.const 100) (i32.add (i32.load8_u (i32.const 100)) (i32.const 1)))
+    (i32.store8 (i32.const 101) (i32.add (i32.const 48) (global.get $g)))
+    (i32.store8 (i32.const 102) (i32.const 10))
+    (i32.store (i32.const 0) (i32.const 100))
+    (i32.store (i32.const 4) (i32.const 3))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
+;; save "#;
+    dir.write("main.wat", &format!("{counter}0"));
+    let mut live = live_wasm(&dir, &["main.wat"]);
+    for save in 1..=3 {
+        live.expect_stdout("11");
+        dir.write("main.wat", &format!("{counter}{save}"));
+    }
+    live.expect_stdout("11");
+}
+
+#[test]
+fn ctrl_c_stops_a_running_guest_then_quits_at_rest() {
+    let dir = Dir::new();
+    dir.write("main.wat", &print_then_loop("spinning"));
+    let mut live = live_wasm(&dir, &["main.wat"]);
+    live.expect_stdout("spinning");
+    live.ctrl_c();
+    live.expect_run(1, "stopped by Ctrl-C");
+    dir.write("main.wat", &print("still here"));
+    live.expect_stdout("still here");
+    live.expect_run(2, "ok");
+    live.ctrl_c();
+    assert_eq!(live.wait_exit(), 130);
+}
+
+#[test]
+fn quiet_keeps_guest_output_and_errors_only() {
+    let dir = Dir::new();
+    dir.write("main.wat", &print("first"));
+    let mut live = live_wasm(&dir, &["--quiet", "main.wat"]);
+    live.expect_stdout("first");
+    dir.write("main.wat", &print_then_trap("second"));
+    live.expect_stdout("second");
+    let line = live.expect(Stream::Err, |line| line.starts_with("[live-wasm]"));
+    assert!(line.contains("#2 main.wat changed: trap"), "{line}");
+}
+
+#[test]
+fn a_half_written_file_runs_when_its_write_completes() {
+    use std::io::Write;
+    let dir = Dir::new();
+    let mut live = session(&dir);
+    let text = print("written in two halves");
+    let (first, second) = text.split_at(text.len() / 2);
+
+    let mut file = std::fs::File::create(dir.path("main.wat")).expect("create");
+    file.write_all(first.as_bytes()).expect("first half");
+    file.sync_data().expect("sync");
+    // The half-written file is on disk, but its write is not finished: the
+    // next run is the marker's (which sees, and reports, the half file).
+    dir.write("marker", "half");
+    live.expect_run(2, "marker changed: error");
+
+    file.write_all(second.as_bytes()).expect("second half");
+    drop(file);
+    live.expect_stdout("written in two halves");
+    live.expect_run(3, "main.wat changed: ok");
+}
