@@ -10,20 +10,24 @@ use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::interrupt::Interrupt;
+use crate::link::{self, Modules};
 use crate::plan::{Sandbox, StdinSource};
 use crate::sleep;
 
-/// The state of one store (`Store<Host>`): one run's WASI context and stop switch.
+/// The state of one store (`Store<Host>`): one run's WASI context, stop switch
+/// and module instances.
 pub struct Host {
     /// WASI preview 1 (also serves the older `wasi_unstable`).
     pub wasi: WasiP1Ctx,
     /// Lets a sleeping guest be woken by a save or Ctrl-C.
     pub interrupt: Arc<Interrupt>,
+    /// The modules this run instantiated (`use`).
+    pub modules: Modules,
 }
 
 impl Host {
     /// A fresh host state: nothing but what `sandbox` grants.
-    pub fn new(sandbox: &Sandbox, interrupt: Arc<Interrupt>) -> Result<Self> {
+    pub fn new(sandbox: &Sandbox, interrupt: Arc<Interrupt>, modules: Modules) -> Result<Self> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.inherit_stdout().inherit_stderr().args(&sandbox.args);
         for (key, value) in &sandbox.env {
@@ -53,16 +57,18 @@ impl Host {
         Ok(Self {
             wasi: wasi.build_p1(),
             interrupt,
+            modules,
         })
     }
 }
 
-/// The session's linker: WASI preview 1 under both of its module names, with a
-/// sleep that a save can cut short.
+/// The session's linker of host functions: WASI preview 1 under both of its
+/// module names (with a sleep that a save can cut short) and `live`.
 pub fn linker(engine: &Engine) -> Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |host: &mut Host| &mut host.wasi)?;
     wasmtime_wasi::p0::add_to_linker_sync(&mut linker, |host: &mut Host| &mut host.wasi)?;
     sleep::shadow_poll_oneoff(&mut linker)?;
+    link::live::add_to_linker(&mut linker)?;
     Ok(linker)
 }

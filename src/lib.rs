@@ -23,6 +23,8 @@ pub mod cache;
 pub mod cli;
 pub mod host;
 pub mod interrupt;
+pub mod link;
+pub mod names;
 pub mod outcome;
 pub mod plan;
 pub mod report;

@@ -123,7 +123,12 @@ impl Reporter {
 
     /// A problem of the watcher itself (the session goes on).
     pub fn watch_error(&self, err: &notify::Error) {
-        status(&format!("warning: file watcher: {err}"));
+        self.warning(&format!("file watcher: {err}"));
+    }
+
+    /// Something the user should know; the session goes on.
+    pub fn warning(&self, message: &str) {
+        status(&format!("warning: {message}"));
     }
 
     fn trigger(&self, trigger: &Trigger) -> String {
@@ -143,6 +148,11 @@ impl Reporter {
             .display()
             .to_string()
     }
+}
+
+/// The detail of a failed `live.use` (the guest gets a code and goes on).
+pub fn use_failed(message: &str) {
+    status(message);
 }
 
 /// A trap's backtrace, innermost first: `0: divide (main @ 0x33) at main.c:4`.

@@ -1,19 +1,18 @@
-//! One run: load the entry, make a fresh store, instantiate, call `_start`, and
-//! say how it ended.
+//! One run: a fresh store, the entry instantiated (and what it uses, on demand),
+//! `_initialize` and `_start` called, and how it ended.
 //!
 //! The [`Runtime`] lives for the whole session (one engine, one linker, the
 //! compile cache); everything a guest can touch is new in every run.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use wasmtime::{Config, Engine, Instance, Linker, Module, Store, Trap};
+use wasmtime::{AsContextMut, Config, Engine, Instance, Store, Trap};
 
-use crate::cache::ModuleCache;
 use crate::host::{self, Host};
 use crate::interrupt::Interrupt;
+use crate::link::{self, Linking, ModuleFile, Modules, Site};
 use crate::outcome::Outcome;
 use crate::plan::{Plan, Sandbox};
 
@@ -22,18 +21,18 @@ use crate::plan::{Plan, Sandbox};
 pub struct RunReport {
     /// How it ended.
     pub outcome: Outcome,
-    /// Time spent reading and compiling (near zero on a cache hit).
+    /// Time spent reading and compiling modules (near zero on cache hits).
     pub compile: Duration,
-    /// Time spent instantiating and running the guest.
+    /// Time spent instantiating and running, compile time excluded.
     pub run: Duration,
+    /// The module files the run resolved or tried: the watcher watches them.
+    pub modules: Vec<ModuleFile>,
 }
 
-/// The session-long part of running: engine, linker and compile cache.
+/// The session-long part of running: engine, host functions and compile cache.
 pub struct Runtime {
     engine: Engine,
-    linker: Linker<Host>,
-    cache: ModuleCache,
-    entry: PathBuf,
+    linking: Arc<Linking>,
     sandbox: Sandbox,
 }
 
@@ -42,11 +41,10 @@ impl Runtime {
     pub fn new(plan: &Plan) -> Result<Self> {
         let engine = new_engine()?;
         let linker = host::linker(&engine)?;
+        let linking = Arc::new(Linking::new(&plan.entry, &engine, linker));
         Ok(Self {
             engine,
-            linker,
-            cache: ModuleCache::default(),
-            entry: plan.entry.clone(),
+            linking,
             sandbox: plan.sandbox.clone(),
         })
     }
@@ -58,55 +56,61 @@ impl Runtime {
 
     /// Runs the entry once, from a clean state; `interrupt` can stop it from
     /// another thread.
-    pub fn run(&mut self, interrupt: Arc<Interrupt>) -> RunReport {
+    pub fn run(&self, interrupt: Arc<Interrupt>) -> RunReport {
         let started = Instant::now();
-        let module = match self.cache.load(&self.engine, &self.entry) {
-            Ok(loaded) => loaded.module,
-            Err(err) => return report(Outcome::Failed(err), started.elapsed(), Duration::ZERO),
+        let modules = Modules::new(Arc::clone(&self.linking));
+        let mut store = match self.new_store(Arc::clone(&interrupt), modules) {
+            Ok(store) => store,
+            Err(err) => {
+                return RunReport {
+                    outcome: Outcome::Failed(err),
+                    compile: Duration::ZERO,
+                    run: started.elapsed(),
+                    modules: Vec::new(),
+                };
+            }
         };
-        let compile = started.elapsed();
-
-        let started = Instant::now();
-        let outcome = match self.instantiate_and_run(&module, Arc::clone(&interrupt)) {
+        let outcome = match self.instantiate_and_run(&mut store, &interrupt) {
             Ok(()) => Outcome::Success,
-            Err(err) => Outcome::from_error(err, &interrupt, &|module| self.module_label(module)),
+            Err(err) => {
+                let modules = &store.data().modules;
+                Outcome::from_error(err, &interrupt, &|module| modules.label(module))
+            }
         };
-        report(outcome, compile, started.elapsed())
+        let modules = &store.data().modules;
+        let compile = modules.compile_time();
+        RunReport {
+            outcome,
+            compile,
+            run: started.elapsed().saturating_sub(compile),
+            modules: modules.files().to_vec(),
+        }
     }
 
-    fn instantiate_and_run(&self, module: &Module, interrupt: Arc<Interrupt>) -> Result<()> {
-        let mut store = self.new_store(Arc::clone(&interrupt))?;
+    fn new_store(&self, interrupt: Arc<Interrupt>, modules: Modules) -> Result<Store<Host>> {
+        let host = Host::new(&self.sandbox, interrupt, modules)?;
+        let mut store = Store::new(&self.engine, host);
+        store.set_epoch_deadline(1);
+        Ok(store)
+    }
+
+    fn instantiate_and_run(&self, store: &mut Store<Host>, interrupt: &Interrupt) -> Result<()> {
         // A stop requested before the deadline was armed would never tick again.
         if interrupt.reason().is_some() {
             return Err(Trap::Interrupt.into());
         }
-        let instance = self
-            .linker
-            .instantiate(&mut store, module)
-            .map_err(anyhow::Error::from)
-            .with_context(|| link_context(&self.entry))?;
+        let site = Site {
+            file: None,
+            import: "the entry".to_owned(),
+        };
+        let entry = self.linking.entry_name().to_owned();
+        let instance = link::instance(store.as_context_mut(), &entry, &site)?;
         for name in ["_initialize", "_start"] {
-            if let Some(func) = instance_func(&mut store, &instance, name)? {
-                func.call(&mut store, ())?;
+            if let Some(func) = entry_point(store, &instance, name)? {
+                func.call(&mut *store, ())?;
             }
         }
         Ok(())
-    }
-
-    /// How a module is named in backtraces: its name section, else its file stem.
-    fn module_label(&self, module: &Module) -> String {
-        module
-            .name()
-            .map(str::to_owned)
-            .or_else(|| Some(self.entry.file_stem()?.to_string_lossy().into_owned()))
-            .unwrap_or_else(|| "?".to_owned())
-    }
-
-    fn new_store(&self, interrupt: Arc<Interrupt>) -> Result<Store<Host>> {
-        let host = Host::new(&self.sandbox, interrupt)?;
-        let mut store = Store::new(&self.engine, host);
-        store.set_epoch_deadline(1);
-        Ok(store)
     }
 }
 
@@ -120,7 +124,7 @@ fn new_engine() -> Result<Engine> {
 }
 
 /// `name` as a `() -> ()` export, if the instance has one.
-fn instance_func(
+fn entry_point(
     store: &mut Store<Host>,
     instance: &Instance,
     name: &str,
@@ -133,16 +137,4 @@ fn instance_func(
         .map_err(anyhow::Error::from)
         .with_context(|| format!("export `{name}` must take no parameters and return nothing"))?;
     Ok(Some(func))
-}
-
-fn link_context(entry: &Path) -> String {
-    format!("{}: cannot instantiate", entry.display())
-}
-
-fn report(outcome: Outcome, compile: Duration, run: Duration) -> RunReport {
-    RunReport {
-        outcome,
-        compile,
-        run,
-    }
 }

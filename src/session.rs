@@ -31,7 +31,7 @@ pub fn run(plan: Plan) -> Result<i32> {
 /// `--once`: one run, the guest's status as ours. Ctrl-C keeps its default
 /// meaning (the process ends, status 130), as with `wasmtime run`.
 fn run_once(plan: &Plan) -> Result<i32> {
-    let mut runtime = Runtime::new(plan)?;
+    let runtime = Runtime::new(plan)?;
     let reporter = Reporter::new(&plan.root, plan.presentation, true);
     let report = runtime.run(Interrupt::new(runtime.engine()));
     reporter.run_finished(1, &Trigger::Start, &report);
@@ -93,10 +93,7 @@ fn watch(plan: Plan) -> Result<i32> {
                 if let Some(run) = &running {
                     run.interrupt.request(StopReason::Change);
                 }
-                pending = Some(match pending.take() {
-                    Some(trigger) => trigger.merge(changes.changed),
-                    None => Trigger::Changed(changes.changed),
-                });
+                queue(&mut pending, changes.changed);
             }
             recv(ctrl_c) -> _ => match &running {
                 // A second Ctrl-C while the first has not yet stopped the guest: quit.
@@ -109,13 +106,26 @@ fn watch(plan: Plan) -> Result<i32> {
                 if let Some(run) = running.take() {
                     reporter.run_finished(runs, &run.trigger, &report);
                 }
+                match watcher.set_modules(&report.modules) {
+                    Ok(changed) if !changed.is_empty() => queue(&mut pending, changed),
+                    Ok(_) => {}
+                    Err(err) => reporter.warning(&format!("{err:#}")),
+                }
             }
         }
     }
 }
 
+/// Adds changed files to the next run, starting one if none is pending.
+fn queue(pending: &mut Option<Trigger>, changed: Vec<std::path::PathBuf>) {
+    *pending = Some(match pending.take() {
+        Some(trigger) => trigger.merge(changed),
+        None => Trigger::Changed(changed),
+    });
+}
+
 /// The runner thread: takes run requests, one at a time, and sends back reports.
-fn spawn_runner(mut runtime: Runtime) -> Result<(Sender<Arc<Interrupt>>, Receiver<RunReport>)> {
+fn spawn_runner(runtime: Runtime) -> Result<(Sender<Arc<Interrupt>>, Receiver<RunReport>)> {
     let (requests, incoming) = unbounded::<Arc<Interrupt>>();
     let (reports, done) = unbounded();
     thread::Builder::new()

@@ -14,6 +14,7 @@ use crossbeam_channel::{Receiver, unbounded};
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher as _};
 
+use crate::link::ModuleFile;
 use crate::source::{self, ContentHash};
 
 /// What one batch of file-system events amounts to.
@@ -31,6 +32,11 @@ pub struct Watcher {
     events: Receiver<notify::Result<Event>>,
     /// Watched files and the hash of the content last acted on (`None`: missing).
     files: HashMap<PathBuf, Option<ContentHash>>,
+    /// The files watched for the whole session (entry, `--watch`, `--stdin`);
+    /// the others are the modules of the last run.
+    base: HashSet<PathBuf>,
+    /// Watched files whose directory does not exist yet.
+    homeless: HashSet<PathBuf>,
     /// Folders watched recursively (`--watch DIR`), with their files' last hashes.
     trees: Vec<PathBuf>,
     tree_files: HashMap<PathBuf, Option<ContentHash>>,
@@ -51,6 +57,8 @@ impl Watcher {
             notify,
             events,
             files: HashMap::new(),
+            base: HashSet::new(),
+            homeless: HashSet::new(),
             trees: Vec::new(),
             tree_files: HashMap::new(),
             dirs: HashSet::new(),
@@ -62,11 +70,53 @@ impl Watcher {
         &self.events
     }
 
-    /// Watches `file` (absolute; it may not exist yet) from its current content on.
+    /// Watches `file` (absolute; it may not exist yet) for the whole session,
+    /// from its current content on.
     pub fn watch_file(&mut self, file: &Path) -> Result<()> {
+        self.base.insert(file.to_path_buf());
+        self.add(file, source::file_hash(file))
+    }
+
+    /// Makes the last run's module files the watched modules: files no longer
+    /// used stop being watched. Returns those whose content already differs from
+    /// what the run used (saved while it ran, before they were watched).
+    pub fn set_modules(&mut self, modules: &[ModuleFile]) -> Result<Vec<PathBuf>> {
+        let used: HashSet<&Path> = modules.iter().map(|m| m.path.as_path()).collect();
+        let base = &self.base;
+        self.files
+            .retain(|path, _| base.contains(path) || used.contains(path.as_path()));
+        self.homeless
+            .retain(|path| base.contains(path) || used.contains(path.as_path()));
+        let mut changed = Vec::new();
+        for module in modules {
+            if self.files.contains_key(&module.path) {
+                continue;
+            }
+            self.add(&module.path, module.hash)?;
+            if self.content_changed(&module.path) {
+                changed.push(module.path.clone());
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Watches `file`'s directory (or, while it does not exist, its nearest
+    /// existing ancestor) and records `hash` as its last content.
+    fn add(&mut self, file: &Path, hash: Option<ContentHash>) -> Result<()> {
         let dir = file
             .parent()
             .with_context(|| format!("{}: no parent directory", file.display()))?;
+        let mut watched = dir;
+        while !watched.is_dir() {
+            self.homeless.insert(file.to_path_buf());
+            watched = watched.parent().unwrap_or(Path::new("/"));
+        }
+        self.watch_dir(watched)?;
+        self.files.entry(file.to_path_buf()).or_insert(hash);
+        Ok(())
+    }
+
+    fn watch_dir(&mut self, dir: &Path) -> Result<()> {
         let covered = self.trees.iter().any(|tree| dir.starts_with(tree));
         if !covered && !self.dirs.contains(dir) {
             self.notify
@@ -74,10 +124,23 @@ impl Watcher {
                 .with_context(|| format!("cannot watch {}", dir.display()))?;
             self.dirs.insert(dir.to_path_buf());
         }
-        self.files
-            .entry(file.to_path_buf())
-            .or_insert_with(|| source::file_hash(file));
         Ok(())
+    }
+
+    /// Watches the directories that have appeared since their files were added;
+    /// returns those files, to be checked for content.
+    fn rehome(&mut self) -> Vec<PathBuf> {
+        let homeless: Vec<PathBuf> = self.homeless.drain().collect();
+        let mut housed = Vec::new();
+        for file in homeless {
+            let dir = file.parent().unwrap_or(Path::new("/"));
+            if dir.is_dir() && self.watch_dir(dir).is_ok() {
+                housed.push(file);
+            } else {
+                let _ = self.add(&file, None);
+            }
+        }
+        housed
     }
 
     /// Watches every file under `dir` (absolute), recursively.
@@ -102,7 +165,7 @@ impl Watcher {
     /// really changed. Never waits: a burst is whatever has arrived by now.
     pub fn changes(&mut self, first: notify::Result<Event>) -> ChangeSet {
         let mut set = ChangeSet::default();
-        let mut candidates: Vec<PathBuf> = Vec::new();
+        let mut candidates: Vec<PathBuf> = self.rehome();
         let batch =
             std::iter::once(first).chain(std::iter::from_fn(|| self.events.try_recv().ok()));
         for event in batch.collect::<Vec<_>>() {

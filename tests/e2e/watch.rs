@@ -149,9 +149,14 @@ fn failures_are_reported_and_the_next_save_runs() {
     dir.write("main.wat", "\u{7f}ELF garbage");
     live.expect_run(4, "error");
 
-    dir.write("main.wat", r#"(module (import "env" "nope" (func)))"#);
+    dir.write(
+        "main.wat",
+        r#"(module (import "wasi_snapshot_preview1" "nope" (func)))"#,
+    );
     live.expect_run(5, "error");
-    live.expect(Stream::Err, |line| line.contains("env::nope"));
+    live.expect(Stream::Err, |line| {
+        line.contains("main.wat: wasi_snapshot_preview1::nope: the host does not provide")
+    });
 
     dir.write("main.wat", &print("healthy again"));
     live.expect_stdout("healthy again");

@@ -1,0 +1,157 @@
+//! What can go wrong when one module uses another, said with who imported what.
+
+use std::fmt;
+
+use crate::names::BadName;
+
+/// The import that asked for a module: `test.wat imports testmod::function`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    /// The importing file, relative to the root, when known.
+    pub file: Option<String>,
+    /// `module::name` of the import, or `live.use("name")` for the explicit form.
+    pub import: String,
+}
+
+impl fmt::Display for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.file {
+            Some(file) => write!(f, "{file}: {}", self.import),
+            None => write!(f, "{}", self.import),
+        }
+    }
+}
+
+/// A failure to provide a module or one of its exports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UseError {
+    /// The name is not a plain relative path inside the root.
+    BadName {
+        /// Who asked.
+        site: Site,
+        /// The name as written.
+        name: String,
+        /// Why it is refused.
+        why: BadName,
+    },
+    /// Neither `N.wat` nor `N.wasm` exists.
+    NotFound {
+        /// Who asked.
+        site: Site,
+        /// The module name.
+        name: String,
+        /// The files looked for, relative to the root.
+        looked_for: [String; 2],
+    },
+    /// The file exists but is not a module we can instantiate (syntax, validation,
+    /// or link error).
+    Invalid {
+        /// Who asked.
+        site: Site,
+        /// The file, relative to the root.
+        file: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A module needs, while it is being instantiated, a module that needs it back.
+    Cycle {
+        /// Who asked last, closing the cycle.
+        site: Site,
+        /// The module names around the cycle, first and last the same.
+        path: Vec<String>,
+    },
+    /// The module has no export of that name, or not of that kind.
+    MissingExport {
+        /// Who asked.
+        site: Site,
+        /// The providing file, relative to the root.
+        file: String,
+        /// The export asked for.
+        export: String,
+        /// What the importer expected (`(func (param i32))`, `memory`, ...).
+        expected: String,
+    },
+    /// The export exists with another type than the import's.
+    TypeMismatch {
+        /// Who asked.
+        site: Site,
+        /// The providing file, relative to the root.
+        file: String,
+        /// The importer's signature.
+        expected: String,
+        /// The export's signature.
+        found: String,
+    },
+    /// A host namespace (`wasi_snapshot_preview1`, `live`, ...) has no such item.
+    UnknownHostImport {
+        /// Who asked.
+        site: Site,
+    },
+}
+
+impl fmt::Display for UseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UseError::BadName { site, name, why } => {
+                write!(f, "{site}: module name {name:?} is refused: {why}")
+            }
+            UseError::NotFound {
+                site,
+                name,
+                looked_for: [wat, wasm],
+            } => write!(
+                f,
+                "{site}: module `{name}` not found (no {wat} or {wasm}); create it and save"
+            ),
+            UseError::Invalid {
+                site,
+                file,
+                message,
+            } => write!(f, "{site}: {file} is not a usable module: {message}"),
+            UseError::Cycle { site, path } => write!(
+                f,
+                "{site}: import cycle {}: each module needs the next one while it is \
+                 being instantiated",
+                path.join(" -> ")
+            ),
+            UseError::MissingExport {
+                site,
+                file,
+                export,
+                expected,
+            } => write!(
+                f,
+                "{site}: {file} has no export `{export}` (expected {expected})"
+            ),
+            UseError::TypeMismatch {
+                site,
+                file,
+                expected,
+                found,
+            } => write!(
+                f,
+                "{site}: type mismatch: the import expects {expected}, {file} exports {found}"
+            ),
+            UseError::UnknownHostImport { site } => {
+                write!(f, "{site}: the host does not provide this import")
+            }
+        }
+    }
+}
+
+impl std::error::Error for UseError {}
+
+impl UseError {
+    /// The negative code `live.use` returns for this failure (see `wit/live.wit`).
+    pub fn code(&self) -> i32 {
+        match self {
+            UseError::NotFound { .. } => super::live::NOT_FOUND,
+            UseError::Invalid { .. }
+            | UseError::MissingExport { .. }
+            | UseError::TypeMismatch { .. }
+            | UseError::UnknownHostImport { .. } => super::live::INVALID,
+            UseError::Cycle { .. } => super::live::CYCLE,
+            UseError::BadName { .. } => super::live::BAD_NAME,
+        }
+    }
+}
