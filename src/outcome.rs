@@ -4,6 +4,7 @@ use wasmtime::{Module, Trap, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 
 use crate::interrupt::{Interrupt, StopReason};
+use crate::link::UseError;
 
 /// How a run ended.
 #[derive(Debug)]
@@ -48,6 +49,11 @@ impl Outcome {
     ) -> Self {
         if let Some(exit) = err.downcast_ref::<I32Exit>() {
             return Outcome::Exit(exit.0);
+        }
+        // The message names the importing file and import: the wasm backtrace
+        // wasmtime wraps around a host function's error adds nothing.
+        if let Some(use_error) = err.downcast_ref::<UseError>() {
+            return Outcome::Failed(anyhow::Error::new(use_error.clone()));
         }
         let Some(&kind) = err.downcast_ref::<Trap>() else {
             return Outcome::Failed(err);

@@ -99,12 +99,8 @@ impl Runtime {
         if interrupt.reason().is_some() {
             return Err(Trap::Interrupt.into());
         }
-        let site = Site {
-            file: None,
-            import: "the entry".to_owned(),
-        };
         let entry = self.linking.entry_name().to_owned();
-        let instance = link::instance(store.as_context_mut(), &entry, &site)?;
+        let instance = link::instance(store.as_context_mut(), &entry, &Site::entry())?;
         for name in ["_initialize", "_start"] {
             if let Some(func) = entry_point(store, &instance, name)? {
                 func.call(&mut *store, ())?;

@@ -13,12 +13,26 @@ pub struct Site {
     pub import: String,
 }
 
+impl Site {
+    /// The run's entry: nobody imported it, so messages name no site.
+    pub fn entry() -> Self {
+        Self {
+            file: None,
+            import: String::new(),
+        }
+    }
+}
+
+/// `test.wat: testmod::function: ` (nothing for the entry), to start a message.
 impl fmt::Display for Site {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.file {
-            Some(file) => write!(f, "{file}: {}", self.import),
-            None => write!(f, "{}", self.import),
+        if let Some(file) = &self.file {
+            write!(f, "{file}: ")?;
         }
+        if !self.import.is_empty() {
+            write!(f, "{}: ", self.import)?;
+        }
+        Ok(())
     }
 }
 
@@ -93,7 +107,7 @@ impl fmt::Display for UseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             UseError::BadName { site, name, why } => {
-                write!(f, "{site}: module name {name:?} is refused: {why}")
+                write!(f, "{site}module name {name:?} is refused: {why}")
             }
             UseError::NotFound {
                 site,
@@ -101,16 +115,16 @@ impl fmt::Display for UseError {
                 looked_for: [wat, wasm],
             } => write!(
                 f,
-                "{site}: module `{name}` not found (no {wat} or {wasm}); create it and save"
+                "{site}module `{name}` not found (no {wat} or {wasm}); create it and save"
             ),
             UseError::Invalid {
                 site,
                 file,
                 message,
-            } => write!(f, "{site}: {file} is not a usable module: {message}"),
+            } => write!(f, "{site}{file} is not a usable module: {message}"),
             UseError::Cycle { site, path } => write!(
                 f,
-                "{site}: import cycle {}: each module needs the next one while it is \
+                "{site}import cycle {}: each module needs the next one while it is \
                  being instantiated",
                 path.join(" -> ")
             ),
@@ -121,7 +135,7 @@ impl fmt::Display for UseError {
                 expected,
             } => write!(
                 f,
-                "{site}: {file} has no export `{export}` (expected {expected})"
+                "{site}{file} has no export `{export}` (expected {expected})"
             ),
             UseError::TypeMismatch {
                 site,
@@ -130,10 +144,10 @@ impl fmt::Display for UseError {
                 found,
             } => write!(
                 f,
-                "{site}: type mismatch: the import expects {expected}, {file} exports {found}"
+                "{site}type mismatch: the import expects {expected}, {file} exports {found}"
             ),
             UseError::UnknownHostImport { site } => {
-                write!(f, "{site}: the host does not provide this import")
+                write!(f, "{site}the host does not provide this import")
             }
         }
     }

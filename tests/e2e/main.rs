@@ -4,4 +4,5 @@ mod guests;
 mod once;
 mod sandbox;
 mod support;
+mod uses;
 mod watch;
