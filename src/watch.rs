@@ -106,14 +106,34 @@ impl Watcher {
         let dir = file
             .parent()
             .with_context(|| format!("{}: no parent directory", file.display()))?;
-        let mut watched = dir;
-        while !watched.is_dir() {
+        if self.watch_nearest(dir)? {
+            self.homeless.remove(file);
+        } else {
             self.homeless.insert(file.to_path_buf());
-            watched = watched.parent().unwrap_or(Path::new("/"));
         }
-        self.watch_dir(watched)?;
         self.files.entry(file.to_path_buf()).or_insert(hash);
         Ok(())
+    }
+
+    /// Watches `dir` or, while it does not exist, its nearest existing ancestor,
+    /// where its creation will show. Returns whether `dir` itself is watched.
+    fn watch_nearest(&mut self, dir: &Path) -> Result<bool> {
+        loop {
+            let existing = dir
+                .ancestors()
+                .find(|ancestor| ancestor.is_dir())
+                .unwrap_or(Path::new("/"));
+            self.watch_dir(existing)?;
+            if existing == dir {
+                return Ok(true);
+            }
+            // A level created between our look and our watch sent no event to
+            // us: look again, one level deeper.
+            let next = dir.ancestors().take_while(|a| *a != existing).last();
+            if !next.is_some_and(Path::is_dir) {
+                return Ok(false);
+            }
+        }
     }
 
     fn watch_dir(&mut self, dir: &Path) -> Result<()> {
@@ -130,14 +150,13 @@ impl Watcher {
     /// Watches the directories that have appeared since their files were added;
     /// returns those files, to be checked for content.
     fn rehome(&mut self) -> Vec<PathBuf> {
-        let homeless: Vec<PathBuf> = self.homeless.drain().collect();
+        let homeless: Vec<PathBuf> = self.homeless.iter().cloned().collect();
         let mut housed = Vec::new();
         for file in homeless {
             let dir = file.parent().unwrap_or(Path::new("/"));
-            if dir.is_dir() && self.watch_dir(dir).is_ok() {
+            if let Ok(true) = self.watch_nearest(dir) {
+                self.homeless.remove(&file);
                 housed.push(file);
-            } else {
-                let _ = self.add(&file, None);
             }
         }
         housed

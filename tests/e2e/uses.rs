@@ -444,8 +444,12 @@ fn a_module_in_a_folder_that_does_not_exist_yet_is_waited_for() {
     live.expect(Stream::Err, |l| {
         l.contains("module `deep/er/mod` not found")
     });
-    std::fs::create_dir_all(dir.path("deep/er")).expect("mkdir");
-    dir.write("deep/er/mod.wat", r#"(module (func (export "f")))"#);
+    // The folders appear with the file in them, as `git checkout` or `mv` of a
+    // tree brings them.
+    let elsewhere = Dir::new();
+    std::fs::create_dir_all(elsewhere.path("deep/er")).expect("mkdir");
+    elsewhere.write("deep/er/mod.wat", r#"(module (func (export "f")))"#);
+    std::fs::rename(elsewhere.path("deep"), dir.path("deep")).expect("mv");
     live.expect_stdout("after");
     live.expect_run(2, "deep/er/mod.wat changed: ok");
 }
