@@ -1,9 +1,11 @@
-//! Compiled modules kept across runs, keyed by file and content hash.
+//! Compiled modules kept across runs, keyed by file and content hash, and
+//! optionally across sessions in a directory (`--cache DIR`).
 //!
 //! A save recompiles only the files whose bytes changed. One entry per file: a
 //! new version replaces the old one, so memory stays flat over thousands of saves.
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -15,6 +17,7 @@ use crate::source::{self, ContentHash};
 #[derive(Default)]
 pub struct ModuleCache {
     modules: HashMap<PathBuf, (ContentHash, Module)>,
+    disk: Option<PathBuf>,
 }
 
 /// A module ready to instantiate, and whether the cache already had it.
@@ -28,8 +31,16 @@ pub struct Loaded {
 }
 
 impl ModuleCache {
+    /// A cache in memory, and in `disk` too when given.
+    pub fn new(disk: Option<PathBuf>) -> Self {
+        Self {
+            modules: HashMap::new(),
+            disk,
+        }
+    }
+
     /// Reads `path` and returns its compiled module, compiling only if its bytes
-    /// changed since the last call.
+    /// changed since the last call (and are not in the disk cache).
     pub fn load(&mut self, engine: &Engine, path: &Path) -> Result<Loaded> {
         let bytes = source::read(path)?;
         let hash = source::content_hash(&bytes);
@@ -43,16 +54,68 @@ impl ModuleCache {
             });
         }
         let wasm = source::to_wasm(path, &bytes)?;
-        let module = Module::new(engine, &wasm)
-            .map_err(anyhow::Error::from)
-            .map_err(|err| err.context(format!("{}: invalid module", path.display())))?;
+        let disk_file = self
+            .disk
+            .as_deref()
+            .map(|dir| disk_file(dir, engine, &wasm));
+        let from_disk = disk_file
+            .as_deref()
+            .and_then(|file| load_from_disk(engine, file));
+        let cache_hit = from_disk.is_some();
+        let module = match from_disk {
+            Some(module) => module,
+            None => {
+                let module = Module::new(engine, &wasm)
+                    .map_err(anyhow::Error::from)
+                    .map_err(|err| err.context(format!("{}: invalid module", path.display())))?;
+                if let Some(file) = &disk_file {
+                    save_to_disk(&module, file);
+                }
+                module
+            }
+        };
         self.modules
             .insert(path.to_path_buf(), (hash, module.clone()));
         Ok(Loaded {
             module,
             hash,
-            cache_hit: false,
+            cache_hit,
         })
+    }
+}
+
+/// `DIR/<hash of wasm and engine settings>.cwasm`: another wasmtime version or
+/// setting gets another file.
+fn disk_file(dir: &Path, engine: &Engine, wasm: &[u8]) -> PathBuf {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hasher.update(wasm);
+    dir.join(format!("{:016x}.cwasm", hasher.finish()))
+}
+
+fn load_from_disk(engine: &Engine, file: &Path) -> Option<Module> {
+    // Read, not mapped: a mapped file truncated by another process while in use
+    // would crash us with SIGBUS.
+    let bytes = std::fs::read(file).ok()?;
+    // SAFETY: the bytes are machine code wasmtime wrote for this engine's settings
+    // (the file's name says so); `--cache DIR` is documented as trusted like our
+    // binary. wasmtime checks the header and refuses another version or config.
+    unsafe { Module::deserialize(engine, bytes) }.ok()
+}
+
+/// Best effort: a cache that cannot be written only costs a later recompile.
+fn save_to_disk(module: &Module, file: &Path) {
+    let Ok(bytes) = module.serialize() else {
+        return;
+    };
+    let Some(dir) = file.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    // Write, then rename: a reader never sees half a file.
+    let temp = file.with_extension(format!("tmp{}", std::process::id()));
+    if std::fs::write(&temp, bytes).is_ok() && std::fs::rename(&temp, file).is_err() {
+        let _ = std::fs::remove_file(&temp);
     }
 }
 
@@ -74,5 +137,30 @@ mod tests {
         std::fs::write(&path, "(module (func))").expect("write");
         assert!(!cache.load(&engine, &path).expect("changed").cache_hit);
         assert_eq!(cache.modules.len(), 1);
+    }
+
+    #[test]
+    fn a_new_session_loads_compiled_modules_from_disk() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.wat");
+        let disk = dir.path().join("cache");
+        let engine = Engine::default();
+        std::fs::write(&path, "(module (func (export \"f\")))").expect("write");
+
+        let first = ModuleCache::new(Some(disk.clone())).load(&engine, &path);
+        assert!(!first.expect("compiled").cache_hit);
+        assert_eq!(std::fs::read_dir(&disk).expect("cache dir").count(), 1);
+
+        let second = ModuleCache::new(Some(disk.clone())).load(&engine, &path);
+        let second = second.expect("loaded");
+        assert!(second.cache_hit);
+        assert!(second.module.get_export("f").is_some());
+
+        // A corrupt file is recompiled, not trusted.
+        for entry in std::fs::read_dir(&disk).expect("cache dir") {
+            std::fs::write(entry.expect("entry").path(), b"junk").expect("corrupt");
+        }
+        let third = ModuleCache::new(Some(disk)).load(&engine, &path);
+        assert!(!third.expect("recompiled").cache_hit);
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser};
 
-use crate::plan::{Plan, Preopen, Presentation, Sandbox, StdinSource};
+use crate::plan::{Compiler, EngineOptions, Plan, Preopen, Presentation, Sandbox, StdinSource};
 
 /// Live coding with WebAssembly: every save re-runs ENTRY from a clean state, in a sandbox.
 #[derive(Debug, Parser)]
@@ -36,9 +36,32 @@ pub struct Cli {
     #[command(flatten)]
     pub sandbox: SandboxArgs,
 
+    /// How guests are compiled.
+    #[command(flatten)]
+    pub engine: EngineArgs,
+
     /// How runs are shown.
     #[command(flatten)]
     pub presentation: PresentationArgs,
+}
+
+/// How guests are compiled.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Engine")]
+pub struct EngineArgs {
+    /// Code generator: `cranelift` (fast code) or `winch` (fast compiles, for big modules).
+    #[arg(long, value_enum, default_value_t = Compiler::Cranelift)]
+    pub compiler: Compiler,
+
+    /// Turn off Cranelift's incremental cache (which recompiles only the functions
+    /// an edit changed).
+    #[arg(long)]
+    pub no_incremental_cache: bool,
+
+    /// Keep compiled modules in DIR, so a new session does not recompile unchanged
+    /// modules. Trust DIR as you trust this binary: its files are loaded as code.
+    #[arg(long = "cache", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// What the guest may reach. Nothing is granted unless asked for.
@@ -129,6 +152,11 @@ impl Cli {
                 env,
                 preopens,
                 stdin,
+            },
+            engine: EngineOptions {
+                compiler: self.engine.compiler,
+                incremental_cache: !self.engine.no_incremental_cache,
+                cache_dir: self.engine.cache_dir.map(|dir| cwd.join(dir)),
             },
             presentation: Presentation {
                 clear: self.presentation.clear,

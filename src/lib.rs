@@ -21,6 +21,7 @@
 
 pub mod cache;
 pub mod cli;
+pub mod engine;
 pub mod host;
 pub mod interrupt;
 pub mod link;

@@ -40,7 +40,7 @@ pub struct Linking {
 
 impl Linking {
     /// Linking for a session whose entry is `entry` (absolute), in its directory.
-    pub fn new(entry: &Path, engine: &Engine, linker: Linker<Host>) -> Self {
+    pub fn new(entry: &Path, engine: &Engine, linker: Linker<Host>, cache: ModuleCache) -> Self {
         let root = entry.parent().unwrap_or(Path::new("/")).to_path_buf();
         let entry_name = entry
             .file_stem()
@@ -52,7 +52,7 @@ impl Linking {
             entry: entry.to_path_buf(),
             engine: engine.clone(),
             linker,
-            cache: Mutex::new(ModuleCache::default()),
+            cache: Mutex::new(cache),
         }
     }
 

@@ -18,6 +18,8 @@ pub struct Plan {
     pub watch: Vec<PathBuf>,
     /// What the guest may reach.
     pub sandbox: Sandbox,
+    /// How guests are compiled.
+    pub engine: EngineOptions,
     /// How runs are shown.
     pub presentation: Presentation,
 }
@@ -65,4 +67,25 @@ pub struct Presentation {
     pub clear: bool,
     /// Status lines off: only guest output and errors.
     pub quiet: bool,
+}
+
+/// How guests are compiled.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    /// The code generator.
+    pub compiler: Compiler,
+    /// Cranelift's incremental cache: an edit recompiles only the functions it changed.
+    pub incremental_cache: bool,
+    /// Where compiled modules are kept across sessions, if anywhere.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// A code generator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compiler {
+    /// Optimising: the fastest code, the default.
+    #[default]
+    Cranelift,
+    /// Baseline: compiles several times faster, runs slower.
+    Winch,
 }

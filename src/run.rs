@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use wasmtime::{AsContextMut, Config, Engine, Instance, Store, Trap};
+use wasmtime::{AsContextMut, Engine, Instance, Store, Trap};
 
+use crate::cache::ModuleCache;
 use crate::host::{self, Host};
 use crate::interrupt::Interrupt;
 use crate::link::{self, Linking, ModuleFile, Modules, Site};
@@ -39,9 +40,10 @@ pub struct Runtime {
 impl Runtime {
     /// Builds the engine and defines the host functions, once.
     pub fn new(plan: &Plan) -> Result<Self> {
-        let engine = new_engine()?;
+        let engine = crate::engine::new_engine(&plan.engine)?;
         let linker = host::linker(&engine)?;
-        let linking = Arc::new(Linking::new(&plan.entry, &engine, linker));
+        let cache = ModuleCache::new(plan.engine.cache_dir.clone());
+        let linking = Arc::new(Linking::new(&plan.entry, &engine, linker, cache));
         Ok(Self {
             engine,
             linking,
@@ -108,15 +110,6 @@ impl Runtime {
         }
         Ok(())
     }
-}
-
-/// One engine for the whole session: epoch interruption on (how a save stops a
-/// running guest), backtraces with source lines when the guest has DWARF.
-fn new_engine() -> Result<Engine> {
-    let mut config = Config::new();
-    config.epoch_interruption(true);
-    config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Enable);
-    Ok(Engine::new(&config)?)
 }
 
 /// `name` as a `() -> ()` export, if the instance has one.

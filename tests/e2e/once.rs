@@ -92,3 +92,33 @@ fn a_sleep_that_runs_out_reports_its_clock_event() {
     dir.write("sleep.wat", &crate::guests::print_then("sleeping", then));
     assert_eq!(once(&dir, &["sleep.wat"]).0, 7);
 }
+
+#[test]
+fn winch_and_the_disk_cache_run_the_same_guest() {
+    let dir = Dir::new();
+    dir.write("main.wat", &print("compiled"));
+    assert_eq!(
+        once(&dir, &["--compiler", "winch", "main.wat"]).1,
+        "compiled\n"
+    );
+    assert_eq!(
+        once(&dir, &["--no-incremental-cache", "main.wat"]).1,
+        "compiled\n"
+    );
+
+    let cached = |dir: &Dir| std::fs::read_dir(dir.path("cache")).map_or(0, |d| d.count());
+    for _ in 0..2 {
+        let (code, stdout, stderr) = once(&dir, &["--cache", "cache", "main.wat"]);
+        assert_eq!(
+            (code, stdout.as_str(), stderr.as_str()),
+            (0, "compiled\n", "")
+        );
+        assert_eq!(cached(&dir), 1, "one compiled module, written once");
+    }
+    // Another compiler's code is another file.
+    once(
+        &dir,
+        &["--cache", "cache", "--compiler", "winch", "main.wat"],
+    );
+    assert_eq!(cached(&dir), 2);
+}

@@ -1,0 +1,518 @@
+//! Save-to-output latency of the real `live-wasm` binary on real files.
+//!
+//! `cargo bench --bench save_to_output [-- --saves N --reloads N]`
+//!
+//! Each scenario starts a session in a temp dir, saves a file N times, and times
+//! from just before the write to the moment the new run's first line reaches us
+//! on its stdout pipe. The runner's status line gives each run's compile and run
+//! stages; the rest (file event, read, scheduling, pipe) is what the watcher adds.
+//! Prints a table a reader can paste; where `wasmtime` (and `watchexec`) are on
+//! PATH it measures them on the same module for comparison.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn main() {
+    let options = Options::from_args();
+    println!(
+        "live-wasm save-to-output, {} saves per scenario ({})",
+        options.saves,
+        env!("CARGO_BIN_EXE_live-wasm")
+    );
+    println!();
+    println!("| scenario | p50 ms | p95 ms | max ms | compile p50 ms | run p50 ms | rest p50 ms |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+
+    let small = small_edit(&options, Save::InPlace, &[]);
+    small.row("small edit, in place");
+    rename_save(&options).row("small edit, atomic rename");
+    dependency_edit(&options).row("edit of a used dependency");
+    big_dependency(&options).row("small edit, 5 MB dependency unchanged");
+    for (label, flags) in [
+        (
+            "1,000-function module, one function edited (cranelift)",
+            &["--compiler", "cranelift", "--incremental", "off"][..],
+        ),
+        (
+            "1,000-function module, one function edited (cranelift + incremental)",
+            &["--compiler", "cranelift", "--incremental", "on"][..],
+        ),
+        (
+            "1,000-function module, one function edited (winch)",
+            &["--compiler", "winch"][..],
+        ),
+    ] {
+        big_module_edit(&options, flags).row(label);
+    }
+    runaway(&options).row("runaway guest replaced by a save");
+    println!();
+
+    compare_with_wasmtime(&options, small.p50());
+    println!();
+    reloads(&options);
+}
+
+/// Command-line options of the bench.
+struct Options {
+    saves: usize,
+    reloads: usize,
+}
+
+impl Options {
+    fn from_args() -> Self {
+        let mut options = Options {
+            saves: 100,
+            reloads: 5_000,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let mut value = || -> usize {
+                args.next()
+                    .and_then(|value| value.parse().ok())
+                    .unwrap_or_else(|| panic!("{arg} needs a number"))
+            };
+            match arg.as_str() {
+                "--saves" => options.saves = value(),
+                "--reloads" => options.reloads = value(),
+                // `cargo bench` passes `--bench`.
+                _ => {}
+            }
+        }
+        options
+    }
+}
+
+/// One scenario's measurements.
+#[derive(Default)]
+struct Samples {
+    total: Vec<f64>,
+    compile: Vec<f64>,
+    run: Vec<f64>,
+}
+
+impl Samples {
+    fn p50(&self) -> f64 {
+        percentile(&self.total, 50.0)
+    }
+
+    fn row(&self, label: &str) {
+        let rest: Vec<f64> = self
+            .total
+            .iter()
+            .zip(self.compile.iter().zip(&self.run))
+            .map(|(total, (compile, run))| total - compile - run)
+            .collect();
+        println!(
+            "| {label} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            percentile(&self.total, 50.0),
+            percentile(&self.total, 95.0),
+            percentile(&self.total, 100.0),
+            percentile(&self.compile, 50.0),
+            percentile(&self.run, 50.0),
+            percentile(&rest, 50.0),
+        );
+    }
+}
+
+fn percentile(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// How a scenario writes its file.
+#[derive(Clone, Copy)]
+enum Save {
+    InPlace,
+    Rename,
+}
+
+fn save(path: &Path, contents: &str, how: Save) {
+    match how {
+        Save::InPlace => std::fs::write(path, contents).expect("write"),
+        Save::Rename => {
+            let temp = path.with_extension("tmp~");
+            std::fs::write(&temp, contents).expect("write temp");
+            std::fs::rename(&temp, path).expect("rename");
+        }
+    }
+}
+
+/// A running session, its stdout and stderr lines stamped on arrival.
+struct Session {
+    child: Child,
+    out: Receiver<(Instant, String)>,
+    err: Receiver<(Instant, String)>,
+}
+
+impl Session {
+    fn start(dir: &Path, args: &[&str]) -> Session {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_live-wasm"))
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start live-wasm");
+        let out = lines(child.stdout.take().expect("stdout"));
+        let err = lines(child.stderr.take().expect("stderr"));
+        Session { child, out, err }
+    }
+
+    /// Waits for stdout line `text`; returns when it arrived.
+    fn output(&self, text: &str) -> Instant {
+        loop {
+            let (at, line) = self.out.recv_timeout(WAIT).expect("guest output in time");
+            if line == text {
+                return at;
+            }
+        }
+    }
+
+    /// Waits for the next run's status line; returns (compile, run) in ms.
+    fn status(&self) -> (f64, f64) {
+        loop {
+            let (_, line) = self.err.recv_timeout(WAIT).expect("status line in time");
+            if line.starts_with("[live-wasm] #") {
+                return (stage(&line, "compile "), stage(&line, "run "));
+            }
+        }
+    }
+
+    /// Saves `contents` to `file` and measures until `expected` is printed.
+    fn measure(
+        &self,
+        samples: &mut Samples,
+        file: &Path,
+        contents: &str,
+        how: Save,
+        expected: &str,
+    ) {
+        let saved = Instant::now();
+        save(file, contents, how);
+        let printed = self.output(expected);
+        let (compile, run) = self.status();
+        samples.total.push(ms(printed - saved));
+        samples.compile.push(compile);
+        samples.run.push(run);
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn lines(reader: impl std::io::Read + Send + 'static) -> Receiver<(Instant, String)> {
+    let (sender, receiver) = channel();
+    thread::spawn(move || {
+        for line in BufReader::new(reader).lines() {
+            let Ok(line) = line else { break };
+            if sender.send((Instant::now(), line)).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+/// `12.3` from `... compile 12.3 ms ...`, in ms.
+fn stage(line: &str, name: &str) -> f64 {
+    let Some(start) = line.find(name) else {
+        return f64::NAN;
+    };
+    let rest = &line[start + name.len()..];
+    let mut parts = rest.split_whitespace();
+    let value: f64 = parts
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(f64::NAN);
+    match parts.next() {
+        Some("s") => value * 1000.0,
+        _ => value,
+    }
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// A WASI command printing `line`, then doing `then`; `imports` go first.
+fn printer(imports: &str, line: &str, then: &str) -> String {
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  {imports}
+  (memory (export "memory") 1)
+  (data (i32.const 64) "{line}\n")
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 64))
+    (i32.store (i32.const 4) (i32.const {len}))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    {then}))
+"#,
+        len = line.len() + 1
+    )
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+fn small_edit(options: &Options, how: Save, extra: &[&str]) -> Samples {
+    let dir = temp_dir();
+    let main = dir.path().join("main.wat");
+    std::fs::write(&main, printer("", "start", "")).expect("write");
+    let mut args = extra.to_vec();
+    args.push("main.wat");
+    let session = Session::start(dir.path(), &args);
+    session.output("start");
+    session.status();
+    let mut samples = Samples::default();
+    for i in 0..options.saves {
+        let line = format!("v{i}");
+        session.measure(&mut samples, &main, &printer("", &line, ""), how, &line);
+    }
+    samples
+}
+
+fn rename_save(options: &Options) -> Samples {
+    small_edit(options, Save::Rename, &[])
+}
+
+fn dependency_edit(options: &Options) -> Samples {
+    let dir = temp_dir();
+    let dep = dir.path().join("dep.wat");
+    let dep_source = |line: &str| printer("", line, "").replace("\"_start\"", "\"say\"");
+    std::fs::write(&dep, dep_source("dep start")).expect("write");
+    std::fs::write(
+        dir.path().join("main.wat"),
+        printer(r#"(import "dep" "say" (func $say))"#, "main", "(call $say)"),
+    )
+    .expect("write");
+    let session = Session::start(dir.path(), &["main.wat"]);
+    session.output("dep start");
+    session.status();
+    let mut samples = Samples::default();
+    for i in 0..options.saves {
+        let line = format!("d{i}");
+        session.measure(&mut samples, &dep, &dep_source(&line), Save::InPlace, &line);
+    }
+    samples
+}
+
+/// A module of `count` functions with some arithmetic each, `edited` changing one.
+fn many_functions(count: usize, edited: usize) -> String {
+    let mut text = String::from("(module\n");
+    for index in 0..count {
+        let constant = if index == edited { 7 } else { 3 };
+        text.push_str(&format!(
+            "  (func $f{index} (export \"f{index}\") (param i32) (result i32)
+    (local i32)
+    (local.set 1 (i32.mul (local.get 0) (i32.const {constant})))
+    (if (i32.gt_s (local.get 1) (i32.const 100))
+      (then (local.set 1 (i32.sub (local.get 1) (i32.const {index})))))
+    (i32.add (local.get 1) (i32.rem_u (local.get 0) (i32.const 13))))\n"
+        ));
+    }
+    text.push(')');
+    text
+}
+
+fn big_dependency(options: &Options) -> Samples {
+    let dir = temp_dir();
+    let big = wat::parse_str(many_functions(40_000, 0)).expect("valid");
+    eprintln!("(big dependency: {:.1} MB of wasm)", big.len() as f64 / 1e6);
+    std::fs::write(dir.path().join("big.wasm"), big).expect("write");
+    let main = dir.path().join("main.wat");
+    let source = |line: &str| {
+        printer(
+            r#"(import "big" "f1" (func $f1 (param i32) (result i32)))"#,
+            line,
+            "(drop (call $f1 (i32.const 5)))",
+        )
+    };
+    std::fs::write(&main, source("start")).expect("write");
+    let session = Session::start(dir.path(), &["main.wat"]);
+    session.output("start");
+    session.status();
+    let mut samples = Samples::default();
+    for i in 0..options.saves {
+        let line = format!("v{i}");
+        session.measure(&mut samples, &main, &source(&line), Save::InPlace, &line);
+    }
+    samples
+}
+
+fn big_module_edit(options: &Options, flags: &[&str]) -> Samples {
+    let dir = temp_dir();
+    let module = dir.path().join("big.wat");
+    std::fs::write(&module, many_functions(1_000, 0)).expect("write");
+    let main = dir.path().join("main.wat");
+    std::fs::write(
+        &main,
+        printer(
+            r#"(import "big" "f1" (func $f1 (param i32) (result i32)))"#,
+            "ran",
+            "(drop (call $f1 (i32.const 5)))",
+        ),
+    )
+    .expect("write");
+    let mut args = flags.to_vec();
+    args.push("main.wat");
+    let session = Session::start(dir.path(), &args);
+    session.output("ran");
+    session.status();
+    let mut samples = Samples::default();
+    for i in 0..options.saves.min(50) {
+        // Alternate which function is edited, so every save changes the bytes.
+        session.measure(
+            &mut samples,
+            &module,
+            &many_functions(1_000, 1 + i % 2),
+            Save::InPlace,
+            "ran",
+        );
+    }
+    samples
+}
+
+fn runaway(options: &Options) -> Samples {
+    let dir = temp_dir();
+    let main = dir.path().join("main.wat");
+    std::fs::write(&main, printer("", "spin start", "(loop $spin (br $spin))")).expect("write");
+    let session = Session::start(dir.path(), &["main.wat"]);
+    session.output("spin start");
+    let mut samples = Samples::default();
+    for i in 0..options.saves {
+        let line = format!("spin {i}");
+        let saved = Instant::now();
+        save(
+            &main,
+            &printer("", &line, "(loop $spin (br $spin))"),
+            Save::InPlace,
+        );
+        let printed = session.output(&line);
+        // The stopped run's status line: its stages are the old run's, not ours.
+        session.status();
+        samples.total.push(ms(printed - saved));
+        samples.compile.push(0.0);
+        samples.run.push(0.0);
+    }
+    samples
+}
+
+/// Where `wasmtime` is on PATH: a cold `wasmtime run` of the same module.
+fn compare_with_wasmtime(options: &Options, small_p50: f64) {
+    let Some(wasmtime) = on_path("wasmtime") else {
+        println!("wasmtime: not on PATH, no comparison measured");
+        return;
+    };
+    let dir = temp_dir();
+    let main = dir.path().join("main.wat");
+    std::fs::write(&main, printer("", "cold", "")).expect("write");
+    let mut cold = Vec::new();
+    for _ in 0..options.saves.min(50) {
+        let started = Instant::now();
+        let output = Command::new(&wasmtime)
+            .arg("run")
+            .arg(&main)
+            .output()
+            .expect("wasmtime run");
+        assert!(output.status.success());
+        cold.push(ms(started.elapsed()));
+    }
+    let p50 = percentile(&cold, 50.0);
+    println!(
+        "cold `wasmtime run` of the same module: p50 {p50:.2} ms, p95 {:.2} ms; \
+         live-wasm small edit p50 is {:.3}x of it",
+        percentile(&cold, 95.0),
+        small_p50 / p50
+    );
+    if on_path("watchexec").is_some() {
+        println!("watchexec found: measure `watchexec -r -- wasmtime run` by hand for now");
+    }
+}
+
+/// RSS, open fds and threads of one session across many reloads.
+fn reloads(options: &Options) {
+    let dir = temp_dir();
+    let main = dir.path().join("main.wat");
+    std::fs::write(&main, printer("", "r start", "")).expect("write");
+    let session = Session::start(dir.path(), &["main.wat"]);
+    session.output("r start");
+    session.status();
+    let mut warm = None;
+    for i in 0..options.reloads {
+        let line = format!("r{i}");
+        save(&main, &printer("", &line, ""), Save::InPlace);
+        session.output(&line);
+        session.status();
+        if i == 99 {
+            warm = Some(process_stats(session.pid()));
+        }
+    }
+    let end = process_stats(session.pid());
+    let warm = warm.unwrap_or(end);
+    println!(
+        "after 100 reloads: RSS {:.1} MiB, {} fds, {} threads; after {}: RSS {:.1} MiB \
+         (+{:.2} MiB), {} fds, {} threads",
+        warm.rss_kib as f64 / 1024.0,
+        warm.fds,
+        warm.threads,
+        options.reloads,
+        end.rss_kib as f64 / 1024.0,
+        (end.rss_kib as f64 - warm.rss_kib as f64) / 1024.0,
+        end.fds,
+        end.threads
+    );
+}
+
+#[derive(Clone, Copy)]
+struct Stats {
+    rss_kib: u64,
+    fds: usize,
+    threads: usize,
+}
+
+fn process_stats(pid: u32) -> Stats {
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let status = std::fs::read_to_string(proc_dir.join("status")).unwrap_or_default();
+    let rss_kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(0);
+    let count = |sub: &str| std::fs::read_dir(proc_dir.join(sub)).map_or(0, |dir| dir.count());
+    Stats {
+        rss_kib,
+        fds: count("fd"),
+        threads: count("task"),
+    }
+}
+
+fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(program))
+            .find(|candidate| candidate.is_file())
+    })
+}
