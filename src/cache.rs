@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 use wasmtime::{Engine, Module};
@@ -16,8 +17,61 @@ use crate::source::{self, ContentHash};
 /// The compile cache of a session.
 #[derive(Default)]
 pub struct ModuleCache {
-    modules: HashMap<PathBuf, (ContentHash, Module)>,
+    modules: HashMap<PathBuf, Entry>,
     disk: Option<PathBuf>,
+}
+
+struct Entry {
+    stamp: Option<Stamp>,
+    hash: ContentHash,
+    module: Module,
+}
+
+/// What `stat` says of a file: if none of it changed, neither did the bytes, and
+/// a big unchanged dependency is not even read.
+///
+/// File times are coarse (a clock tick, milliseconds): two same-size saves in
+/// one tick look alike. So, as git does for its index, a stamp is only trusted
+/// when the file was last modified well before the stamp was taken; a file
+/// saved moments ago is read and hashed again (it is small: it is being edited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    inode: u64,
+    modified: SystemTime,
+    changed: SystemTime,
+}
+
+/// How much older than its stamp a file must be for the stamp to be trusted:
+/// many clock ticks, so a later write is sure to show a newer time.
+const SETTLED: Duration = Duration::from_millis(100);
+
+impl Stamp {
+    /// The file's stamp, if it can be trusted to change with its bytes.
+    #[cfg(unix)]
+    fn of(path: &Path) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let taken = SystemTime::now();
+        let meta = std::fs::metadata(path).ok()?;
+        let changed = UNIX_EPOCH
+            + Duration::new(
+                u64::try_from(meta.ctime()).ok()?,
+                u32::try_from(meta.ctime_nsec()).ok()?,
+            );
+        let stamp = Stamp {
+            len: meta.len(),
+            inode: meta.ino(),
+            modified: meta.modified().ok()?,
+            changed,
+        };
+        (stamp.modified.max(stamp.changed) + SETTLED <= taken).then_some(stamp)
+    }
+
+    /// Elsewhere every load reads and hashes the file.
+    #[cfg(not(unix))]
+    fn of(_: &Path) -> Option<Stamp> {
+        None
+    }
 }
 
 /// A module ready to instantiate, and whether the cache already had it.
@@ -40,18 +94,23 @@ impl ModuleCache {
     }
 
     /// Reads `path` and returns its compiled module, compiling only if its bytes
-    /// changed since the last call (and are not in the disk cache).
+    /// changed since the last call (and are not in the disk cache). A file whose
+    /// stamp has not changed is not even read.
     pub fn load(&mut self, engine: &Engine, path: &Path) -> Result<Loaded> {
+        let stamp = Stamp::of(path);
+        if let Some(entry) = self.modules.get(path)
+            && stamp.is_some()
+            && entry.stamp == stamp
+        {
+            return Ok(entry.hit());
+        }
         let bytes = source::read(path)?;
         let hash = source::content_hash(&bytes);
-        if let Some((cached_hash, module)) = self.modules.get(path)
-            && *cached_hash == hash
+        if let Some(entry) = self.modules.get_mut(path)
+            && entry.hash == hash
         {
-            return Ok(Loaded {
-                module: module.clone(),
-                hash,
-                cache_hit: true,
-            });
+            entry.stamp = stamp;
+            return Ok(entry.hit());
         }
         let wasm = source::to_wasm(path, &bytes)?;
         let disk_file = self
@@ -74,13 +133,27 @@ impl ModuleCache {
                 module
             }
         };
-        self.modules
-            .insert(path.to_path_buf(), (hash, module.clone()));
+        let entry = Entry {
+            stamp,
+            hash,
+            module: module.clone(),
+        };
+        self.modules.insert(path.to_path_buf(), entry);
         Ok(Loaded {
             module,
             hash,
             cache_hit,
         })
+    }
+}
+
+impl Entry {
+    fn hit(&self) -> Loaded {
+        Loaded {
+            module: self.module.clone(),
+            hash: self.hash,
+            cache_hit: true,
+        }
     }
 }
 
@@ -137,6 +210,46 @@ mod tests {
         std::fs::write(&path, "(module (func))").expect("write");
         assert!(!cache.load(&engine, &path).expect("changed").cache_hit);
         assert_eq!(cache.modules.len(), 1);
+    }
+
+    #[test]
+    fn only_settled_files_are_trusted_by_stamp() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.wat");
+        std::fs::write(&path, "(module $a)").expect("write");
+        assert_eq!(Stamp::of(&path), None, "just saved: read it again");
+
+        let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        let set_old_mtime = |path: &Path| {
+            let file = std::fs::File::options()
+                .write(true)
+                .open(path)
+                .expect("open");
+            file.set_modified(an_hour_ago).expect("set mtime");
+        };
+        set_old_mtime(&path);
+        // Setting the time changed the inode just now: wait for that to settle.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while Stamp::of(&path).is_none() {
+            assert!(std::time::Instant::now() < deadline, "never settled");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+
+        let engine = Engine::default();
+        let mut cache = ModuleCache::default();
+        assert!(!cache.load(&engine, &path).expect("first").cache_hit);
+        let name = |loaded: Loaded| loaded.module.name().map(str::to_owned);
+        assert_eq!(
+            name(cache.load(&engine, &path).expect("hit")),
+            Some("a".into())
+        );
+
+        // Same size, same old mtime: the fresh change time says "read it again".
+        std::fs::write(&path, "(module $b)").expect("write");
+        set_old_mtime(&path);
+        let reloaded = cache.load(&engine, &path).expect("changed");
+        assert!(!reloaded.cache_hit);
+        assert_eq!(name(reloaded), Some("b".into()));
     }
 
     #[test]
