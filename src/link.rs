@@ -241,11 +241,7 @@ fn instantiate(
 ) -> wasmtime::Result<Instance> {
     let mut externs = Vec::new();
     for import in module.imports() {
-        let site = Site {
-            file: Some(file.to_owned()),
-            import: format!("{}::{}", import.module(), import.name()),
-        };
-        externs.push(import_extern(store.as_context_mut(), &import, &site)?);
+        externs.push(import_extern(store.as_context_mut(), &import, file)?);
     }
     Instance::new(&mut store, module, &externs).map_err(|err| {
         // Errors from running the start function (traps, a failed `use` inside
@@ -257,10 +253,7 @@ fn instantiate(
             return err;
         }
         UseError::Invalid {
-            site: Site {
-                file: Some(file.to_owned()),
-                import: "imports".to_owned(),
-            },
+            site: Site::entry(),
             file: file.to_owned(),
             message: format!("{err:#}"),
         }
@@ -268,26 +261,32 @@ fn instantiate(
     })
 }
 
-/// What one import is bound to: a host item, a trampoline, or another module's export.
+/// What one import of `file` is bound to: a host item, a trampoline, or another
+/// module's export.
 fn import_extern(
     mut store: StoreContextMut<'_, Host>,
     import: &ImportType<'_>,
-    site: &Site,
+    file: &str,
 ) -> wasmtime::Result<Extern> {
+    // Built only when needed: this runs for every import of every run.
+    let site = || Site {
+        file: Some(file.to_owned()),
+        import: format!("{}::{}", import.module(), import.name()),
+    };
     let target = import.module();
     if names::is_host_namespace(target) {
         let linking = Arc::clone(&store.data().modules.linking);
         return linking
             .linker
             .get_by_import(&mut store, import)
-            .ok_or_else(|| UseError::UnknownHostImport { site: site.clone() }.into());
+            .ok_or_else(|| UseError::UnknownHostImport { site: site() }.into());
     }
     match import.ty() {
         ExternType::Func(ty) => {
             // A module already there (the running entry, say) is bound directly.
-            if let Some(&(instance, ref file)) = store.data().modules.instances.get(target) {
-                let file = file.clone();
-                let func = export_func(store, instance, &file, import.name(), &ty, site)?;
+            if let Some(&(instance, ref provider)) = store.data().modules.instances.get(target) {
+                let provider = provider.clone();
+                let func = export_func(store, instance, &provider, import.name(), &ty, &site())?;
                 return Ok(Extern::Func(func));
             }
             Ok(Extern::Func(trampoline(
@@ -295,18 +294,18 @@ fn import_extern(
                 target.to_owned(),
                 import.name().to_owned(),
                 ty,
-                site.clone(),
+                site(),
             )))
         }
         other => {
-            let instance = instance(store.as_context_mut(), target, site)?;
-            let file = store.data().modules.instances[target].1.clone();
+            let instance = instance(store.as_context_mut(), target, &site())?;
+            let provider = store.data().modules.instances[target].1.clone();
             instance
                 .get_export(&mut store, import.name())
                 .ok_or_else(|| {
                     UseError::MissingExport {
-                        site: site.clone(),
-                        file,
+                        site: site(),
+                        file: provider,
                         export: import.name().to_owned(),
                         expected: kind(&other).to_owned(),
                     }
