@@ -5,11 +5,14 @@
 //! module reads only the [`Plan`], never the raw flags.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser};
 
-use crate::plan::{Compiler, EngineOptions, Plan, Preopen, Presentation, Sandbox, StdinSource};
+use crate::plan::{
+    Compiler, EngineOptions, Limits, Plan, Preopen, Presentation, Sandbox, StdinSource,
+};
 
 /// Live coding with WebAssembly: every save re-runs ENTRY from a clean state, in a sandbox.
 #[derive(Debug, Parser)]
@@ -36,6 +39,10 @@ pub struct Cli {
     #[command(flatten)]
     pub sandbox: SandboxArgs,
 
+    /// What each run may use.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+
     /// How guests are compiled.
     #[command(flatten)]
     pub engine: EngineArgs,
@@ -43,6 +50,23 @@ pub struct Cli {
     /// How runs are shown.
     #[command(flatten)]
     pub presentation: PresentationArgs,
+}
+
+/// What each run may use, all its modules together.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Limits per run")]
+pub struct LimitArgs {
+    /// Stop a run after this long: `300ms`, `2s`, `1m`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Stop a run after N units of fuel (about one per wasm instruction).
+    #[arg(long, value_name = "N")]
+    pub fuel: Option<u64>,
+
+    /// Cap the run's linear memory: bytes, or `64KiB`, `16MiB`, `1GiB`.
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub max_memory: Option<u64>,
 }
 
 /// How guests are compiled.
@@ -153,6 +177,11 @@ impl Cli {
                 preopens,
                 stdin,
             },
+            limits: Limits {
+                timeout: self.limits.timeout,
+                fuel: self.limits.fuel,
+                max_memory: self.limits.max_memory,
+            },
             engine: EngineOptions {
                 compiler: self.engine.compiler,
                 incremental_cache: !self.engine.no_incremental_cache,
@@ -164,6 +193,14 @@ impl Cli {
             },
         })
     }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|err| format!("{err} (try `300ms`, `2s`, `1m`)"))
+}
+
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    parse_size::parse_size(text).map_err(|err| format!("{err} (try `65536`, `64KiB`, `16MiB`)"))
 }
 
 /// `HOST[::GUEST][:ro]`: the host directory must exist when the session starts.
@@ -258,6 +295,17 @@ mod tests {
         assert_eq!((mapped.guest.as_str(), mapped.read_only), ("/data", true));
         assert!(parse_preopen(&cwd, "::/data").is_err());
         assert!(parse_preopen(&cwd, "/no/such/dir/here").is_err());
+    }
+
+    #[test]
+    fn limits_read_like_people_write_them() {
+        assert_eq!(parse_duration("300ms"), Ok(Duration::from_millis(300)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(parse_bytes("64KiB"), Ok(65536));
+        assert_eq!(parse_bytes("16MiB"), Ok(16 << 20));
+        assert_eq!(parse_bytes("1000"), Ok(1000));
+        assert!(parse_bytes("lots").is_err());
     }
 
     #[test]

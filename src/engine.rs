@@ -10,10 +10,12 @@ use wasmtime::{CacheStore, Config, Engine, Strategy, WasmBacktraceDetails};
 use crate::plan::{Compiler, EngineOptions};
 
 /// The engine: epoch interruption on (how a save stops a running guest),
-/// backtraces with source lines when the guest has DWARF, the chosen compiler.
-pub fn new_engine(options: &EngineOptions) -> Result<Engine> {
+/// backtraces with source lines when the guest has DWARF, the chosen compiler,
+/// and fuel metering only when a run has a fuel limit (it slows guests down).
+pub fn new_engine(options: &EngineOptions, consume_fuel: bool) -> Result<Engine> {
     let mut config = Config::new();
     config.epoch_interruption(true);
+    config.consume_fuel(consume_fuel);
     config.wasm_backtrace_details(WasmBacktraceDetails::Enable);
     match options.compiler {
         Compiler::Cranelift => {
@@ -116,7 +118,7 @@ mod tests {
                 incremental_cache: true,
                 cache_dir: None,
             };
-            let engine = new_engine(&options).expect("engine");
+            let engine = new_engine(&options, false).expect("engine");
             let wasm = wat::parse_str("(module (func (export \"f\")))").expect("wat");
             wasmtime::Module::new(&engine, wasm).expect("compiles");
         }

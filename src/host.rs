@@ -10,6 +10,7 @@ use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::interrupt::Interrupt;
+use crate::limits::MemoryCap;
 use crate::link::{self, Modules};
 use crate::plan::{Sandbox, StdinSource};
 use crate::sleep;
@@ -23,11 +24,18 @@ pub struct Host {
     pub interrupt: Arc<Interrupt>,
     /// The modules this run instantiated (`use`).
     pub modules: Modules,
+    /// The cap on the run's linear memory (`--max-memory`).
+    pub memory: MemoryCap,
 }
 
 impl Host {
     /// A fresh host state: nothing but what `sandbox` grants.
-    pub fn new(sandbox: &Sandbox, interrupt: Arc<Interrupt>, modules: Modules) -> Result<Self> {
+    pub fn new(
+        sandbox: &Sandbox,
+        interrupt: Arc<Interrupt>,
+        modules: Modules,
+        memory: MemoryCap,
+    ) -> Result<Self> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.inherit_stdout().inherit_stderr().args(&sandbox.args);
         for (key, value) in &sandbox.env {
@@ -58,6 +66,7 @@ impl Host {
             wasi: wasi.build_p1(),
             interrupt,
             modules,
+            memory,
         })
     }
 }

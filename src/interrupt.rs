@@ -16,6 +16,8 @@ pub enum StopReason {
     Change,
     /// The user pressed Ctrl-C.
     CtrlC,
+    /// The run took longer than `--timeout`.
+    Timeout,
 }
 
 /// The stop switch of one run. Each run gets a fresh one.

@@ -69,12 +69,14 @@ impl Outcome {
     }
 
     /// The process exit status for `--once`, as `wasmtime run` chooses it:
-    /// the guest's own status, 134 (128 + SIGABRT) for a trap, 1 for an error.
+    /// the guest's own status, 134 (128 + SIGABRT) for a trap, 1 for an error;
+    /// 124 for a timeout, as `timeout(1)`.
     pub fn exit_code(&self) -> i32 {
         match self {
             Outcome::Success => 0,
             Outcome::Exit(code) => *code,
             Outcome::Trap { .. } => 134,
+            Outcome::Stopped(StopReason::Timeout) => 124,
             Outcome::Stopped(_) => 130,
             Outcome::Failed(_) => 1,
         }
@@ -83,6 +85,7 @@ impl Outcome {
     /// True when the run went wrong (what `--quiet` still shows).
     pub fn is_failure(&self) -> bool {
         match self {
+            Outcome::Stopped(StopReason::Timeout) => true,
             Outcome::Success | Outcome::Stopped(_) => false,
             Outcome::Exit(code) => *code != 0,
             Outcome::Trap { .. } | Outcome::Failed(_) => true,
@@ -92,8 +95,14 @@ impl Outcome {
 
 /// A trap's kind in words, without wasmtime's "wasm trap: " prefix.
 pub fn trap_words(kind: Trap) -> String {
-    let text = kind.to_string();
-    text.strip_prefix("wasm trap: ").unwrap_or(&text).to_owned()
+    match kind {
+        Trap::StackOverflow => "stack overflow (call stack exhausted: endless recursion?)".into(),
+        Trap::OutOfFuel => "out of fuel".into(),
+        _ => {
+            let text = kind.to_string();
+            text.strip_prefix("wasm trap: ").unwrap_or(&text).to_owned()
+        }
+    }
 }
 
 fn frame(info: &wasmtime::FrameInfo, label: &dyn Fn(&Module) -> String) -> Frame {

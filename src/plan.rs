@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+pub use crate::limits::Limits;
+
 /// Everything a session needs to know, with paths absolute and values checked.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -20,6 +22,8 @@ pub struct Plan {
     pub sandbox: Sandbox,
     /// How guests are compiled.
     pub engine: EngineOptions,
+    /// What each run may use.
+    pub limits: Limits,
     /// How runs are shown.
     pub presentation: Presentation,
 }

@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::interrupt::StopReason;
+use crate::limits::Limits;
 use crate::outcome::{Frame, Outcome, trap_words};
-use crate::plan::Presentation;
+use crate::plan::{Plan, Presentation};
 use crate::run::RunReport;
 
 /// What started a run.
@@ -43,16 +44,18 @@ impl Trigger {
 pub struct Reporter {
     root: PathBuf,
     presentation: Presentation,
+    limits: Limits,
     /// `--once` speaks only when something went wrong, as `wasmtime run` does.
     once: bool,
 }
 
 impl Reporter {
-    /// A reporter that names files relative to `root`.
-    pub fn new(root: &Path, presentation: Presentation, once: bool) -> Self {
+    /// A reporter for `plan`'s session; `once` for `--once`.
+    pub fn new(plan: &Plan, once: bool) -> Self {
         Self {
-            root: root.to_path_buf(),
-            presentation,
+            root: plan.root.clone(),
+            presentation: plan.presentation,
+            limits: plan.limits,
             once,
         }
     }
@@ -75,7 +78,7 @@ impl Reporter {
 
     /// The summary of a finished run.
     pub fn run_finished(&self, number: u64, trigger: &Trigger, report: &RunReport) {
-        let failed = report.outcome.is_failure();
+        let failed = report.outcome.is_failure() || report.memory_refused.is_some();
         let quiet = self.presentation.quiet || self.once;
         if quiet && !failed {
             return;
@@ -87,6 +90,16 @@ impl Reporter {
         };
         let mut details = String::new();
         match &report.outcome {
+            Outcome::Trap {
+                kind: wasmtime::Trap::OutOfFuel,
+                ..
+            } => {
+                let budget = self.limits.fuel.unwrap_or_default();
+                let _ = write!(
+                    line,
+                    "out of fuel: used all {budget} units (--fuel); raise it, or look for an endless loop"
+                );
+            }
             Outcome::Success => line.push_str("ok"),
             Outcome::Exit(code) => {
                 let _ = write!(line, "exit {code}");
@@ -99,6 +112,14 @@ impl Reporter {
             Outcome::Stopped(StopReason::CtrlC) => {
                 line.push_str("stopped by Ctrl-C; waiting for changes (Ctrl-C again to quit)")
             }
+            Outcome::Stopped(StopReason::Timeout) => {
+                let timeout = self.limits.timeout.unwrap_or_default();
+                let _ = write!(
+                    line,
+                    "timed out: stopped after {} (--timeout)",
+                    humantime::format_duration(timeout)
+                );
+            }
             Outcome::Failed(err) => {
                 line.push_str("error");
                 details = format!("{err:#}");
@@ -110,6 +131,20 @@ impl Reporter {
                 " · compile {} · run {}",
                 millis(report.compile),
                 millis(report.run)
+            );
+            if let Some(fuel) = report.fuel_used {
+                let _ = write!(line, " · fuel {fuel}");
+            }
+        }
+        if let Some(refusal) = report.memory_refused {
+            details.insert_str(
+                0,
+                &format!(
+                    "memory: the run asked for {} in all, over --max-memory {} \
+                     (a module needing it fails to instantiate; memory.grow returns -1)\n",
+                    size(refusal.wanted),
+                    size(refusal.limit)
+                ),
             );
         }
         status(&line);
@@ -180,6 +215,21 @@ fn status(line: &str) {
     let _ = writeln!(std::io::stderr().lock(), "[live-wasm] {line}");
 }
 
+/// A size for humans: `640 B`, `64.0 KiB`, `16.0 MiB`.
+fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// A duration for humans: `0.84 ms`, `12.3 ms`, `1.20 s`.
 fn millis(duration: Duration) -> String {
     let ms = duration.as_secs_f64() * 1000.0;
@@ -213,8 +263,20 @@ mod tests {
     }
 
     #[test]
+    fn sizes_read_well() {
+        assert_eq!(size(640), "640 B");
+        assert_eq!(size(65536), "64.0 KiB");
+        assert_eq!(size(16 << 20), "16.0 MiB");
+    }
+
+    #[test]
     fn names_are_relative_to_the_root() {
-        let reporter = Reporter::new(Path::new("/r"), Presentation::default(), false);
+        let reporter = Reporter {
+            root: PathBuf::from("/r"),
+            presentation: Presentation::default(),
+            limits: Limits::default(),
+            once: false,
+        };
         let changed = Trigger::Changed(vec!["/r/lib/m.wat".into(), "/elsewhere/x".into()]);
         assert_eq!(
             reporter.trigger(&changed),

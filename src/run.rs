@@ -13,6 +13,7 @@ use wasmtime::{AsContextMut, Engine, Instance, Store, Trap};
 use crate::cache::ModuleCache;
 use crate::host::{self, Host};
 use crate::interrupt::Interrupt;
+use crate::limits::{Limits, MemoryCap, Refusal};
 use crate::link::{self, Linking, ModuleFile, Modules, Site};
 use crate::outcome::Outcome;
 use crate::plan::{Plan, Sandbox};
@@ -28,6 +29,12 @@ pub struct RunReport {
     pub run: Duration,
     /// The module files the run resolved or tried: the watcher watches them.
     pub modules: Vec<ModuleFile>,
+    /// Fuel the run used, when `--fuel` is set.
+    pub fuel_used: Option<u64>,
+    /// The most linear memory the run held, in bytes.
+    pub peak_memory: u64,
+    /// A memory request `--max-memory` refused, if any.
+    pub memory_refused: Option<Refusal>,
 }
 
 /// The session-long part of running: engine, host functions and compile cache.
@@ -35,12 +42,13 @@ pub struct Runtime {
     engine: Engine,
     linking: Arc<Linking>,
     sandbox: Sandbox,
+    limits: Limits,
 }
 
 impl Runtime {
     /// Builds the engine and defines the host functions, once.
     pub fn new(plan: &Plan) -> Result<Self> {
-        let engine = crate::engine::new_engine(&plan.engine)?;
+        let engine = crate::engine::new_engine(&plan.engine, plan.limits.fuel.is_some())?;
         let linker = host::linker(&engine)?;
         let cache = ModuleCache::new(plan.engine.cache_dir.clone());
         let linking = Arc::new(Linking::new(&plan.entry, &engine, linker, cache));
@@ -48,6 +56,7 @@ impl Runtime {
             engine,
             linking,
             sandbox: plan.sandbox.clone(),
+            limits: plan.limits,
         })
     }
 
@@ -69,6 +78,9 @@ impl Runtime {
                     compile: Duration::ZERO,
                     run: started.elapsed(),
                     modules: Vec::new(),
+                    fuel_used: None,
+                    peak_memory: 0,
+                    memory_refused: None,
                 };
             }
         };
@@ -79,20 +91,32 @@ impl Runtime {
                 Outcome::from_error(err, &interrupt, &|module| modules.label(module))
             }
         };
-        let modules = &store.data().modules;
-        let compile = modules.compile_time();
+        let fuel_used = self
+            .limits
+            .fuel
+            .map(|budget| budget.saturating_sub(store.get_fuel().unwrap_or(0)));
+        let host = store.data();
+        let compile = host.modules.compile_time();
         RunReport {
             outcome,
             compile,
             run: started.elapsed().saturating_sub(compile),
-            modules: modules.files().to_vec(),
+            modules: host.modules.files().to_vec(),
+            fuel_used,
+            peak_memory: host.memory.peak(),
+            memory_refused: host.memory.refused(),
         }
     }
 
     fn new_store(&self, interrupt: Arc<Interrupt>, modules: Modules) -> Result<Store<Host>> {
-        let host = Host::new(&self.sandbox, interrupt, modules)?;
+        let memory = MemoryCap::new(self.limits.max_memory);
+        let host = Host::new(&self.sandbox, interrupt, modules, memory)?;
         let mut store = Store::new(&self.engine, host);
         store.set_epoch_deadline(1);
+        store.limiter(|host| &mut host.memory);
+        if let Some(fuel) = self.limits.fuel {
+            store.set_fuel(fuel)?;
+        }
         Ok(store)
     }
 

@@ -6,9 +6,12 @@
 
 use std::sync::Arc;
 use std::thread;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
-use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
+use crossbeam_channel::{
+    Receiver, RecvTimeoutError, Sender, after, bounded, never, select, unbounded,
+};
 
 use crate::interrupt::{Interrupt, StopReason};
 use crate::plan::Plan;
@@ -32,8 +35,19 @@ pub fn run(plan: Plan) -> Result<i32> {
 /// meaning (the process ends, status 130), as with `wasmtime run`.
 fn run_once(plan: &Plan) -> Result<i32> {
     let runtime = Runtime::new(plan)?;
-    let reporter = Reporter::new(&plan.root, plan.presentation, true);
-    let report = runtime.run(Interrupt::new(runtime.engine()));
+    let reporter = Reporter::new(plan, true);
+    let interrupt = Interrupt::new(runtime.engine());
+    let (finished, done) = bounded::<()>(0);
+    if let Some(timeout) = plan.limits.timeout {
+        let interrupt = Arc::clone(&interrupt);
+        thread::spawn(move || {
+            if done.recv_timeout(timeout) == Err(RecvTimeoutError::Timeout) {
+                interrupt.request(StopReason::Timeout);
+            }
+        });
+    }
+    let report = runtime.run(interrupt);
+    drop(finished);
     reporter.run_finished(1, &Trigger::Start, &report);
     Ok(report.outcome.exit_code())
 }
@@ -42,12 +56,15 @@ fn run_once(plan: &Plan) -> Result<i32> {
 struct Running {
     interrupt: Arc<Interrupt>,
     trigger: Trigger,
+    /// Fires once when `--timeout` runs out; never without one.
+    deadline: Receiver<Instant>,
 }
 
 fn watch(plan: Plan) -> Result<i32> {
     let runtime = Runtime::new(&plan)?;
     let engine = runtime.engine().clone();
-    let reporter = Reporter::new(&plan.root, plan.presentation, false);
+    let reporter = Reporter::new(&plan, false);
+    let no_deadline = never();
 
     let mut watcher = Watcher::new()?;
     for path in &plan.watch {
@@ -77,7 +94,12 @@ fn watch(plan: Plan) -> Result<i32> {
             requests
                 .send(Arc::clone(&interrupt))
                 .context("the runner thread has stopped")?;
-            running = Some(Running { interrupt, trigger });
+            let deadline = plan.limits.timeout.map_or_else(never, after);
+            running = Some(Running {
+                interrupt,
+                trigger,
+                deadline,
+            });
         }
 
         select! {
@@ -101,6 +123,11 @@ fn watch(plan: Plan) -> Result<i32> {
                 Some(run) => run.interrupt.request(StopReason::CtrlC),
                 None => return Ok(EXIT_CTRL_C),
             },
+            recv(running.as_ref().map_or(&no_deadline, |run| &run.deadline)) -> _ => {
+                if let Some(run) = &running {
+                    run.interrupt.request(StopReason::Timeout);
+                }
+            }
             recv(done) -> report => {
                 let report = report.context("the runner thread has stopped")?;
                 if let Some(run) = running.take() {

@@ -1,0 +1,142 @@
+//! Limits per run: a guest that hits one is stopped with a message naming it,
+//! and the next save runs.
+
+use crate::guests::{print, print_then, print_then_loop, print_then_sleep};
+use crate::support::{Dir, Stream, live_wasm, once};
+
+#[test]
+fn timeout_stops_loops_and_sleeps_then_the_next_save_runs() {
+    let dir = Dir::new();
+    dir.write("main.wat", &print_then_loop("spinning"));
+    let mut live = live_wasm(&dir, &["--timeout", "300ms", "main.wat"]);
+    live.expect_stdout("spinning");
+    live.expect_run(1, "start: timed out: stopped after 300ms (--timeout)");
+
+    dir.write("main.wat", &print_then_sleep("sleeping"));
+    live.expect_stdout("sleeping");
+    live.expect_run(2, "timed out");
+
+    dir.write("main.wat", &print("quick"));
+    live.expect_stdout("quick");
+    live.expect_run(3, "main.wat changed: ok");
+
+    let (code, stdout, stderr) = once(&dir, &["--timeout", "200ms", "main.wat"]);
+    assert_eq!((code, stdout.as_str()), (0, "quick\n"), "{stderr}");
+    dir.write("main.wat", &print_then_loop("spinning"));
+    let (code, _, stderr) = once(&dir, &["--timeout", "200ms", "main.wat"]);
+    assert_eq!(code, 124);
+    assert!(
+        stderr.contains("timed out: stopped after 200ms (--timeout)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn fuel_runs_out_with_the_budget_named() {
+    let dir = Dir::new();
+    dir.write("main.wat", &print("counted"));
+    let mut live = live_wasm(&dir, &["--fuel", "100000", "main.wat"]);
+    live.expect_stdout("counted");
+    let line = live.expect_run(1, "start: ok");
+    assert!(line.contains("· fuel "), "{line}");
+
+    dir.write("main.wat", &print_then_loop("spinning"));
+    live.expect_stdout("spinning");
+    live.expect_run(2, "out of fuel: used all 100000 units (--fuel)");
+
+    dir.write("main.wat", &print("fine again"));
+    live.expect_stdout("fine again");
+    live.expect_run(3, "ok");
+
+    dir.write("main.wat", &print_then_loop("spinning"));
+    let (code, _, stderr) = once(&dir, &["--fuel", "5000", "main.wat"]);
+    assert_eq!(code, 134);
+    assert!(
+        stderr.contains("out of fuel: used all 5000 units (--fuel)"),
+        "{stderr}"
+    );
+}
+
+/// Prints what `memory.grow` by `pages` returned: the old size, or -1.
+fn grow(pages: u32) -> String {
+    print_then(
+        "growing",
+        &format!(
+            "(if (i32.lt_s (memory.grow (i32.const {pages})) (i32.const 0))
+               (then (call $proc_exit (i32.const 9))))"
+        ),
+    )
+}
+
+#[test]
+fn max_memory_caps_every_module_of_the_run() {
+    let dir = Dir::new();
+    // Three pages in the entry: over a 128 KiB cap at instantiation.
+    dir.write(
+        "big.wat",
+        &print("big").replace(
+            "(memory (export \"memory\") 1)",
+            "(memory (export \"memory\") 3)",
+        ),
+    );
+    let (code, _, stderr) = once(&dir, &["--max-memory", "128KiB", "big.wat"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("memory: the run asked for 192.0 KiB in all, over --max-memory 128.0 KiB"),
+        "{stderr}"
+    );
+
+    // memory.grow past the cap returns -1 (the guest exits 9), under it works.
+    dir.write("grow.wat", &grow(1));
+    assert_eq!(once(&dir, &["--max-memory", "128KiB", "grow.wat"]).0, 0);
+    dir.write("grow.wat", &grow(2));
+    let (code, _, stderr) = once(&dir, &["--max-memory", "128KiB", "grow.wat"]);
+    assert_eq!(code, 9);
+    assert!(stderr.contains("over --max-memory 128.0 KiB"), "{stderr}");
+
+    // A used module's memory counts too: one page here, two there.
+    dir.write("dep.wat", r#"(module (memory (export "mem") 2))"#);
+    dir.write(
+        "uses.wat",
+        r#"(module (import "dep" "mem" (memory 1)) (memory $own 1) (func (export "_start")))"#,
+    );
+    assert_eq!(once(&dir, &["--max-memory", "256KiB", "uses.wat"]).0, 0);
+    let (code, _, stderr) = once(&dir, &["--max-memory", "128KiB", "uses.wat"]);
+    assert_eq!(code, 1, "{stderr}");
+
+    // In watch mode the session goes on to the next save.
+    let mut live = live_wasm(&dir, &["--max-memory", "128KiB", "big.wat"]);
+    live.expect_run(1, "start: error");
+    live.expect(Stream::Err, |l| l.contains("over --max-memory 128.0 KiB"));
+    dir.write("big.wat", &print("small now"));
+    live.expect_stdout("small now");
+    live.expect_run(2, "ok");
+}
+
+#[test]
+fn endless_recursion_is_a_stack_overflow() {
+    let dir = Dir::new();
+    dir.write(
+        "main.wat",
+        r#"(module (func $recurse (call $recurse)) (func (export "_start") (call $recurse)))"#,
+    );
+    let (code, _, stderr) = once(&dir, &["main.wat"]);
+    assert_eq!(code, 134);
+    assert!(stderr.contains("trap: stack overflow"), "{stderr}");
+    assert!(stderr.contains("0: recurse (main @ "), "{stderr}");
+}
+
+#[test]
+fn a_flood_of_output_is_still_stopped_by_a_save() {
+    let dir = Dir::new();
+    dir.write(
+        "main.wat",
+        &print_then("flood", "(loop $again (call $print) (br $again))"),
+    );
+    let mut live = live_wasm(&dir, &["main.wat"]);
+    live.expect_stdout("flood");
+    dir.write("main.wat", &print("calm"));
+    live.expect_run(1, "start: stopped by a change");
+    live.expect_stdout("calm");
+    live.expect_run(2, "main.wat changed: ok");
+}
