@@ -31,6 +31,12 @@ pub struct Cli {
     #[arg(long)]
     pub once: bool,
 
+    /// Call the exported function NAME instead of `_start` (after the start
+    /// function and `_initialize`), with GUEST_ARGS as its arguments; print its
+    /// results, one per line.
+    #[arg(long, value_name = "NAME")]
+    pub invoke: Option<String>,
+
     /// Also re-run when this file, or any file under this folder, changes (repeatable).
     #[arg(long = "watch", short = 'w', value_name = "PATH")]
     pub watch: Vec<PathBuf>,
@@ -170,6 +176,7 @@ impl Cli {
             entry,
             root,
             once: self.once,
+            invoke: self.invoke,
             watch,
             sandbox: Sandbox {
                 args,

@@ -24,6 +24,7 @@ pub mod cli;
 pub mod engine;
 pub mod host;
 pub mod interrupt;
+pub mod invoke;
 pub mod limits;
 pub mod link;
 pub mod names;

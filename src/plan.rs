@@ -16,6 +16,8 @@ pub struct Plan {
     pub root: PathBuf,
     /// Run once and exit instead of watching.
     pub once: bool,
+    /// Call this export (with the guest args as its arguments) instead of `_start`.
+    pub invoke: Option<String>,
     /// Extra files or folders whose change triggers a run (absolute).
     pub watch: Vec<PathBuf>,
     /// What the guest may reach.

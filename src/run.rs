@@ -4,6 +4,7 @@
 //! The [`Runtime`] lives for the whole session (one engine, one linker, the
 //! compile cache); everything a guest can touch is new in every run.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,7 @@ use wasmtime::{AsContextMut, Engine, Instance, Store, Trap};
 use crate::cache::ModuleCache;
 use crate::host::{self, Host};
 use crate::interrupt::Interrupt;
+use crate::invoke;
 use crate::limits::{Limits, MemoryCap, Refusal};
 use crate::link::{self, Linking, ModuleFile, Modules, Site};
 use crate::outcome::Outcome;
@@ -43,6 +45,7 @@ pub struct Runtime {
     linking: Arc<Linking>,
     sandbox: Sandbox,
     limits: Limits,
+    invoke: Option<String>,
 }
 
 impl Runtime {
@@ -57,6 +60,7 @@ impl Runtime {
             linking,
             sandbox: plan.sandbox.clone(),
             limits: plan.limits,
+            invoke: plan.invoke.clone(),
         })
     }
 
@@ -127,10 +131,31 @@ impl Runtime {
         }
         let entry = self.linking.entry_name().to_owned();
         let instance = link::instance(store.as_context_mut(), &entry, &Site::entry())?;
-        for name in ["_initialize", "_start"] {
-            if let Some(func) = entry_point(store, &instance, name)? {
-                func.call(&mut *store, ())?;
-            }
+        if let Some(init) = entry_point(store, &instance, "_initialize")? {
+            init.call(&mut *store, ())?;
+        }
+        match &self.invoke {
+            Some(name) => self.invoke(store, &instance, name),
+            None => match entry_point(store, &instance, "_start")? {
+                Some(start) => Ok(start.call(&mut *store, ())?),
+                None => Ok(()),
+            },
+        }
+    }
+
+    /// `--invoke`: calls `name` with the guest args, prints its results.
+    fn invoke(&self, store: &mut Store<Host>, instance: &Instance, name: &str) -> Result<()> {
+        let func = instance
+            .get_func(&mut *store, name)
+            .with_context(|| format!("--invoke {name}: the entry exports no function `{name}`"))?;
+        let ty = func.ty(&*store);
+        let args = self.sandbox.args.get(1..).unwrap_or_default();
+        let params = invoke::parse_args(name, &ty, args)?;
+        let mut results = vec![wasmtime::Val::I32(0); ty.results().len()];
+        func.call(&mut *store, &params, &mut results)?;
+        let mut stdout = std::io::stdout().lock();
+        for value in &results {
+            writeln!(stdout, "{}", invoke::format_result(value))?;
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `live-wasm` binary on real files in a temp dir.
 
 mod guests;
+mod invoke;
 mod limits;
 mod once;
 mod sandbox;
