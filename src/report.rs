@@ -62,10 +62,13 @@ impl Reporter {
 
     /// The entry does not exist yet: say so once, and wait.
     pub fn waiting_for(&self, entry: &Path) {
-        status(&format!(
-            "{} does not exist yet; waiting for it to be created (Ctrl-C to quit)",
-            self.name(entry)
-        ));
+        status(
+            Tone::Plain,
+            &format!(
+                "{} does not exist yet; waiting for it to be created (Ctrl-C to quit)",
+                self.name(entry)
+            ),
+        );
     }
 
     /// Called just before a run starts.
@@ -147,7 +150,12 @@ impl Reporter {
                 ),
             );
         }
-        status(&line);
+        let tone = match &report.outcome {
+            _ if failed => Tone::Bad,
+            Outcome::Stopped(_) => Tone::Notice,
+            _ => Tone::Good,
+        };
+        status(tone, &line);
         if !details.is_empty() {
             let mut stderr = std::io::stderr().lock();
             for detail in details.lines() {
@@ -163,7 +171,7 @@ impl Reporter {
 
     /// Something the user should know; the session goes on.
     pub fn warning(&self, message: &str) {
-        status(&format!("warning: {message}"));
+        status(Tone::Notice, &format!("warning: {message}"));
     }
 
     fn trigger(&self, trigger: &Trigger) -> String {
@@ -187,7 +195,7 @@ impl Reporter {
 
 /// The detail of a failed `live.use` (the guest gets a code and goes on).
 pub fn use_failed(message: &str) {
-    status(message);
+    status(Tone::Notice, message);
 }
 
 /// A trap's backtrace, innermost first: `0: divide (main @ 0x33) at main.c:4`.
@@ -211,8 +219,32 @@ fn backtrace(frames: &[Frame]) -> String {
 }
 
 /// One status line, prefixed so it stands apart from guest output.
-fn status(line: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "[live-wasm] {line}");
+///
+/// Coloured by `tone` when stderr is a terminal, never with `NO_COLOR` or when
+/// piped (anstream decides, as clap does).
+fn status(tone: Tone, line: &str) {
+    use anstyle::{AnsiColor, Style};
+    let prefix = Style::new().dimmed();
+    let style = match tone {
+        Tone::Plain => Style::new(),
+        Tone::Good => AnsiColor::Green.on_default(),
+        Tone::Notice => AnsiColor::Yellow.on_default(),
+        Tone::Bad => AnsiColor::Red.on_default().bold(),
+    };
+    let mut stderr = anstream::stderr().lock();
+    let _ = writeln!(
+        stderr,
+        "{prefix}[live-wasm]{prefix:#} {style}{line}{style:#}"
+    );
+}
+
+/// How a status line should catch the eye.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tone {
+    Plain,
+    Good,
+    Notice,
+    Bad,
 }
 
 /// A size for humans: `640 B`, `64.0 KiB`, `16.0 MiB`.

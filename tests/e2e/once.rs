@@ -122,3 +122,29 @@ fn winch_and_the_disk_cache_run_the_same_guest() {
     );
     assert_eq!(cached(&dir), 2);
 }
+
+#[test]
+fn colour_only_when_asked_for_or_on_a_terminal() {
+    let dir = Dir::new();
+    dir.write("trap.wat", &print_then_trap("dividing"));
+    let run = |env: &[(&str, &str)]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_live-wasm"))
+            .args(["--once", "trap.wat"])
+            .current_dir(dir.root())
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE")
+            .envs(env.iter().copied())
+            .output()
+            .expect("run");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    assert!(!run(&[]).contains('\x1b'), "piped: plain");
+    assert!(
+        run(&[("CLICOLOR_FORCE", "1")]).contains("\x1b[31m"),
+        "forced: red"
+    );
+    assert!(
+        !run(&[("NO_COLOR", "1")]).contains('\x1b'),
+        "NO_COLOR: plain"
+    );
+}
