@@ -11,7 +11,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser};
 
 use crate::plan::{
-    Compiler, EngineOptions, Limits, Plan, Preopen, Presentation, Sandbox, StdinSource,
+    Compiler, EngineOptions, EventsTarget, Limits, Plan, Preopen, Presentation, Sandbox,
+    StdinSource,
 };
 
 /// Live coding with WebAssembly: every save re-runs ENTRY from a clean state, in a sandbox.
@@ -124,6 +125,22 @@ pub struct PresentationArgs {
     /// Print only guest output and errors, no status lines.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+
+    /// Write one JSON object per line for each run (started, compiled, error,
+    /// finished) to stderr, instead of the status lines.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub events: Option<EventFormat>,
+
+    /// Write the `--events` lines to PATH instead (status lines stay on stderr).
+    #[arg(long, value_name = "PATH")]
+    pub events_file: Option<PathBuf>,
+}
+
+/// The format of `--events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventFormat {
+    /// One JSON object per line.
+    Json,
 }
 
 impl Cli {
@@ -197,6 +214,11 @@ impl Cli {
             presentation: Presentation {
                 clear: self.presentation.clear,
                 quiet: self.presentation.quiet,
+                events: match (self.presentation.events, self.presentation.events_file) {
+                    (_, Some(file)) => Some(EventsTarget::File(cwd.join(file))),
+                    (Some(EventFormat::Json), None) => Some(EventsTarget::Stderr),
+                    (None, None) => None,
+                },
             },
         })
     }

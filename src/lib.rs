@@ -22,6 +22,7 @@
 pub mod cache;
 pub mod cli;
 pub mod engine;
+pub mod events;
 pub mod host;
 pub mod interrupt;
 pub mod invoke;

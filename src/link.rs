@@ -79,6 +79,19 @@ pub struct ModuleFile {
     pub hash: Option<ContentHash>,
 }
 
+/// A module a run loaded: from the cache, or compiled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compiled {
+    /// The module's name (`testmod`, `lib/math`).
+    pub name: String,
+    /// Its file, relative to the root.
+    pub file: String,
+    /// True when nothing was compiled (memory or disk cache).
+    pub cache_hit: bool,
+    /// Time spent reading and compiling it.
+    pub duration: Duration,
+}
+
 /// The modules of one run: its instances, and what it resolved.
 pub struct Modules {
     linking: Arc<Linking>,
@@ -90,8 +103,8 @@ pub struct Modules {
     files: Vec<ModuleFile>,
     /// Compiled modules of this run and their names, for backtraces.
     labels: Vec<(Module, String)>,
-    /// Time spent reading and compiling.
-    compile_time: Duration,
+    /// Every module loaded, in order.
+    compiled: Vec<Compiled>,
 }
 
 impl Modules {
@@ -103,7 +116,7 @@ impl Modules {
             in_progress: Vec::new(),
             files: Vec::new(),
             labels: Vec::new(),
-            compile_time: Duration::ZERO,
+            compiled: Vec::new(),
         }
     }
 
@@ -114,7 +127,12 @@ impl Modules {
 
     /// Time this run spent reading and compiling modules.
     pub fn compile_time(&self) -> Duration {
-        self.compile_time
+        self.compiled.iter().map(|compiled| compiled.duration).sum()
+    }
+
+    /// The modules this run loaded.
+    pub fn compiled(&self) -> &[Compiled] {
+        &self.compiled
     }
 
     /// The name of a module of this run, for backtraces.
@@ -163,8 +181,8 @@ impl Modules {
         }
     }
 
-    /// Reads and compiles `path` through the session's cache.
-    fn load(&mut self, path: &Path, site: &Site) -> Result<Module, UseError> {
+    /// Reads and compiles module `name` from `path` through the session's cache.
+    fn load(&mut self, name: &str, path: &Path, site: &Site) -> Result<Module, UseError> {
         let started = Instant::now();
         let loaded = self
             .linking
@@ -172,7 +190,12 @@ impl Modules {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .load(&self.linking.engine, path);
-        self.compile_time += started.elapsed();
+        self.compiled.push(Compiled {
+            name: name.to_owned(),
+            file: self.linking.label(path),
+            cache_hit: loaded.as_ref().is_ok_and(|loaded| loaded.cache_hit),
+            duration: started.elapsed(),
+        });
         match loaded {
             Ok(loaded) => {
                 self.record(path, Some(loaded.hash));
@@ -180,10 +203,14 @@ impl Modules {
             }
             Err(err) => {
                 self.record(path, crate::source::file_hash(path));
+                let place = err
+                    .downcast_ref::<crate::source::WatError>()
+                    .map(|wat| (wat.line, wat.col));
                 Err(UseError::Invalid {
                     site: site.clone(),
                     file: self.linking.label(path),
                     message: format!("{err:#}"),
+                    place,
                 })
             }
         }
@@ -211,7 +238,7 @@ pub fn instance(
         .into());
     }
     let path = modules.resolve(name, site)?;
-    let module = modules.load(&path, site)?;
+    let module = modules.load(name, &path, site)?;
     let file = modules.linking.label(&path);
     modules.labels.push((module.clone(), name.to_owned()));
     modules.in_progress.push(name.to_owned());
@@ -256,6 +283,7 @@ fn instantiate(
             site: Site::entry(),
             file: file.to_owned(),
             message: format!("{err:#}"),
+            place: None,
         }
         .into()
     })

@@ -36,8 +36,32 @@ pub struct Frame {
     pub function: String,
     /// Byte offset of the instruction in the module.
     pub offset: Option<usize>,
-    /// `file:line[:col]` from the guest's DWARF, when it carries some.
-    pub source: Option<String>,
+    /// Where in the guest's source, from its DWARF, when it carries some.
+    pub source: Option<SourcePlace>,
+}
+
+/// A place in a source file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourcePlace {
+    /// The file, as the guest's debug info names it.
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<u32>,
+    /// 1-based column, when known.
+    pub col: Option<u32>,
+}
+
+impl std::fmt::Display for SourcePlace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(col) = self.col {
+                write!(f, ":{col}")?;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Outcome {
@@ -107,11 +131,10 @@ pub fn trap_words(kind: Trap) -> String {
 
 fn frame(info: &wasmtime::FrameInfo, label: &dyn Fn(&Module) -> String) -> Frame {
     let source = info.symbols().iter().find_map(|symbol| {
-        let file = symbol.file()?;
-        Some(match (symbol.line(), symbol.column()) {
-            (Some(line), Some(col)) => format!("{file}:{line}:{col}"),
-            (Some(line), None) => format!("{file}:{line}"),
-            _ => file.to_owned(),
+        Some(SourcePlace {
+            file: symbol.file()?.to_owned(),
+            line: symbol.line(),
+            col: symbol.column(),
         })
     });
     Frame {

@@ -67,12 +67,23 @@ pub enum StdinSource {
 }
 
 /// Presentation switches.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Presentation {
     /// Clear the screen before each run.
     pub clear: bool,
     /// Status lines off: only guest output and errors.
     pub quiet: bool,
+    /// Machine-readable events, and where they go.
+    pub events: Option<EventsTarget>,
+}
+
+/// Where `--events json` writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventsTarget {
+    /// Our stderr, instead of the status lines.
+    Stderr,
+    /// A file (`--events-file`), the status lines staying on stderr.
+    File(PathBuf),
 }
 
 /// How guests are compiled.

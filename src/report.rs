@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::interrupt::StopReason;
 use crate::limits::Limits;
 use crate::outcome::{Frame, Outcome, trap_words};
-use crate::plan::{Plan, Presentation};
+use crate::plan::{EventsTarget, Plan, Presentation};
 use crate::run::RunReport;
 
 /// What started a run.
@@ -54,14 +54,22 @@ impl Reporter {
     pub fn new(plan: &Plan, once: bool) -> Self {
         Self {
             root: plan.root.clone(),
-            presentation: plan.presentation,
+            presentation: plan.presentation.clone(),
             limits: plan.limits,
             once,
         }
     }
 
+    /// JSON events on stderr take the place of status lines.
+    fn silent(&self) -> bool {
+        self.presentation.events == Some(EventsTarget::Stderr)
+    }
+
     /// The entry does not exist yet: say so once, and wait.
     pub fn waiting_for(&self, entry: &Path) {
+        if self.silent() {
+            return;
+        }
         status(
             Tone::Plain,
             &format!(
@@ -83,7 +91,7 @@ impl Reporter {
     pub fn run_finished(&self, number: u64, trigger: &Trigger, report: &RunReport) {
         let failed = report.outcome.is_failure() || report.memory_refused.is_some();
         let quiet = self.presentation.quiet || self.once;
-        if quiet && !failed {
+        if (quiet && !failed) || self.silent() {
             return;
         }
         let mut line = if self.once {

@@ -16,7 +16,7 @@ use crate::host::{self, Host};
 use crate::interrupt::Interrupt;
 use crate::invoke;
 use crate::limits::{Limits, MemoryCap, Refusal};
-use crate::link::{self, Linking, ModuleFile, Modules, Site};
+use crate::link::{self, Compiled, Linking, ModuleFile, Modules, Site};
 use crate::outcome::Outcome;
 use crate::plan::{Plan, Sandbox};
 
@@ -31,6 +31,8 @@ pub struct RunReport {
     pub run: Duration,
     /// The module files the run resolved or tried: the watcher watches them.
     pub modules: Vec<ModuleFile>,
+    /// The modules the run loaded, cached or compiled.
+    pub compiled: Vec<Compiled>,
     /// Fuel the run used, when `--fuel` is set.
     pub fuel_used: Option<u64>,
     /// The most linear memory the run held, in bytes.
@@ -82,6 +84,7 @@ impl Runtime {
                     compile: Duration::ZERO,
                     run: started.elapsed(),
                     modules: Vec::new(),
+                    compiled: Vec::new(),
                     fuel_used: None,
                     peak_memory: 0,
                     memory_refused: None,
@@ -106,6 +109,7 @@ impl Runtime {
             compile,
             run: started.elapsed().saturating_sub(compile),
             modules: host.modules.files().to_vec(),
+            compiled: host.modules.compiled().to_vec(),
             fuel_used,
             peak_memory: host.memory.peak(),
             memory_refused: host.memory.refused(),

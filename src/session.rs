@@ -13,8 +13,9 @@ use crossbeam_channel::{
     Receiver, RecvTimeoutError, Sender, after, bounded, never, select, unbounded,
 };
 
+use crate::events::Events;
 use crate::interrupt::{Interrupt, StopReason};
-use crate::plan::Plan;
+use crate::plan::{EventsTarget, Plan};
 use crate::report::{Reporter, Trigger};
 use crate::run::{RunReport, Runtime};
 use crate::watch::Watcher;
@@ -36,6 +37,7 @@ pub fn run(plan: Plan) -> Result<i32> {
 fn run_once(plan: &Plan) -> Result<i32> {
     let runtime = Runtime::new(plan)?;
     let reporter = Reporter::new(plan, true);
+    let mut events = open_events(plan)?;
     let interrupt = Interrupt::new(runtime.engine());
     let (finished, done) = bounded::<()>(0);
     if let Some(timeout) = plan.limits.timeout {
@@ -46,8 +48,15 @@ fn run_once(plan: &Plan) -> Result<i32> {
             }
         });
     }
+    if let Some(events) = &mut events {
+        events.run_started(1, &Trigger::Start);
+    }
     let report = runtime.run(interrupt);
     drop(finished);
+    // Events first: whoever sees the status line finds them written.
+    if let Some(events) = &mut events {
+        events.run_finished(1, &report);
+    }
     reporter.run_finished(1, &Trigger::Start, &report);
     Ok(report.outcome.exit_code())
 }
@@ -64,6 +73,7 @@ fn watch(plan: Plan) -> Result<i32> {
     let runtime = Runtime::new(&plan)?;
     let engine = runtime.engine().clone();
     let reporter = Reporter::new(&plan, false);
+    let mut events = open_events(&plan)?;
     let no_deadline = never();
 
     let mut watcher = Watcher::new()?;
@@ -90,6 +100,9 @@ fn watch(plan: Plan) -> Result<i32> {
         {
             runs += 1;
             reporter.run_starting();
+            if let Some(events) = &mut events {
+                events.run_started(runs, &trigger);
+            }
             let interrupt = Interrupt::new(&engine);
             requests
                 .send(Arc::clone(&interrupt))
@@ -130,6 +143,10 @@ fn watch(plan: Plan) -> Result<i32> {
             }
             recv(done) -> report => {
                 let report = report.context("the runner thread has stopped")?;
+                // Events first: whoever sees the status line finds them written.
+                if let Some(events) = &mut events {
+                    events.run_finished(runs, &report);
+                }
                 if let Some(run) = running.take() {
                     reporter.run_finished(runs, &run.trigger, &report);
                 }
@@ -141,6 +158,19 @@ fn watch(plan: Plan) -> Result<i32> {
             }
         }
     }
+}
+
+/// The `--events` sink, if asked for.
+fn open_events(plan: &Plan) -> Result<Option<Events>> {
+    let out: Box<dyn std::io::Write + Send> = match &plan.presentation.events {
+        None => return Ok(None),
+        Some(EventsTarget::Stderr) => Box::new(std::io::stderr()),
+        Some(EventsTarget::File(path)) => Box::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("--events-file {}: cannot create it", path.display()))?,
+        ),
+    };
+    Ok(Some(Events::new(out, &plan.root, plan.limits)))
 }
 
 /// Adds changed files to the next run, starting one if none is pending.

@@ -48,8 +48,49 @@ pub fn to_wasm(path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
     }
     let text = std::str::from_utf8(bytes)
         .with_context(|| format!("{}: a .wat file must be UTF-8 text", path.display()))?;
-    Ok(wat::Parser::new().parse_str(Some(path), text)?)
+    let located = |err| WatError::new(path, text, err);
+    let buffer = wast::parser::ParseBuffer::new(text).map_err(located)?;
+    let mut wat: wast::Wat = wast::parser::parse(&buffer).map_err(located)?;
+    Ok(wat.encode().map_err(located)?)
 }
+
+/// A `.wat` error with its place: `file:line:col`, the line, and a caret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatError {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub col: usize,
+    /// What is wrong, in one line.
+    pub message: String,
+    /// The whole report, with the source line and a caret.
+    rendered: String,
+}
+
+impl WatError {
+    fn new(path: &Path, text: &str, mut err: wast::Error) -> Self {
+        let (line, col) = err.span().linecol_in(text);
+        err.set_path(path);
+        err.set_text(text);
+        Self {
+            path: path.to_path_buf(),
+            line: line + 1,
+            col: col + 1,
+            message: err.message(),
+            rendered: err.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for WatError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.rendered)
+    }
+}
+
+impl std::error::Error for WatError {}
 
 #[cfg(test)]
 mod tests {
@@ -61,6 +102,10 @@ mod tests {
             .expect_err("syntax error");
         let message = format!("{err:#}");
         assert!(message.contains("dir/main.wat:2:"), "{message}");
+        let located = err.downcast_ref::<WatError>().expect("structured");
+        assert_eq!((located.line, located.col), (2, 10));
+        assert!(message.contains("(func (oops)))\n"), "the line: {message}");
+        assert!(message.contains('^'), "a caret: {message}");
     }
 
     #[test]

@@ -66,6 +66,8 @@ pub enum UseError {
         file: String,
         /// What is wrong with it.
         message: String,
+        /// Line and column of a `.wat` error, when known.
+        place: Option<(usize, usize)>,
     },
     /// A module needs, while it is being instantiated, a module that needs it back.
     Cycle {
@@ -121,6 +123,7 @@ impl fmt::Display for UseError {
                 site,
                 file,
                 message,
+                ..
             } => write!(f, "{site}{file} is not a usable module: {message}"),
             UseError::Cycle { site, path } => write!(
                 f,
