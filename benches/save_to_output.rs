@@ -31,6 +31,10 @@ fn main() {
 
     let small = small_edit(&options, Save::InPlace, &[]);
     small.row("small edit, in place");
+    small_edit(&options, Save::InPlace, &["--compiler", "winch"])
+        .row("small edit, in place (winch)");
+    small_edit(&options, Save::InPlace, &["--no-incremental-cache"])
+        .row("small edit, in place (no incremental cache)");
     rename_save(&options).row("small edit, atomic rename");
     dependency_edit(&options).row("edit of a used dependency");
     let (samples, megabytes) = big_dependency(&options);
