@@ -143,7 +143,14 @@ impl Reporter {
                 millis(report.compile),
                 millis(report.run)
             );
-            if let Some(fuel) = report.fuel_used {
+            let out_of_fuel = matches!(
+                report.outcome,
+                Outcome::Trap {
+                    kind: wasmtime::Trap::OutOfFuel,
+                    ..
+                }
+            );
+            if let Some(fuel) = report.fuel_used.filter(|_| !out_of_fuel) {
                 let _ = write!(line, " · fuel {fuel}");
             }
         }
