@@ -124,9 +124,8 @@ impl ModuleCache {
         let module = match from_disk {
             Some(module) => module,
             None => {
-                let module = Module::new(engine, &wasm)
-                    .map_err(anyhow::Error::from)
-                    .map_err(|err| err.context(format!("{}: invalid module", path.display())))?;
+                let module =
+                    Module::new(engine, &wasm).map_err(|err| invalid(path, &bytes, &wasm, err))?;
                 if let Some(file) = &disk_file {
                     save_to_disk(&module, file);
                 }
@@ -145,6 +144,17 @@ impl ModuleCache {
             cache_hit,
         })
     }
+}
+
+/// A compile error, pointing into the `.wat` text when it is one.
+fn invalid(path: &Path, bytes: &[u8], wasm: &[u8], err: wasmtime::Error) -> anyhow::Error {
+    if !bytes.starts_with(b"\0asm")
+        && let Ok(text) = std::str::from_utf8(bytes)
+        && let Some(located) = source::locate_invalid(path, text, wasm)
+    {
+        return anyhow::Error::new(located);
+    }
+    anyhow::Error::from(err).context(format!("{}: invalid module", path.display()))
 }
 
 impl Entry {

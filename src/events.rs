@@ -122,11 +122,11 @@ impl Events {
             }
             Outcome::Trap { kind, frames } => {
                 let source = frames.iter().find_map(|frame| frame.source.as_ref());
-                let file = source.map(|place| place.file.as_str());
+                let file = source.map(|place| self.name(Path::new(&place.file)));
                 let place = source.and_then(|place| {
                     Some((place.line? as usize, place.col.unwrap_or(0) as usize))
                 });
-                Some(error("trap", file, place, trap_words(*kind)))
+                Some(error("trap", file.as_deref(), place, trap_words(*kind)))
             }
             Outcome::Failed(err) => Some(match err.downcast_ref::<UseError>() {
                 Some(use_error) => {
@@ -164,8 +164,17 @@ fn use_error_fields(error: &UseError) -> (&'static str, Option<&str>, Option<(us
         site.file.as_deref()
     }
     match error {
-        UseError::Invalid { file, place, .. } => {
-            let kind = if place.is_some() { "syntax" } else { "invalid" };
+        UseError::Invalid {
+            file,
+            place,
+            validation,
+            ..
+        } => {
+            let kind = match (place, validation) {
+                (Some(_), true) => "validation",
+                (Some(_), false) => "syntax",
+                (None, _) => "invalid",
+            };
             (kind, Some(file.as_str()), *place)
         }
         UseError::NotFound { site, .. } => ("not-found", importer(site), None),

@@ -203,14 +203,13 @@ impl Modules {
             }
             Err(err) => {
                 self.record(path, crate::source::file_hash(path));
-                let place = err
-                    .downcast_ref::<crate::source::WatError>()
-                    .map(|wat| (wat.line, wat.col));
+                let wat = err.downcast_ref::<crate::source::WatError>();
                 Err(UseError::Invalid {
                     site: site.clone(),
                     file: self.linking.label(path),
                     message: format!("{err:#}"),
-                    place,
+                    place: wat.map(|wat| (wat.line, wat.col)),
+                    validation: wat.is_some_and(|wat| wat.validation),
                 })
             }
         }
@@ -284,6 +283,7 @@ fn instantiate(
             file: file.to_owned(),
             message: format!("{err:#}"),
             place: None,
+            validation: false,
         }
         .into()
     })

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::interrupt::StopReason;
 use crate::limits::Limits;
-use crate::outcome::{Frame, Outcome, trap_words};
+use crate::outcome::{Frame, Outcome, SourcePlace, trap_words};
 use crate::plan::{EventsTarget, Plan, Presentation};
 use crate::run::RunReport;
 
@@ -117,7 +117,7 @@ impl Reporter {
             }
             Outcome::Trap { kind, frames } => {
                 let _ = write!(line, "trap: {}", trap_words(*kind));
-                details = backtrace(frames);
+                details = self.backtrace(frames);
             }
             Outcome::Stopped(StopReason::Change) => line.push_str("stopped by a change"),
             Outcome::Stopped(StopReason::CtrlC) => {
@@ -213,24 +213,31 @@ pub fn use_failed(message: &str) {
     status(Tone::Notice, message);
 }
 
-/// A trap's backtrace, innermost first: `0: divide (main @ 0x33) at main.c:4`.
-fn backtrace(frames: &[Frame]) -> String {
-    let mut text = String::new();
-    if !frames.is_empty() {
-        text.push_str("wasm backtrace:\n");
-    }
-    for (index, frame) in frames.iter().enumerate() {
-        let _ = write!(text, "  {index}: {} ({}", frame.function, frame.module);
-        if let Some(offset) = frame.offset {
-            let _ = write!(text, " @ {offset:#x}");
+impl Reporter {
+    /// A trap's backtrace, innermost first: `0: divide (main @ 0x33) at main.wat:4:5`.
+    fn backtrace(&self, frames: &[Frame]) -> String {
+        let mut text = String::new();
+        if !frames.is_empty() {
+            text.push_str("wasm backtrace:\n");
         }
-        text.push(')');
-        if let Some(source) = &frame.source {
-            let _ = write!(text, " at {source}");
+        for (index, frame) in frames.iter().enumerate() {
+            let _ = write!(text, "  {index}: {} ({}", frame.function, frame.module);
+            if let Some(offset) = frame.offset {
+                let _ = write!(text, " @ {offset:#x}");
+            }
+            text.push(')');
+            if let Some(source) = &frame.source {
+                let file = self.name(Path::new(&source.file));
+                let place = SourcePlace {
+                    file,
+                    ..source.clone()
+                };
+                let _ = write!(text, " at {place}");
+            }
+            text.push('\n');
         }
-        text.push('\n');
+        text
     }
-    text
 }
 
 /// One status line, prefixed so it stands apart from guest output.

@@ -68,6 +68,8 @@ pub enum UseError {
         message: String,
         /// Line and column of a `.wat` error, when known.
         place: Option<(usize, usize)>,
+        /// True when the module is well-formed but does not validate.
+        validation: bool,
     },
     /// A module needs, while it is being instantiated, a module that needs it back.
     Cycle {

@@ -148,3 +148,32 @@ fn colour_only_when_asked_for_or_on_a_terminal() {
         "NO_COLOR: plain"
     );
 }
+
+#[test]
+fn validation_errors_and_traps_point_into_the_wat() {
+    let dir = Dir::new();
+    dir.write(
+        "invalid.wat",
+        "(module\n  (func $f (result i32)\n    (i32.add\n      (i32.const 1)\n      (i64.const 2))))\n",
+    );
+    let (code, _, stderr) = once(&dir, &["invalid.wat"]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("type mismatch: expected i32, found i64"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("invalid.wat:3:6"), "{stderr}");
+    assert!(stderr.contains("3 |     (i32.add\n"), "the line: {stderr}");
+    assert!(stderr.contains("|      ^"), "a caret: {stderr}");
+
+    // A trap names the .wat line of each frame: the text carries DWARF lines.
+    dir.write(
+        "trap.wat",
+        "(module\n  (func $divide (param i32) (result i32)\n    (i32.div_u (i32.const 1) (local.get 0)))\n  (func (export \"_start\") (drop (call $divide (i32.const 0)))))\n",
+    );
+    let (code, _, stderr) = once(&dir, &["trap.wat"]);
+    assert_eq!(code, 134);
+    assert!(stderr.contains("trap: integer divide by zero"), "{stderr}");
+    assert!(stderr.contains("0: divide (trap @ "), "{stderr}");
+    assert!(stderr.contains("trap.wat:3:"), "the source line: {stderr}");
+}
