@@ -140,3 +140,72 @@ fn a_flood_of_output_is_still_stopped_by_a_save() {
     live.expect_stdout("calm");
     live.expect_run(2, "main.wat changed: ok");
 }
+
+#[test]
+fn trap_kinds_are_said_in_words() {
+    let dir = Dir::new();
+    let cases = [
+        ("unreachable", "wasm `unreachable` instruction executed"),
+        (
+            "(drop (i32.load (i32.const 70000)))",
+            "out of bounds memory access",
+        ),
+        (
+            "(drop (i32.div_s (i32.const 1) (i32.const 0)))",
+            "integer divide by zero",
+        ),
+        (
+            "(drop (i32.div_s (i32.const -2147483648) (i32.const -1)))",
+            "integer overflow",
+        ),
+        (
+            "(call_indirect (type $takes_i32) (i32.const 5) (i32.const 0))",
+            "indirect call type mismatch",
+        ),
+        (
+            "(call_indirect (type $nothing) (i32.const 1))",
+            "uninitialized element",
+        ),
+    ];
+    for (body, words) in cases {
+        dir.write(
+            "main.wat",
+            &format!(
+                r#"(module
+  (type $nothing (func))
+  (type $takes_i32 (func (param i32)))
+  (memory 1)
+  (table 2 funcref)
+  (elem (i32.const 0) $target)
+  (func $target)
+  (func $culprit {body})
+  (func (export "_start") (call $culprit)))"#
+            ),
+        );
+        let (code, _, stderr) = once(&dir, &["main.wat"]);
+        assert_eq!(code, 134, "{body}: {stderr}");
+        assert!(
+            stderr.contains(&format!("trap: {words}")),
+            "{body}: {stderr}"
+        );
+        assert!(stderr.contains("0: culprit (main @ "), "{body}: {stderr}");
+        assert!(
+            stderr.contains("1: func[2] (main @ "),
+            "the caller, `_start`: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_stack_overflow_in_watch_mode_is_followed_by_the_next_save() {
+    let dir = Dir::new();
+    dir.write(
+        "main.wat",
+        r#"(module (func $recurse (call $recurse)) (func (export "_start") (call $recurse)))"#,
+    );
+    let mut live = live_wasm(&dir, &["main.wat"]);
+    live.expect_run(1, "start: trap: stack overflow");
+    dir.write("main.wat", &print("recovered"));
+    live.expect_stdout("recovered");
+    live.expect_run(2, "ok");
+}
