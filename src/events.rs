@@ -15,16 +15,16 @@ use crate::outcome::{Outcome, trap_words};
 use crate::report::Trigger;
 use crate::run::RunReport;
 
-/// Where events go, and what names files in them.
+/// Where events go (nowhere without `--events`), and what names files in them.
 pub struct Events {
-    out: Box<dyn Write + Send>,
+    out: Option<Box<dyn Write + Send>>,
     root: PathBuf,
     limits: Limits,
 }
 
 impl Events {
-    /// Events written to `out`, naming files relative to `root`.
-    pub fn new(out: Box<dyn Write + Send>, root: &Path, limits: Limits) -> Self {
+    /// Events written to `out` (none: dropped), naming files relative to `root`.
+    pub fn new(out: Option<Box<dyn Write + Send>>, root: &Path, limits: Limits) -> Self {
         Self {
             out,
             root: root.to_path_buf(),
@@ -145,16 +145,14 @@ impl Events {
     }
 
     fn emit(&mut self, event: Value) {
+        let Some(out) = &mut self.out else { return };
         // Events are best effort: a closed reader must not end the session.
-        let _ = writeln!(self.out, "{event}");
-        let _ = self.out.flush();
+        let _ = writeln!(out, "{event}");
+        let _ = out.flush();
     }
 
     fn name(&self, path: &Path) -> String {
-        path.strip_prefix(&self.root)
-            .unwrap_or(path)
-            .display()
-            .to_string()
+        crate::names::relative(&self.root, path)
     }
 }
 

@@ -63,10 +63,7 @@ impl Linking {
 
     /// A path relative to the root, for messages.
     fn label(&self, path: &Path) -> String {
-        path.strip_prefix(&self.root)
-            .unwrap_or(path)
-            .display()
-            .to_string()
+        names::relative(&self.root, path)
     }
 }
 

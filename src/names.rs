@@ -11,6 +11,14 @@ pub fn is_host_namespace(module: &str) -> bool {
     HOST_NAMESPACES.contains(&module)
 }
 
+/// How messages name a file: relative to the root when it is inside it.
+pub fn relative(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
 /// Why a module name was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BadName {

@@ -199,21 +199,6 @@ impl Reporter {
         }
     }
 
-    /// A file's name relative to the root when it is inside it.
-    fn name(&self, path: &Path) -> String {
-        path.strip_prefix(&self.root)
-            .unwrap_or(path)
-            .display()
-            .to_string()
-    }
-}
-
-/// The detail of a failed `live.use` (the guest gets a code and goes on).
-pub fn use_failed(message: &str) {
-    status(Tone::Notice, message);
-}
-
-impl Reporter {
     /// A trap's backtrace, innermost first: `0: divide (main @ 0x33) at main.wat:4:5`.
     fn backtrace(&self, frames: &[Frame]) -> String {
         let mut text = String::new();
@@ -238,6 +223,15 @@ impl Reporter {
         }
         text
     }
+
+    fn name(&self, path: &Path) -> String {
+        crate::names::relative(&self.root, path)
+    }
+}
+
+/// The detail of a failed `live.use` (the guest gets a code and goes on).
+pub fn use_failed(message: &str) {
+    status(Tone::Notice, message);
 }
 
 /// One status line, prefixed so it stands apart from guest output.

@@ -48,15 +48,11 @@ fn run_once(plan: &Plan) -> Result<i32> {
             }
         });
     }
-    if let Some(events) = &mut events {
-        events.run_started(1, &Trigger::Start);
-    }
+    events.run_started(1, &Trigger::Start);
     let report = runtime.run(interrupt);
     drop(finished);
     // Events first: whoever sees the status line finds them written.
-    if let Some(events) = &mut events {
-        events.run_finished(1, &report);
-    }
+    events.run_finished(1, &report);
     reporter.run_finished(1, &Trigger::Start, &report);
     Ok(report.outcome.exit_code())
 }
@@ -100,9 +96,7 @@ fn watch(plan: Plan) -> Result<i32> {
         {
             runs += 1;
             reporter.run_starting();
-            if let Some(events) = &mut events {
-                events.run_started(runs, &trigger);
-            }
+            events.run_started(runs, &trigger);
             let interrupt = Interrupt::new(&engine);
             requests
                 .send(Arc::clone(&interrupt))
@@ -144,9 +138,7 @@ fn watch(plan: Plan) -> Result<i32> {
             recv(done) -> report => {
                 let report = report.context("the runner thread has stopped")?;
                 // Events first: whoever sees the status line finds them written.
-                if let Some(events) = &mut events {
-                    events.run_finished(runs, &report);
-                }
+                events.run_finished(runs, &report);
                 if let Some(run) = running.take() {
                     reporter.run_finished(runs, &run.trigger, &report);
                 }
@@ -160,17 +152,17 @@ fn watch(plan: Plan) -> Result<i32> {
     }
 }
 
-/// The `--events` sink, if asked for.
-fn open_events(plan: &Plan) -> Result<Option<Events>> {
-    let out: Box<dyn std::io::Write + Send> = match &plan.presentation.events {
-        None => return Ok(None),
-        Some(EventsTarget::Stderr) => Box::new(std::io::stderr()),
-        Some(EventsTarget::File(path)) => Box::new(
+/// The `--events` sink (a silent one without `--events`).
+fn open_events(plan: &Plan) -> Result<Events> {
+    let out: Option<Box<dyn std::io::Write + Send>> = match &plan.presentation.events {
+        None => None,
+        Some(EventsTarget::Stderr) => Some(Box::new(std::io::stderr())),
+        Some(EventsTarget::File(path)) => Some(Box::new(
             std::fs::File::create(path)
                 .with_context(|| format!("--events-file {}: cannot create it", path.display()))?,
-        ),
+        )),
     };
-    Ok(Some(Events::new(out, &plan.root, plan.limits)))
+    Ok(Events::new(out, &plan.root, plan.limits))
 }
 
 /// Adds changed files to the next run, starting one if none is pending.
