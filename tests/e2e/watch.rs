@@ -238,3 +238,16 @@ fn a_half_written_file_runs_when_its_write_completes() {
     live.expect_stdout("written in two halves");
     live.expect_run(3, "main.wat changed: ok");
 }
+
+#[test]
+fn a_watched_folder_triggers_on_its_files_but_not_editor_noise() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(dir.path("scripts/deep")).expect("mkdir");
+    dir.write("main.wat", &print("v0"));
+    let mut live = live_wasm(&dir, &["--watch", "scripts", "main.wat"]);
+    live.expect_run(1, "start: ok");
+    dir.write("scripts/.game.lua.swp", "noise");
+    dir.write("scripts/game.lua~", "noise");
+    dir.write("scripts/deep/game.lua", "print(1)");
+    live.expect_run(2, "scripts/deep/game.lua changed: ok");
+}
