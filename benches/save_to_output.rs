@@ -6,8 +6,8 @@
 //! from just before the write to the moment the new run's first line reaches us
 //! on its stdout pipe. The runner's status line gives each run's compile and run
 //! stages; the rest (file event, read, scheduling, pipe) is what the watcher adds.
-//! Prints a table a reader can paste; where `wasmtime` (and `watchexec`) are on
-//! PATH it measures them on the same module for comparison.
+//! Prints a table a reader can paste; where `wasmtime` is on PATH it measures a
+//! cold `wasmtime run` of the same module for comparison.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -480,9 +480,6 @@ fn compare_with_wasmtime(options: &Options, small_p50: f64) {
         percentile(&cold, 95.0),
         small_p50 / p50
     );
-    if on_path("watchexec").is_some() {
-        println!("watchexec found: measure `watchexec -r -- wasmtime run` by hand for now");
-    }
 }
 
 /// RSS, open fds and threads of one session across many reloads.
