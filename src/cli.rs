@@ -148,6 +148,12 @@ impl Cli {
     pub fn into_plan(self) -> Result<Plan> {
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
         let entry = absolute_file(&cwd, &self.entry)?;
+        if entry.is_dir() {
+            bail!(
+                "{} is a directory: ENTRY is a .wat or .wasm file",
+                self.entry.display()
+            );
+        }
         let root = entry
             .parent()
             .map(Path::to_path_buf)

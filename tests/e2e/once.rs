@@ -177,3 +177,15 @@ fn validation_errors_and_traps_point_into_the_wat() {
     assert!(stderr.contains("0: divide (trap @ "), "{stderr}");
     assert!(stderr.contains("trap.wat:3:"), "the source line: {stderr}");
 }
+
+#[test]
+fn a_directory_as_entry_is_refused_at_start() {
+    let dir = Dir::new();
+    std::fs::create_dir(dir.path("src")).expect("mkdir");
+    let (code, _, stderr) = once(&dir, &["src"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("src is a directory: ENTRY is a .wat or .wasm file"),
+        "{stderr}"
+    );
+}
