@@ -1,6 +1,6 @@
 //! `--invoke NAME [ARGS]`: one export, arguments by its signature, results printed.
 
-use crate::support::{Dir, live_wasm, once};
+use crate::support::{Dir, live_wasm, once, once_fails};
 
 const MATH: &str = r#"(module
   (global $ready (mut i32) (i32.const 0))
@@ -33,23 +33,23 @@ fn results_print_one_per_line() {
 fn bad_arguments_name_the_signature() {
     let dir = Dir::new();
     dir.write("math.wat", MATH);
-    let (code, _, stderr) = once(&dir, &["--invoke", "add", "math.wat", "--", "1"]);
-    assert_eq!(code, 1);
-    assert!(
-        stderr.contains("--invoke add: expects 2 argument(s) (i32 i32), got 1"),
-        "{stderr}"
+    once_fails(
+        &dir,
+        &["--invoke", "add", "math.wat", "--", "1"],
+        1,
+        "--invoke add: expects 2 argument(s) (i32 i32), got 1",
     );
-    let (code, _, stderr) = once(&dir, &["--invoke", "add", "math.wat", "--", "1", "x"]);
-    assert_eq!(code, 1);
-    assert!(
-        stderr.contains("argument 2 `x` is not a valid i32"),
-        "{stderr}"
+    once_fails(
+        &dir,
+        &["--invoke", "add", "math.wat", "--", "1", "x"],
+        1,
+        "argument 2 `x` is not a valid i32",
     );
-    let (code, _, stderr) = once(&dir, &["--invoke", "nope", "math.wat"]);
-    assert_eq!(code, 1);
-    assert!(
-        stderr.contains("the entry exports no function `nope`"),
-        "{stderr}"
+    once_fails(
+        &dir,
+        &["--invoke", "nope", "math.wat"],
+        1,
+        "the entry exports no function `nope`",
     );
 }
 

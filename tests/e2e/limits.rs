@@ -2,7 +2,7 @@
 //! and the next save runs.
 
 use crate::guests::{print, print_then, print_then_loop, print_then_sleep};
-use crate::support::{Dir, Stream, live_wasm, once};
+use crate::support::{Dir, Stream, live_wasm, once, once_fails};
 
 #[test]
 fn timeout_stops_loops_and_sleeps_then_the_next_save_runs() {
@@ -23,11 +23,11 @@ fn timeout_stops_loops_and_sleeps_then_the_next_save_runs() {
     let (code, stdout, stderr) = once(&dir, &["--timeout", "200ms", "main.wat"]);
     assert_eq!((code, stdout.as_str()), (0, "quick\n"), "{stderr}");
     dir.write("main.wat", &print_then_loop("spinning"));
-    let (code, _, stderr) = once(&dir, &["--timeout", "200ms", "main.wat"]);
-    assert_eq!(code, 124);
-    assert!(
-        stderr.contains("timed out: stopped after 200ms (--timeout)"),
-        "{stderr}"
+    once_fails(
+        &dir,
+        &["--timeout", "200ms", "main.wat"],
+        124,
+        "timed out: stopped after 200ms (--timeout)",
     );
 }
 
@@ -49,11 +49,11 @@ fn fuel_runs_out_with_the_budget_named() {
     live.expect_run(3, "ok");
 
     dir.write("main.wat", &print_then_loop("spinning"));
-    let (code, _, stderr) = once(&dir, &["--fuel", "5000", "main.wat"]);
-    assert_eq!(code, 134);
-    assert!(
-        stderr.contains("out of fuel: used all 5000 units (--fuel)"),
-        "{stderr}"
+    once_fails(
+        &dir,
+        &["--fuel", "5000", "main.wat"],
+        134,
+        "out of fuel: used all 5000 units (--fuel)",
     );
 }
 
@@ -79,20 +79,23 @@ fn max_memory_caps_every_module_of_the_run() {
             "(memory (export \"memory\") 3)",
         ),
     );
-    let (code, _, stderr) = once(&dir, &["--max-memory", "128KiB", "big.wat"]);
-    assert_eq!(code, 1);
-    assert!(
-        stderr.contains("memory: the run asked for 192.0 KiB in all, over --max-memory 128.0 KiB"),
-        "{stderr}"
+    once_fails(
+        &dir,
+        &["--max-memory", "128KiB", "big.wat"],
+        1,
+        "memory: the run asked for 192.0 KiB in all, over --max-memory 128.0 KiB",
     );
 
     // memory.grow past the cap returns -1 (the guest exits 9), under it works.
     dir.write("grow.wat", &grow(1));
     assert_eq!(once(&dir, &["--max-memory", "128KiB", "grow.wat"]).0, 0);
     dir.write("grow.wat", &grow(2));
-    let (code, _, stderr) = once(&dir, &["--max-memory", "128KiB", "grow.wat"]);
-    assert_eq!(code, 9);
-    assert!(stderr.contains("over --max-memory 128.0 KiB"), "{stderr}");
+    once_fails(
+        &dir,
+        &["--max-memory", "128KiB", "grow.wat"],
+        9,
+        "over --max-memory 128.0 KiB",
+    );
 
     // A used module's memory counts too: one page here, two there.
     dir.write("dep.wat", r#"(module (memory (export "mem") 2))"#);
@@ -120,9 +123,7 @@ fn endless_recursion_is_a_stack_overflow() {
         "main.wat",
         r#"(module (func $recurse (call $recurse)) (func (export "_start") (call $recurse)))"#,
     );
-    let (code, _, stderr) = once(&dir, &["main.wat"]);
-    assert_eq!(code, 134);
-    assert!(stderr.contains("trap: stack overflow"), "{stderr}");
+    let stderr = once_fails(&dir, &["main.wat"], 134, "trap: stack overflow");
     assert!(stderr.contains("0: recurse (main @ "), "{stderr}");
 }
 

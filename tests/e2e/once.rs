@@ -1,7 +1,7 @@
 //! `--once`: one run, the guest's status as ours.
 
 use crate::guests::{print, print_then_exit, print_then_trap};
-use crate::support::{Dir, once};
+use crate::support::{Dir, once, once_fails};
 
 #[test]
 fn exit_codes_follow_the_guest() {
@@ -23,13 +23,9 @@ fn exit_codes_follow_the_guest() {
     assert!(stderr.contains("integer divide by zero"), "{stderr}");
     assert!(stderr.contains("divide"), "{stderr}");
 
-    let (code, _, stderr) = once(&dir, &["bad.wat"]);
-    assert_eq!(code, 1);
-    assert!(stderr.contains("bad.wat:1:"), "{stderr}");
+    once_fails(&dir, &["bad.wat"], 1, "bad.wat:1:");
 
-    let (code, _, stderr) = once(&dir, &["missing.wat"]);
-    assert_eq!(code, 1);
-    assert!(stderr.contains("missing.wat: file not found"), "{stderr}");
+    once_fails(&dir, &["missing.wat"], 1, "missing.wat: file not found");
 }
 
 #[test]
@@ -69,15 +65,13 @@ fn binary_modules_run_and_garbage_is_named() {
     std::fs::write(dir.path("cut.wasm"), b"\0asm\x01\0\0\0\x01\x05").expect("write");
 
     assert_eq!(once(&dir, &["main.wasm"]).1, "from binary\n");
-    let (code, _, stderr) = once(&dir, &["junk.wasm"]);
-    assert_eq!(code, 1);
-    assert!(
-        stderr.contains("junk.wasm: not a WebAssembly binary"),
-        "{stderr}"
+    once_fails(
+        &dir,
+        &["junk.wasm"],
+        1,
+        "junk.wasm: not a WebAssembly binary",
     );
-    let (code, _, stderr) = once(&dir, &["cut.wasm"]);
-    assert_eq!(code, 1);
-    assert!(stderr.contains("cut.wasm: invalid module"), "{stderr}");
+    once_fails(&dir, &["cut.wasm"], 1, "cut.wasm: invalid module");
 }
 
 #[test]
@@ -156,11 +150,11 @@ fn validation_errors_and_traps_point_into_the_wat() {
         "invalid.wat",
         "(module\n  (func $f (result i32)\n    (i32.add\n      (i32.const 1)\n      (i64.const 2))))\n",
     );
-    let (code, _, stderr) = once(&dir, &["invalid.wat"]);
-    assert_eq!(code, 1);
-    assert!(
-        stderr.contains("type mismatch: expected i32, found i64"),
-        "{stderr}"
+    let stderr = once_fails(
+        &dir,
+        &["invalid.wat"],
+        1,
+        "type mismatch: expected i32, found i64",
     );
     assert!(stderr.contains("invalid.wat:3:6"), "{stderr}");
     assert!(stderr.contains("3 |     (i32.add\n"), "the line: {stderr}");
@@ -171,9 +165,7 @@ fn validation_errors_and_traps_point_into_the_wat() {
         "trap.wat",
         "(module\n  (func $divide (param i32) (result i32)\n    (i32.div_u (i32.const 1) (local.get 0)))\n  (func (export \"_start\") (drop (call $divide (i32.const 0)))))\n",
     );
-    let (code, _, stderr) = once(&dir, &["trap.wat"]);
-    assert_eq!(code, 134);
-    assert!(stderr.contains("trap: integer divide by zero"), "{stderr}");
+    let stderr = once_fails(&dir, &["trap.wat"], 134, "trap: integer divide by zero");
     assert!(stderr.contains("0: divide (trap @ "), "{stderr}");
     assert!(stderr.contains("trap.wat:3:"), "the source line: {stderr}");
 }
@@ -182,10 +174,10 @@ fn validation_errors_and_traps_point_into_the_wat() {
 fn a_directory_as_entry_is_refused_at_start() {
     let dir = Dir::new();
     std::fs::create_dir(dir.path("src")).expect("mkdir");
-    let (code, _, stderr) = once(&dir, &["src"]);
-    assert_eq!(code, 2);
-    assert!(
-        stderr.contains("src is a directory: ENTRY is a .wat or .wasm file"),
-        "{stderr}"
+    once_fails(
+        &dir,
+        &["src"],
+        2,
+        "src is a directory: ENTRY is a .wat or .wasm file",
     );
 }

@@ -1,7 +1,7 @@
 //! Deny by default: the guest sees no environment, no directory, no stdin, no
 //! arguments beyond its name, unless granted.
 
-use crate::support::{Dir, live_wasm, once};
+use crate::support::{Dir, live_wasm, once, once_fails};
 
 /// A guest that reports what it can reach, one line each:
 /// `args N`, `env N` (counts), `preopen OK|ERR` (fd 3 exists?),
@@ -116,7 +116,5 @@ fn watch_mode_feeds_the_stdin_file_afresh_and_watches_it() {
 fn a_missing_preopen_is_refused_at_start() {
     let dir = Dir::new();
     dir.write("probe.wat", PROBE);
-    let (code, _, stderr) = once(&dir, &["--dir", "nowhere", "probe.wat"]);
-    assert_eq!(code, 2);
-    assert!(stderr.contains("--dir nowhere"), "{stderr}");
+    once_fails(&dir, &["--dir", "nowhere", "probe.wat"], 2, "--dir nowhere");
 }

@@ -230,3 +230,15 @@ pub fn once(dir: &Dir, args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// Runs `live-wasm --once` expecting it to fail with `code` and `expected` in its
+/// stderr; returns the stderr for further checks.
+pub fn once_fails(dir: &Dir, args: &[&str], code: i32, expected: &str) -> String {
+    let (actual, _, stderr) = once(dir, args);
+    assert_eq!(actual, code, "exit status of {args:?}; stderr:\n{stderr}");
+    assert!(
+        stderr.contains(expected),
+        "{expected:?} not in stderr of {args:?}:\n{stderr}"
+    );
+    stderr
+}

@@ -1,6 +1,6 @@
 //! `use`: modules that link modules, on demand, one instance per name per run.
 
-use crate::support::{Dir, Stream, live_wasm, once};
+use crate::support::{Dir, Stream, live_wasm, once, once_fails};
 
 /// A module printing with WASI from its own memory: `$say(ptr, len)` prints a
 /// line; `$say_i32(n)` prints a small signed number. `imports` and `body` are
@@ -237,11 +237,11 @@ fn unsatisfiable_cycles_are_reported_with_their_path() {
         "e.wat",
         r#"(module (import "c" "mem2" (memory 1)) (memory (export "mem") 1))"#,
     );
-    let (code, _, stderr) = once(&dir, &["c.wat"]);
-    assert_eq!(code, 1);
-    assert!(
-        stderr.contains("e.wat: c::mem2: import cycle c -> e -> c"),
-        "{stderr}"
+    once_fails(
+        &dir,
+        &["c.wat"],
+        1,
+        "e.wat: c::mem2: import cycle c -> e -> c",
     );
 
     // Start functions calling each other.
@@ -253,12 +253,7 @@ fn unsatisfiable_cycles_are_reported_with_their_path() {
         "t.wat",
         r#"(module (import "s" "g" (func $g)) (func (export "f")) (func $start (call $g)) (start $start))"#,
     );
-    let (code, _, stderr) = once(&dir, &["s.wat"]);
-    assert_eq!(code, 1);
-    assert!(
-        stderr.contains("t.wat: s::g: import cycle s -> t -> s"),
-        "{stderr}"
-    );
+    once_fails(&dir, &["s.wat"], 1, "t.wat: s::g: import cycle s -> t -> s");
 }
 
 #[test]
