@@ -61,10 +61,7 @@ impl Events {
         let (outcome, exit_code, trap) = match &report.outcome {
             Outcome::Success => ("ok", Some(0), None),
             Outcome::Exit(code) => ("exit", Some(*code), None),
-            Outcome::Trap {
-                kind: wasmtime::Trap::OutOfFuel,
-                ..
-            } => ("out-of-fuel", None, None),
+            Outcome::OutOfFuel => ("out-of-fuel", None, None),
             Outcome::Trap { kind, .. } => ("trap", None, Some(trap_words(*kind))),
             Outcome::Stopped(StopReason::Timeout) => ("timeout", None, None),
             Outcome::Stopped(StopReason::Change) => ("stopped-by-change", None, None),
@@ -108,10 +105,7 @@ impl Events {
                 let message = format!("stopped after {}", humantime::format_duration(timeout));
                 Some(error("timeout", None, None, message))
             }
-            Outcome::Trap {
-                kind: wasmtime::Trap::OutOfFuel,
-                ..
-            } => {
+            Outcome::OutOfFuel => {
                 let budget = self.limits.fuel.unwrap_or_default();
                 Some(error(
                     "out-of-fuel",

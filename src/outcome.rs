@@ -22,6 +22,8 @@ pub enum Outcome {
     },
     /// Stopped from outside before it finished.
     Stopped(StopReason),
+    /// Used all of `--fuel`.
+    OutOfFuel,
     /// The module could not be loaded, compiled, linked or instantiated, or a
     /// host call failed.
     Failed(anyhow::Error),
@@ -82,8 +84,10 @@ impl Outcome {
         let Some(&kind) = err.downcast_ref::<Trap>() else {
             return Outcome::Failed(err);
         };
-        if let (Trap::Interrupt, Some(reason)) = (kind, interrupt.reason()) {
-            return Outcome::Stopped(reason);
+        match (kind, interrupt.reason()) {
+            (Trap::Interrupt, Some(reason)) => return Outcome::Stopped(reason),
+            (Trap::OutOfFuel, _) => return Outcome::OutOfFuel,
+            _ => {}
         }
         let frames = err
             .downcast_ref::<WasmBacktrace>()
@@ -99,7 +103,7 @@ impl Outcome {
         match self {
             Outcome::Success => 0,
             Outcome::Exit(code) => *code,
-            Outcome::Trap { .. } => 134,
+            Outcome::Trap { .. } | Outcome::OutOfFuel => 134,
             Outcome::Stopped(StopReason::Timeout) => 124,
             Outcome::Stopped(_) => 130,
             Outcome::Failed(_) => 1,
@@ -112,7 +116,7 @@ impl Outcome {
             Outcome::Stopped(StopReason::Timeout) => true,
             Outcome::Success | Outcome::Stopped(_) => false,
             Outcome::Exit(code) => *code != 0,
-            Outcome::Trap { .. } | Outcome::Failed(_) => true,
+            Outcome::Trap { .. } | Outcome::OutOfFuel | Outcome::Failed(_) => true,
         }
     }
 }
@@ -121,7 +125,6 @@ impl Outcome {
 pub fn trap_words(kind: Trap) -> String {
     match kind {
         Trap::StackOverflow => "stack overflow (call stack exhausted: endless recursion?)".into(),
-        Trap::OutOfFuel => "out of fuel".into(),
         _ => {
             let text = kind.to_string();
             text.strip_prefix("wasm trap: ").unwrap_or(&text).to_owned()

@@ -101,10 +101,7 @@ impl Reporter {
         };
         let mut details = String::new();
         match &report.outcome {
-            Outcome::Trap {
-                kind: wasmtime::Trap::OutOfFuel,
-                ..
-            } => {
+            Outcome::OutOfFuel => {
                 let budget = self.limits.fuel.unwrap_or_default();
                 let _ = write!(
                     line,
@@ -143,13 +140,7 @@ impl Reporter {
                 millis(report.compile),
                 millis(report.run)
             );
-            let out_of_fuel = matches!(
-                report.outcome,
-                Outcome::Trap {
-                    kind: wasmtime::Trap::OutOfFuel,
-                    ..
-                }
-            );
+            let out_of_fuel = matches!(report.outcome, Outcome::OutOfFuel);
             if let Some(fuel) = report.fuel_used.filter(|_| !out_of_fuel) {
                 let _ = write!(line, " · fuel {fuel}");
             }
