@@ -1,8 +1,10 @@
-//! Compiled modules kept across runs, keyed by file and content hash, and
+//! Compiled code kept across runs, keyed by file and content hash, and
 //! optionally across sessions in a directory (`--cache DIR`).
 //!
 //! A save recompiles only the files whose bytes changed. One entry per file: a
 //! new version replaces the old one, so memory stays flat over thousands of saves.
+//! An entry holds either kind of wasm ([`Artifact`]): which one is decided from
+//! the bytes, so one save can turn a module file into a component.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -10,9 +12,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
+use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
-use crate::source::{self, ContentHash};
+use crate::source::{self, ContentHash, Kind};
 
 /// The compile cache of a session.
 #[derive(Default)]
@@ -24,7 +27,33 @@ pub struct ModuleCache {
 struct Entry {
     stamp: Option<Stamp>,
     hash: ContentHash,
-    module: Module,
+    artifact: Artifact,
+}
+
+/// Compiled code of either kind, ready to instantiate.
+#[derive(Clone)]
+pub enum Artifact {
+    /// A core module.
+    Module(Module),
+    /// A component.
+    Component(Component),
+}
+
+impl Artifact {
+    /// Compiles `wasm` as the kind its bytes say it is.
+    fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Artifact> {
+        Ok(match Kind::of(wasm) {
+            Kind::Module => Artifact::Module(Module::new(engine, wasm)?),
+            Kind::Component => Artifact::Component(Component::new(engine, wasm)?),
+        })
+    }
+
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        match self {
+            Artifact::Module(module) => module.serialize(),
+            Artifact::Component(component) => component.serialize(),
+        }
+    }
 }
 
 /// What `stat` says of a file: if none of it changed, neither did the bytes, and
@@ -74,10 +103,10 @@ impl Stamp {
     }
 }
 
-/// A module ready to instantiate, and whether the cache already had it.
+/// Compiled code ready to instantiate, and whether the cache already had it.
 pub struct Loaded {
-    /// The compiled module.
-    pub module: Module,
+    /// The compiled module or component.
+    pub artifact: Artifact,
     /// The hash of the bytes it was compiled from.
     pub hash: ContentHash,
     /// True when nothing was compiled.
@@ -93,7 +122,7 @@ impl ModuleCache {
         }
     }
 
-    /// Reads `path` and returns its compiled module, compiling only if its bytes
+    /// Reads `path` and returns its compiled code, compiling only if its bytes
     /// changed since the last call (and are not in the disk cache). A file whose
     /// stamp has not changed is not even read.
     pub fn load(&mut self, engine: &Engine, path: &Path) -> Result<Loaded> {
@@ -117,29 +146,30 @@ impl ModuleCache {
             .disk
             .as_deref()
             .map(|dir| disk_file(dir, engine, &wasm));
+        let kind = Kind::of(&wasm);
         let from_disk = disk_file
             .as_deref()
-            .and_then(|file| load_from_disk(engine, file));
+            .and_then(|file| load_from_disk(engine, kind, file));
         let cache_hit = from_disk.is_some();
-        let module = match from_disk {
-            Some(module) => module,
+        let artifact = match from_disk {
+            Some(artifact) => artifact,
             None => {
-                let module =
-                    Module::new(engine, &wasm).map_err(|err| invalid(path, &bytes, &wasm, err))?;
+                let artifact = Artifact::compile(engine, &wasm)
+                    .map_err(|err| invalid(path, &bytes, &wasm, err))?;
                 if let Some(file) = &disk_file {
-                    save_to_disk(&module, file);
+                    save_to_disk(&artifact, file);
                 }
-                module
+                artifact
             }
         };
         let entry = Entry {
             stamp,
             hash,
-            module: module.clone(),
+            artifact: artifact.clone(),
         };
         self.modules.insert(path.to_path_buf(), entry);
         Ok(Loaded {
-            module,
+            artifact,
             hash,
             cache_hit,
         })
@@ -160,7 +190,7 @@ fn invalid(path: &Path, bytes: &[u8], wasm: &[u8], err: wasmtime::Error) -> anyh
 impl Entry {
     fn hit(&self) -> Loaded {
         Loaded {
-            module: self.module.clone(),
+            artifact: self.artifact.clone(),
             hash: self.hash,
             cache_hit: true,
         }
@@ -176,19 +206,25 @@ fn disk_file(dir: &Path, engine: &Engine, wasm: &[u8]) -> PathBuf {
     dir.join(format!("{:016x}.cwasm", hasher.finish()))
 }
 
-fn load_from_disk(engine: &Engine, file: &Path) -> Option<Module> {
+fn load_from_disk(engine: &Engine, kind: Kind, file: &Path) -> Option<Artifact> {
     // Read, not mapped: a mapped file truncated by another process while in use
     // would crash us with SIGBUS.
     let bytes = std::fs::read(file).ok()?;
     // SAFETY: the bytes are machine code wasmtime wrote for this engine's settings
     // (the file's name says so); `--cache DIR` is documented as trusted like our
-    // binary. wasmtime checks the header and refuses another version or config.
-    unsafe { Module::deserialize(engine, bytes) }.ok()
+    // binary. wasmtime checks the header and refuses another version, config or kind.
+    let artifact = match kind {
+        Kind::Module => Artifact::Module(unsafe { Module::deserialize(engine, bytes) }.ok()?),
+        Kind::Component => {
+            Artifact::Component(unsafe { Component::deserialize(engine, bytes) }.ok()?)
+        }
+    };
+    Some(artifact)
 }
 
 /// Best effort: a cache that cannot be written only costs a later recompile.
-fn save_to_disk(module: &Module, file: &Path) {
-    let Ok(bytes) = module.serialize() else {
+fn save_to_disk(artifact: &Artifact, file: &Path) {
+    let Ok(bytes) = artifact.serialize() else {
         return;
     };
     let Some(dir) = file.parent() else { return };
@@ -248,7 +284,10 @@ mod tests {
         let engine = Engine::default();
         let mut cache = ModuleCache::default();
         assert!(!cache.load(&engine, &path).expect("first").cache_hit);
-        let name = |loaded: Loaded| loaded.module.name().map(str::to_owned);
+        let name = |loaded: Loaded| match loaded.artifact {
+            Artifact::Module(module) => module.name().map(str::to_owned),
+            Artifact::Component(_) => None,
+        };
         assert_eq!(
             name(cache.load(&engine, &path).expect("hit")),
             Some("a".into())
@@ -260,6 +299,27 @@ mod tests {
         let reloaded = cache.load(&engine, &path).expect("changed");
         assert!(!reloaded.cache_hit);
         assert_eq!(name(reloaded), Some("b".into()));
+    }
+
+    #[test]
+    fn components_are_cached_like_modules_and_the_kind_follows_the_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.wat");
+        let disk = dir.path().join("cache");
+        let engine = Engine::default();
+        let mut cache = ModuleCache::new(Some(disk.clone()));
+
+        std::fs::write(&path, "(component)").expect("write");
+        let first = cache.load(&engine, &path).expect("compiled");
+        assert!(matches!(first.artifact, Artifact::Component(_)) && !first.cache_hit);
+        let again = ModuleCache::new(Some(disk)).load(&engine, &path);
+        assert!(again.expect("from disk").cache_hit);
+
+        // One save turns it into a module: the entry is replaced.
+        std::fs::write(&path, "(module)").expect("write");
+        let module = cache.load(&engine, &path).expect("compiled");
+        assert!(matches!(module.artifact, Artifact::Module(_)) && !module.cache_hit);
+        assert_eq!(cache.modules.len(), 1);
     }
 
     #[test]
@@ -277,7 +337,7 @@ mod tests {
         let second = ModuleCache::new(Some(disk.clone())).load(&engine, &path);
         let second = second.expect("loaded");
         assert!(second.cache_hit);
-        assert!(second.module.get_export("f").is_some());
+        assert!(matches!(second.artifact, Artifact::Module(m) if m.get_export("f").is_some()));
 
         // A corrupt file is recompiled, not trusted.
         for entry in std::fs::read_dir(&disk).expect("cache dir") {

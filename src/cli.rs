@@ -12,7 +12,7 @@ use clap::{Args, Parser};
 
 use crate::plan::{
     Compiler, EngineOptions, EventsTarget, Limits, Plan, Preopen, Presentation, Sandbox,
-    StdinSource,
+    StdinSource, WatcherKind,
 };
 
 /// Live coding with WebAssembly: every save re-runs ENTRY from a clean state, in a sandbox.
@@ -41,6 +41,19 @@ pub struct Cli {
     /// Also re-run when this file, or any file under this folder, changes (repeatable).
     #[arg(long = "watch", short = 'w', value_name = "PATH")]
     pub watch: Vec<PathBuf>,
+
+    /// Look for changes every INTERVAL (default 500ms) instead of waiting for the
+    /// system's file events: for network file systems, and container or VM
+    /// shares where no event arrives. `--poll` or `--poll=200ms`.
+    #[arg(
+        long,
+        value_name = "INTERVAL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "500ms",
+        value_parser = parse_duration
+    )]
+    pub poll: Option<Duration>,
 
     /// What the guest may reach.
     #[command(flatten)]
@@ -144,6 +157,12 @@ pub enum EventFormat {
 }
 
 impl Cli {
+    /// True when `--events json` writes to stderr: then even a fatal error is
+    /// said as JSON.
+    pub fn events_on_stderr(&self) -> bool {
+        self.presentation.events.is_some() && self.presentation.events_file.is_none()
+    }
+
     /// Checks the flags against the file system and the environment, once.
     pub fn into_plan(self) -> Result<Plan> {
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
@@ -173,12 +192,21 @@ impl Cli {
             .iter()
             .map(|spec| parse_preopen(&cwd, spec))
             .collect::<Result<_>>()?;
-        let env = self
-            .sandbox
-            .env
-            .iter()
-            .filter_map(|spec| parse_env(spec).transpose())
-            .collect::<Result<_>>()?;
+        let mut warnings = Vec::new();
+        let mut env = Vec::new();
+        for spec in &self.sandbox.env {
+            match parse_env(spec)? {
+                Ok(pair) => env.push(pair),
+                Err(warning) => warnings.push(warning),
+            }
+        }
+        let watcher = match self.poll {
+            Some(interval) if interval.is_zero() => {
+                bail!("--poll: the interval must be above zero")
+            }
+            Some(interval) => WatcherKind::Poll(interval),
+            None => WatcherKind::Native,
+        };
 
         let stdin = match (self.once, self.sandbox.stdin) {
             (_, Some(file)) => StdinSource::File(absolute_file(&cwd, &file)?),
@@ -201,6 +229,7 @@ impl Cli {
             once: self.once,
             invoke: self.invoke,
             watch,
+            watcher,
             sandbox: Sandbox {
                 args,
                 env,
@@ -226,6 +255,7 @@ impl Cli {
                     (None, None) => None,
                 },
             },
+            warnings,
         })
     }
 }
@@ -262,8 +292,9 @@ fn parse_preopen(cwd: &Path, spec: &str) -> Result<Preopen> {
     })
 }
 
-/// `KEY=VALUE`, or `KEY` to pass on ours (skipped, with a warning, when we have none).
-fn parse_env(spec: &str) -> Result<Option<(String, String)>> {
+/// `KEY=VALUE`, or `KEY` to pass on ours; when we have none, the warning to give
+/// instead.
+fn parse_env(spec: &str) -> Result<Result<(String, String), String>> {
     let (key, value) = match spec.split_once('=') {
         Some((key, value)) => (key, Some(value.to_owned())),
         None => (spec, None),
@@ -276,14 +307,13 @@ fn parse_env(spec: &str) -> Result<Option<(String, String)>> {
         None => match std::env::var(key) {
             Ok(value) => value,
             Err(_) => {
-                eprintln!(
-                    "live-wasm: warning: --env {key}: not set here, so the guest won't see it"
-                );
-                return Ok(None);
+                return Ok(Err(format!(
+                    "--env {key}: not set here, so the guest won't see it"
+                )));
             }
         },
     };
-    Ok(Some((key.to_owned(), value)))
+    Ok(Ok((key.to_owned(), value)))
 }
 
 /// An absolute path whose parent directory exists (the file itself may not, yet).
@@ -333,6 +363,25 @@ mod tests {
     }
 
     #[test]
+    fn poll_takes_an_optional_interval() {
+        let interval = |args: &[&str]| {
+            let mut all = vec!["live-wasm"];
+            all.extend(args);
+            Cli::try_parse_from(all).map(|cli| cli.poll)
+        };
+        assert_eq!(interval(&["m.wat"]).expect("ok"), None);
+        assert_eq!(
+            interval(&["--poll", "m.wat"]).expect("ok"),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            interval(&["--poll=2s", "m.wat"]).expect("ok"),
+            Some(Duration::from_secs(2))
+        );
+        assert!(interval(&["--poll=soon", "m.wat"]).is_err());
+    }
+
+    #[test]
     fn limits_read_like_people_write_them() {
         assert_eq!(parse_duration("300ms"), Ok(Duration::from_millis(300)));
         assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
@@ -347,9 +396,13 @@ mod tests {
     fn env_forms() {
         assert_eq!(
             parse_env("A=b=c").expect("ok"),
-            Some(("A".to_owned(), "b=c".to_owned()))
+            Ok(("A".to_owned(), "b=c".to_owned()))
         );
-        assert_eq!(parse_env("LIVE_WASM_SURELY_UNSET_VAR").expect("ok"), None);
+        assert!(
+            parse_env("LIVE_WASM_SURELY_UNSET_VAR")
+                .expect("ok")
+                .is_err()
+        );
         assert!(parse_env("=x").is_err());
     }
 }

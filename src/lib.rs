@@ -12,28 +12,28 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 //!
-//! Rooms, one concern each, data flowing one way:
-//! [`cli`] -> [`plan`] -> [`session`] (loop) -> [`watch`] (what changed) ->
-//! [`run`] (one run: [`cache`], [`source`], [`host`], [`sleep`], [`interrupt`]) ->
-//! [`report`].
+//! The public API is [`cli`] (flags to a [`plan::Plan`]), [`plan`] (build one by
+//! hand) and [`session::run`]. Inside, rooms with one concern each, data
+//! flowing one way, no room importing from a room above it:
+//!
+//! ```text
+//! cli -> plan -> session -> watch  (which files really changed)
+//!                        -> run    (one run; its face is run.rs: the Runtime, the
+//!                                   runner thread, what a run returns)
+//!                        -> report (the one voice: status lines or JSON events)
+//! run -> cache -> source, engine, names
+//! ```
 
 #![warn(missing_docs, clippy::unwrap_used)]
 
-pub mod cache;
 pub mod cli;
-pub mod engine;
-pub mod events;
-pub mod host;
-pub mod interrupt;
-pub mod invoke;
-pub mod limits;
-pub mod link;
-pub mod names;
-pub mod outcome;
 pub mod plan;
-pub mod report;
-pub mod run;
 pub mod session;
-pub mod sleep;
-pub mod source;
-pub mod watch;
+
+mod cache;
+mod engine;
+mod names;
+mod report;
+mod run;
+mod source;
+mod watch;

@@ -4,11 +4,20 @@ use clap::Parser;
 
 fn main() {
     let cli = live_wasm::cli::Cli::parse();
+    let json = cli.events_on_stderr();
     let status = cli
         .into_plan()
         .and_then(live_wasm::session::run)
         .unwrap_or_else(|err| {
-            eprintln!("live-wasm: error: {err:#}");
+            let message = format!("{err:#}");
+            if json {
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"event": "fatal", "message": message})
+                );
+            } else {
+                eprintln!("live-wasm: error: {message}");
+            }
             2
         });
     std::process::exit(status);

@@ -4,8 +4,7 @@
 //! ([`crate::cli`]), a program embedding live-wasm can build one by hand.
 
 use std::path::PathBuf;
-
-pub use crate::limits::Limits;
+use std::time::Duration;
 
 /// Everything a session needs to know, with paths absolute and values checked.
 #[derive(Debug, Clone)]
@@ -20,6 +19,8 @@ pub struct Plan {
     pub invoke: Option<String>,
     /// Extra files or folders whose change triggers a run (absolute).
     pub watch: Vec<PathBuf>,
+    /// How changes are noticed.
+    pub watcher: WatcherKind,
     /// What the guest may reach.
     pub sandbox: Sandbox,
     /// How guests are compiled.
@@ -28,6 +29,31 @@ pub struct Plan {
     pub limits: Limits,
     /// How runs are shown.
     pub presentation: Presentation,
+    /// What the user should know about the plan itself (an `--env KEY` we do not
+    /// have, say); the session says it through the status lines or the events.
+    pub warnings: Vec<String>,
+}
+
+/// How the watcher notices changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum WatcherKind {
+    /// The operating system's events (inotify on Linux): instant, and free at rest.
+    #[default]
+    Native,
+    /// Looking at the watched files every interval (`--poll`), for file systems
+    /// that send no events: network mounts, some container and VM shares.
+    Poll(Duration),
+}
+
+/// The limits of every run (all modules of the run together).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock time a run may take.
+    pub timeout: Option<Duration>,
+    /// Instructions a run may execute, in wasmtime's fuel units.
+    pub fuel: Option<u64>,
+    /// Bytes of linear memory all the run's memories may hold together.
+    pub max_memory: Option<u64>,
 }
 
 /// The guest's grants: deny by default, so an empty `Sandbox` grants nothing.

@@ -1,325 +1,83 @@
-//! The runner's own voice: short status lines and error blocks, on stderr.
+//! The runner's one voice: everything live-wasm itself says goes through the
+//! [`Reporter`], which hands it to the status lines and to the JSON events.
 //!
-//! Guest output goes straight to our stdout and stderr; this module never
-//! touches it. One line per run when things go well, the error block when not.
+//! Guest output goes straight to our stdout and stderr; this room never touches
+//! it. With `--events json` the events take the place of the status lines on
+//! stderr, so every line we write there is JSON; with `--quiet`, only the errors
+//! that end a run are said.
 
-use std::fmt::Write as _;
-use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+mod events;
+mod status;
 
-use crate::interrupt::StopReason;
-use crate::limits::Limits;
-use crate::outcome::{Frame, Outcome, SourcePlace, trap_words};
-use crate::plan::{EventsTarget, Plan, Presentation};
-use crate::run::RunReport;
+use std::io::Write;
+use std::path::Path;
 
-/// What started a run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Trigger {
-    /// The first run of the session.
-    Start,
-    /// These watched files changed.
-    Changed(Vec<PathBuf>),
-}
+use anyhow::{Context, Result};
 
-impl Trigger {
-    /// Adds the files of a later change to a run that has not started yet.
-    pub fn merge(self, changed: Vec<PathBuf>) -> Trigger {
-        match self {
-            Trigger::Start => Trigger::Start,
-            Trigger::Changed(mut files) => {
-                for file in changed {
-                    if !files.contains(&file) {
-                        files.push(file);
-                    }
-                }
-                Trigger::Changed(files)
-            }
-        }
-    }
-}
+use crate::plan::{EventsTarget, Plan};
+use crate::run::{Note, RunReport, Trigger};
+use events::Events;
+use status::StatusLines;
 
-/// Writes status lines for a session rooted at `root`.
-pub struct Reporter {
-    root: PathBuf,
-    presentation: Presentation,
-    limits: Limits,
-    /// `--once` speaks only when something went wrong, as `wasmtime run` does.
-    once: bool,
+/// Says what happens in a session, in the forms the user asked for.
+pub(crate) struct Reporter {
+    status: StatusLines,
+    events: Events,
 }
 
 impl Reporter {
-    /// A reporter for `plan`'s session; `once` for `--once`.
-    pub fn new(plan: &Plan, once: bool) -> Self {
-        Self {
-            root: plan.root.clone(),
-            presentation: plan.presentation.clone(),
-            limits: plan.limits,
-            once,
-        }
-    }
-
-    /// JSON events on stderr take the place of status lines.
-    fn silent(&self) -> bool {
-        self.presentation.events == Some(EventsTarget::Stderr)
+    /// The voice of `plan`'s session (opening `--events-file`, if given).
+    pub(crate) fn new(plan: &Plan) -> Result<Self> {
+        let out: Option<Box<dyn Write + Send>> = match &plan.presentation.events {
+            None => None,
+            Some(EventsTarget::Stderr) => Some(Box::new(std::io::stderr())),
+            Some(EventsTarget::File(path)) => {
+                Some(Box::new(std::fs::File::create(path).with_context(
+                    || format!("--events-file {}: cannot create it", path.display()),
+                )?))
+            }
+        };
+        Ok(Self {
+            status: StatusLines::new(plan),
+            events: Events::new(out, &plan.root),
+        })
     }
 
     /// The entry does not exist yet: say so once, and wait.
-    pub fn waiting_for(&self, entry: &Path) {
-        if self.silent() {
-            return;
-        }
-        status(
-            Tone::Plain,
-            &format!(
-                "{} does not exist yet; waiting for it to be created (Ctrl-C to quit)",
-                self.name(entry)
-            ),
-        );
+    pub(crate) fn waiting_for(&mut self, entry: &Path) {
+        self.events.waiting_for(entry);
+        self.status.waiting_for(entry);
     }
 
-    /// Called just before a run starts.
-    pub fn run_starting(&self) {
-        if self.presentation.clear && std::io::stderr().is_terminal() {
-            // Clear the screen and the scrollback, cursor home.
-            eprint!("\x1b[2J\x1b[3J\x1b[H");
-        }
+    /// A run is about to start.
+    pub(crate) fn run_started(&mut self, run: u64, trigger: &Trigger) {
+        self.events.run_started(run, trigger);
+        self.status.run_started();
     }
 
-    /// The summary of a finished run.
-    pub fn run_finished(&self, number: u64, trigger: &Trigger, report: &RunReport) {
-        let failed = report.outcome.is_failure() || report.memory_refused.is_some();
-        let quiet = self.presentation.quiet || self.once;
-        if (quiet && !failed) || self.silent() {
-            return;
-        }
-        let mut line = if self.once {
-            String::new()
-        } else {
-            format!("#{number} {}: ", self.trigger(trigger))
-        };
-        let mut details = String::new();
-        match &report.outcome {
-            Outcome::OutOfFuel => {
-                let budget = self.limits.fuel.unwrap_or_default();
-                let _ = write!(
-                    line,
-                    "out of fuel: used all {budget} units (--fuel); raise it, or look for an endless loop"
-                );
-            }
-            Outcome::Success => line.push_str("ok"),
-            Outcome::Exit(code) => {
-                let _ = write!(line, "exit {code}");
-            }
-            Outcome::Trap { kind, frames } => {
-                let _ = write!(line, "trap: {}", trap_words(*kind));
-                details = self.backtrace(frames);
-            }
-            Outcome::Stopped(StopReason::Change) => line.push_str("stopped by a change"),
-            Outcome::Stopped(StopReason::CtrlC) => {
-                line.push_str("stopped by Ctrl-C; waiting for changes (Ctrl-C again to quit)")
-            }
-            Outcome::Stopped(StopReason::Timeout) => {
-                let timeout = self.limits.timeout.unwrap_or_default();
-                let _ = write!(
-                    line,
-                    "timed out: stopped after {} (--timeout)",
-                    humantime::format_duration(timeout)
-                );
-            }
-            Outcome::Failed(err) => {
-                line.push_str("error");
-                details = format!("{err:#}");
-            }
-        }
-        if !self.once {
-            let _ = write!(
-                line,
-                " · compile {} · run {}",
-                millis(report.compile),
-                millis(report.run)
-            );
-            let out_of_fuel = matches!(report.outcome, Outcome::OutOfFuel);
-            if let Some(fuel) = report.fuel_used.filter(|_| !out_of_fuel) {
-                let _ = write!(line, " · fuel {fuel}");
-            }
-        }
-        if let Some(refusal) = report.memory_refused {
-            details.insert_str(
-                0,
-                &format!(
-                    "memory: the run asked for {} in all, over --max-memory {} \
-                     (a module needing it fails to instantiate; memory.grow returns -1)\n",
-                    size(refusal.wanted),
-                    size(refusal.limit)
-                ),
-            );
-        }
-        let tone = match &report.outcome {
-            _ if failed => Tone::Bad,
-            Outcome::Stopped(_) => Tone::Notice,
-            _ => Tone::Good,
-        };
-        status(tone, &line);
-        if !details.is_empty() {
-            let mut stderr = std::io::stderr().lock();
-            for detail in details.lines() {
-                let _ = writeln!(stderr, "  {detail}");
-            }
-        }
-    }
-
-    /// A problem of the watcher itself (the session goes on).
-    pub fn watch_error(&self, err: &notify::Error) {
-        self.warning(&format!("file watcher: {err}"));
+    /// Something a run said on its way.
+    pub(crate) fn note(&mut self, run: u64, note: &Note) {
+        self.events.note(run, note);
+        self.status.note(note);
     }
 
     /// Something the user should know; the session goes on.
-    pub fn warning(&self, message: &str) {
-        status(Tone::Notice, &format!("warning: {message}"));
+    pub(crate) fn warning(&mut self, message: &str) {
+        self.events.warning(message);
+        self.status.warning(message);
     }
 
-    fn trigger(&self, trigger: &Trigger) -> String {
-        match trigger {
-            Trigger::Start => "start".to_owned(),
-            Trigger::Changed(files) => {
-                let names: Vec<String> = files.iter().map(|file| self.name(file)).collect();
-                format!("{} changed", names.join(", "))
-            }
-        }
-    }
-
-    /// A trap's backtrace, innermost first: `0: divide (main @ 0x33) at main.wat:4:5`.
-    fn backtrace(&self, frames: &[Frame]) -> String {
-        let mut text = String::new();
-        if !frames.is_empty() {
-            text.push_str("wasm backtrace:\n");
-        }
-        for (index, frame) in frames.iter().enumerate() {
-            let _ = write!(text, "  {index}: {} ({}", frame.function, frame.module);
-            if let Some(offset) = frame.offset {
-                let _ = write!(text, " @ {offset:#x}");
-            }
-            text.push(')');
-            if let Some(source) = &frame.source {
-                let file = self.name(Path::new(&source.file));
-                let place = SourcePlace {
-                    file,
-                    ..source.clone()
-                };
-                let _ = write!(text, " at {place}");
-            }
-            text.push('\n');
-        }
-        text
-    }
-
-    fn name(&self, path: &Path) -> String {
-        crate::names::relative(&self.root, path)
+    /// A run has finished. Events first: whoever sees the status line finds
+    /// them written.
+    pub(crate) fn run_finished(&mut self, run: u64, trigger: &Trigger, report: &RunReport) {
+        let description = report.describe();
+        self.events.run_finished(run, report, &description);
+        self.status.run_finished(run, trigger, report, &description);
     }
 }
 
-/// The detail of a failed `live.use` (the guest gets a code and goes on).
-pub fn use_failed(message: &str) {
-    status(Tone::Notice, message);
-}
-
-/// One status line, prefixed so it stands apart from guest output.
-///
-/// Coloured by `tone` when stderr is a terminal, never with `NO_COLOR` or when
-/// piped (anstream decides, as clap does).
-fn status(tone: Tone, line: &str) {
-    use anstyle::{AnsiColor, Style};
-    let prefix = Style::new().dimmed();
-    let style = match tone {
-        Tone::Plain => Style::new(),
-        Tone::Good => AnsiColor::Green.on_default(),
-        Tone::Notice => AnsiColor::Yellow.on_default(),
-        Tone::Bad => AnsiColor::Red.on_default().bold(),
-    };
-    let mut stderr = anstream::stderr().lock();
-    let _ = writeln!(
-        stderr,
-        "{prefix}[live-wasm]{prefix:#} {style}{line}{style:#}"
-    );
-}
-
-/// How a status line should catch the eye.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tone {
-    Plain,
-    Good,
-    Notice,
-    Bad,
-}
-
-/// A size for humans: `640 B`, `64.0 KiB`, `16.0 MiB`.
-fn size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
-/// A duration for humans: `0.84 ms`, `12.3 ms`, `1.20 s`.
-fn millis(duration: Duration) -> String {
-    let ms = duration.as_secs_f64() * 1000.0;
-    if ms < 10.0 {
-        format!("{ms:.2} ms")
-    } else if ms < 1000.0 {
-        format!("{ms:.1} ms")
-    } else {
-        format!("{:.2} s", ms / 1000.0)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(millis(Duration::from_micros(840)), "0.84 ms");
-        assert_eq!(millis(Duration::from_micros(12_340)), "12.3 ms");
-        assert_eq!(millis(Duration::from_millis(1_200)), "1.20 s");
-    }
-
-    #[test]
-    fn triggers_merge_without_repeats() {
-        let a = PathBuf::from("/r/a.wat");
-        let b = PathBuf::from("/r/b.wat");
-        let merged = Trigger::Changed(vec![a.clone()]).merge(vec![b.clone(), a.clone()]);
-        assert_eq!(merged, Trigger::Changed(vec![a, b]));
-        assert_eq!(Trigger::Start.merge(vec![]), Trigger::Start);
-    }
-
-    #[test]
-    fn sizes_read_well() {
-        assert_eq!(size(640), "640 B");
-        assert_eq!(size(65536), "64.0 KiB");
-        assert_eq!(size(16 << 20), "16.0 MiB");
-    }
-
-    #[test]
-    fn names_are_relative_to_the_root() {
-        let reporter = Reporter {
-            root: PathBuf::from("/r"),
-            presentation: Presentation::default(),
-            limits: Limits::default(),
-            once: false,
-        };
-        let changed = Trigger::Changed(vec!["/r/lib/m.wat".into(), "/elsewhere/x".into()]);
-        assert_eq!(
-            reporter.trigger(&changed),
-            "lib/m.wat, /elsewhere/x changed"
-        );
-    }
+/// Writes `text` (whole lines) to stderr in one `write`, so a line of ours is
+/// never cut by the guest's stderr output written at the same moment.
+fn to_stderr(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }

@@ -1,50 +1,111 @@
-//! One run: a fresh store, the entry instantiated (and what it uses, on demand),
-//! `_initialize` and `_start` called, and how it ended.
+//! One run: a fresh store, the entry loaded, and how it ended; and the runner
+//! thread that runs them one at a time.
 //!
-//! The [`Runtime`] lives for the whole session (one engine, one linker, the
-//! compile cache); everything a guest can touch is new in every run.
+//! This is the face of the run room: the rest of the program sees only what is
+//! declared here. Inside, the kind of the entry is the one branch point: a core
+//! module takes the [`core`] path (linking modules on demand, `live`, WASI
+//! preview 1). The [`Runtime`] lives for the whole session (one engine, one
+//! linker, the compile cache); everything a guest can touch is new in every run.
 
-use std::io::Write;
+mod core;
+mod host;
+mod interrupt;
+mod invoke;
+mod limits;
+mod link;
+mod live;
+mod notes;
+mod outcome;
+mod sleep;
+mod use_error;
+
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
-use wasmtime::{AsContextMut, Engine, Instance, Store, Trap};
+use anyhow::{Context, Result, bail};
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use wasmtime::{Engine, Store, Trap};
 
-use crate::cache::ModuleCache;
-use crate::host::{self, Host};
-use crate::interrupt::Interrupt;
-use crate::invoke;
-use crate::limits::{Limits, MemoryCap, Refusal};
-use crate::link::{self, Compiled, Linking, ModuleFile, Modules, Site};
-use crate::outcome::Outcome;
-use crate::plan::{Plan, Sandbox};
+use crate::cache::{Artifact, ModuleCache};
+use crate::plan::{Limits, Plan, Sandbox};
+use crate::source::ModuleFile;
+use host::Host;
+use limits::{MemoryCap, Refusal};
+use link::{Linking, Modules};
+use notes::Notes;
+use outcome::Outcome;
+
+pub(crate) use interrupt::StopReason;
+pub(crate) use link::Compiled;
+pub(crate) use notes::Note;
+pub(crate) use outcome::{Description, Problem, Verdict};
+
+use interrupt::Interrupt;
+
+/// What started a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Trigger {
+    /// The first run of the session.
+    Start,
+    /// These watched files changed.
+    Changed(Vec<PathBuf>),
+}
+
+impl Trigger {
+    /// Adds the files of a later change to a run that has not started yet.
+    pub(crate) fn merge(self, changed: Vec<PathBuf>) -> Trigger {
+        match self {
+            Trigger::Start => Trigger::Start,
+            Trigger::Changed(mut files) => {
+                for file in changed {
+                    if !files.contains(&file) {
+                        files.push(file);
+                    }
+                }
+                Trigger::Changed(files)
+            }
+        }
+    }
+}
 
 /// What a finished run reports.
 #[derive(Debug)]
-pub struct RunReport {
-    /// How it ended.
-    pub outcome: Outcome,
+pub(crate) struct RunReport {
+    outcome: Outcome,
+    memory_refused: Option<Refusal>,
     /// Time spent reading and compiling modules (near zero on cache hits).
-    pub compile: Duration,
+    pub(crate) compile: Duration,
     /// Time spent instantiating and running, compile time excluded.
-    pub run: Duration,
+    pub(crate) run: Duration,
     /// The module files the run resolved or tried: the watcher watches them.
-    pub modules: Vec<ModuleFile>,
+    pub(crate) modules: Vec<ModuleFile>,
     /// The modules the run loaded, cached or compiled.
-    pub compiled: Vec<Compiled>,
+    pub(crate) compiled: Vec<Compiled>,
     /// Fuel the run used, when `--fuel` is set.
-    pub fuel_used: Option<u64>,
+    pub(crate) fuel_used: Option<u64>,
     /// The most linear memory the run held, in bytes.
-    pub peak_memory: u64,
-    /// A memory request `--max-memory` refused, if any.
-    pub memory_refused: Option<Refusal>,
+    pub(crate) peak_memory: u64,
+}
+
+impl RunReport {
+    /// How the run ended, in words for people and for tools.
+    pub(crate) fn describe(&self) -> Description {
+        self.outcome.describe(self.memory_refused)
+    }
+
+    /// The process exit status for `--once`.
+    pub(crate) fn exit_code(&self) -> i32 {
+        self.outcome.exit_code()
+    }
 }
 
 /// The session-long part of running: engine, host functions and compile cache.
-pub struct Runtime {
+pub(crate) struct Runtime {
     engine: Engine,
     linking: Arc<Linking>,
+    root: PathBuf,
     sandbox: Sandbox,
     limits: Limits,
     invoke: Option<String>,
@@ -52,7 +113,7 @@ pub struct Runtime {
 
 impl Runtime {
     /// Builds the engine and defines the host functions, once.
-    pub fn new(plan: &Plan) -> Result<Self> {
+    pub(crate) fn new(plan: &Plan) -> Result<Self> {
         let engine = crate::engine::new_engine(&plan.engine, plan.limits.fuel.is_some())?;
         let linker = host::linker(&engine)?;
         let cache = ModuleCache::new(plan.engine.cache_dir.clone());
@@ -60,42 +121,45 @@ impl Runtime {
         Ok(Self {
             engine,
             linking,
+            root: plan.root.clone(),
             sandbox: plan.sandbox.clone(),
             limits: plan.limits,
             invoke: plan.invoke.clone(),
         })
     }
 
-    /// The session's engine (to make an [`Interrupt`] for a run).
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
     /// Runs the entry once, from a clean state; `interrupt` can stop it from
-    /// another thread.
-    pub fn run(&self, interrupt: Arc<Interrupt>) -> RunReport {
+    /// another thread, and what it says on the way goes to `notes`.
+    fn run(&self, interrupt: Arc<Interrupt>, notes: Notes) -> RunReport {
         let started = Instant::now();
         let modules = Modules::new(Arc::clone(&self.linking));
-        let mut store = match self.new_store(Arc::clone(&interrupt), modules) {
+        let memory = MemoryCap::new(self.limits.max_memory);
+        let mut store = match self.new_store(Arc::clone(&interrupt), modules, memory, notes) {
             Ok(store) => store,
             Err(err) => {
                 return RunReport {
                     outcome: Outcome::Failed(err),
+                    memory_refused: None,
                     compile: Duration::ZERO,
                     run: started.elapsed(),
                     modules: Vec::new(),
                     compiled: Vec::new(),
                     fuel_used: None,
                     peak_memory: 0,
-                    memory_refused: None,
                 };
             }
         };
-        let outcome = match self.instantiate_and_run(&mut store, &interrupt) {
+        let outcome = match self.load_and_run(&mut store, &interrupt) {
             Ok(()) => Outcome::Success,
             Err(err) => {
                 let modules = &store.data().modules;
-                Outcome::from_error(err, &interrupt, &|module| modules.label(module))
+                let frame = |info: &wasmtime::FrameInfo| {
+                    outcome::frame(info, &|module| modules.label(module), &|file| {
+                        crate::names::relative(&self.root, Path::new(file))
+                    })
+                };
+                let limits = self.limits;
+                Outcome::from_error(err, &interrupt, limits.timeout, limits.fuel, &frame)
             }
         };
         let fuel_used = self
@@ -106,19 +170,24 @@ impl Runtime {
         let compile = host.modules.compile_time();
         RunReport {
             outcome,
+            memory_refused: host.memory.refused(),
             compile,
             run: started.elapsed().saturating_sub(compile),
             modules: host.modules.files().to_vec(),
             compiled: host.modules.compiled().to_vec(),
             fuel_used,
             peak_memory: host.memory.peak(),
-            memory_refused: host.memory.refused(),
         }
     }
 
-    fn new_store(&self, interrupt: Arc<Interrupt>, modules: Modules) -> Result<Store<Host>> {
-        let memory = MemoryCap::new(self.limits.max_memory);
-        let host = Host::new(&self.sandbox, interrupt, modules, memory)?;
+    fn new_store(
+        &self,
+        interrupt: Arc<Interrupt>,
+        modules: Modules,
+        memory: MemoryCap,
+        notes: Notes,
+    ) -> Result<Store<Host>> {
+        let host = Host::new(&self.sandbox, interrupt, modules, memory, notes)?;
         let mut store = Store::new(&self.engine, host);
         store.set_epoch_deadline(1);
         store.limiter(|host| &mut host.memory);
@@ -128,55 +197,105 @@ impl Runtime {
         Ok(store)
     }
 
-    fn instantiate_and_run(&self, store: &mut Store<Host>, interrupt: &Interrupt) -> Result<()> {
+    /// Loads the entry and takes the path its kind calls for.
+    fn load_and_run(&self, store: &mut Store<Host>, interrupt: &Interrupt) -> Result<()> {
         // A stop requested before the deadline was armed would never tick again.
         if interrupt.reason().is_some() {
             return Err(Trap::Interrupt.into());
         }
-        let entry = self.linking.entry_name().to_owned();
-        let instance = link::instance(store.as_context_mut(), &entry, &Site::entry())?;
-        if let Some(init) = entry_point(store, &instance, "_initialize")? {
-            init.call(&mut *store, ())?;
+        match link::load_entry(store)? {
+            Artifact::Module(module) => core::run(store, &module, self.invoke.as_deref()),
+            Artifact::Component(_) => bail!(
+                "{} is a WebAssembly component (WASI 0.2): live-wasm runs core modules \
+                 so far; build a core module instead (for Rust, `--target wasm32-wasip1`)",
+                self.linking.entry_label()
+            ),
         }
-        match &self.invoke {
-            Some(name) => self.invoke(store, &instance, name),
-            None => match entry_point(store, &instance, "_start")? {
-                Some(start) => Ok(start.call(&mut *store, ())?),
-                None => Ok(()),
-            },
-        }
-    }
-
-    /// `--invoke`: calls `name` with the guest args, prints its results.
-    fn invoke(&self, store: &mut Store<Host>, instance: &Instance, name: &str) -> Result<()> {
-        let func = instance
-            .get_func(&mut *store, name)
-            .with_context(|| format!("--invoke {name}: the entry exports no function `{name}`"))?;
-        let ty = func.ty(&*store);
-        let args = self.sandbox.args.get(1..).unwrap_or_default();
-        let params = invoke::parse_args(name, &ty, args)?;
-        let mut results = vec![wasmtime::Val::I32(0); ty.results().len()];
-        func.call(&mut *store, &params, &mut results)?;
-        let mut stdout = std::io::stdout().lock();
-        for value in &results {
-            writeln!(stdout, "{}", invoke::format_result(value))?;
-        }
-        Ok(())
     }
 }
 
-/// `name` as a `() -> ()` export, if the instance has one.
-fn entry_point(
-    store: &mut Store<Host>,
-    instance: &Instance,
-    name: &str,
-) -> Result<Option<wasmtime::TypedFunc<(), ()>>> {
-    if instance.get_func(&mut *store, name).is_none() {
-        return Ok(None);
+/// The runner thread: runs one request at a time, off the session's thread, so
+/// the session stays free to notice a save or Ctrl-C and stop a run.
+pub(crate) struct Runner {
+    engine: Engine,
+    requests: Sender<Arc<Interrupt>>,
+    notes: Receiver<Note>,
+    reports: Receiver<RunReport>,
+}
+
+/// A run in progress: how to stop it.
+#[derive(Clone)]
+pub(crate) struct Stop(Arc<Interrupt>);
+
+impl Stop {
+    /// Stops the run: the first reason given is the one reported.
+    pub(crate) fn request(&self, reason: StopReason) {
+        self.0.request(reason);
     }
-    let func = instance
-        .get_typed_func::<(), ()>(&mut *store, name)
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("export `{name}` must take no parameters and return nothing"))?;
-    Ok(Some(func))
+
+    /// Why the run was asked to stop, if it was.
+    pub(crate) fn reason(&self) -> Option<StopReason> {
+        self.0.reason()
+    }
+}
+
+impl Runner {
+    /// Starts the thread that will run `runtime`'s entry on request.
+    pub(crate) fn spawn(runtime: Runtime) -> Result<Self> {
+        let engine = runtime.engine.clone();
+        let (requests, incoming) = unbounded::<Arc<Interrupt>>();
+        let (said, notes) = unbounded();
+        let (finished, reports) = unbounded();
+        thread::Builder::new()
+            .name("live-wasm-runner".to_owned())
+            .spawn(move || {
+                for interrupt in incoming {
+                    let report = runtime.run(interrupt, Notes::new(said.clone()));
+                    if finished.send(report).is_err() {
+                        break;
+                    }
+                }
+            })
+            .context("cannot start the runner thread")?;
+        Ok(Self {
+            engine,
+            requests,
+            notes,
+            reports,
+        })
+    }
+
+    /// Starts a run; its report will come on [`Self::reports`].
+    pub(crate) fn start(&self) -> Result<Stop> {
+        let interrupt = Interrupt::new(&self.engine);
+        self.requests
+            .send(Arc::clone(&interrupt))
+            .context("the runner thread has stopped")?;
+        Ok(Stop(interrupt))
+    }
+
+    /// What runs say on their way. A run's notes are all sent before its report:
+    /// drain them when the report comes.
+    pub(crate) fn notes(&self) -> &Receiver<Note> {
+        &self.notes
+    }
+
+    /// The reports of finished runs, one per [`Self::start`].
+    pub(crate) fn reports(&self) -> &Receiver<RunReport> {
+        &self.reports
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn triggers_merge_without_repeats() {
+        let a = PathBuf::from("/r/a.wat");
+        let b = PathBuf::from("/r/b.wat");
+        let merged = Trigger::Changed(vec![a.clone()]).merge(vec![b.clone(), a.clone()]);
+        assert_eq!(merged, Trigger::Changed(vec![a, b]));
+        assert_eq!(Trigger::Start.merge(vec![]), Trigger::Start);
+    }
 }

@@ -3,13 +3,43 @@
 //! Reading and parsing are separate steps so the compile cache can skip the parse
 //! when a file's bytes did not change.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
 /// The fingerprint of a file's bytes: the key of the compile cache and of the
 /// watcher's "did this save change anything" check.
 pub type ContentHash = u64;
+
+/// A module file a run resolved, or tried to: what the watcher must watch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModuleFile {
+    /// The file (absolute).
+    pub path: PathBuf,
+    /// The hash of the bytes the run used; `None` if it did not exist.
+    pub hash: Option<ContentHash>,
+}
+
+/// What a wasm binary holds: the run takes a different path for each, decided
+/// from the bytes on every load (one save can turn `main.wasm` into a component).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A core module (WASI preview 1, or none).
+    Module,
+    /// A component (the component model, WASI 0.2).
+    Component,
+}
+
+impl Kind {
+    /// The kind of a wasm binary, from its header.
+    pub fn of(wasm: &[u8]) -> Kind {
+        if wasmparser::Parser::is_component(wasm) {
+            Kind::Component
+        } else {
+            Kind::Module
+        }
+    }
+}
 
 /// Hashes bytes with xxh3: fast (GB/s), and collisions are irrelevant at our scale.
 pub fn content_hash(bytes: &[u8]) -> ContentHash {
@@ -202,6 +232,14 @@ mod tests {
         assert_eq!(to_wasm(Path::new("m.wasm"), wasm).expect("binary"), wasm);
         let err = to_wasm(Path::new("m.wasm"), b"\x7fELF").expect_err("garbage");
         assert!(format!("{err}").contains("not a WebAssembly binary"));
+    }
+
+    #[test]
+    fn the_kind_comes_from_the_bytes() {
+        let module = to_wasm(Path::new("m.wat"), b"(module)").expect("module");
+        assert_eq!(Kind::of(&module), Kind::Module);
+        let component = to_wasm(Path::new("c.wat"), b"(component)").expect("component");
+        assert_eq!(Kind::of(&component), Kind::Component);
     }
 
     #[test]

@@ -5,6 +5,12 @@
 //! inode, and a watch on the file itself would be lost. An event is only a hint;
 //! a file counts as changed when its content hash differs from the last one we
 //! acted on, which drops touches and the second event of a single save.
+//!
+//! Events come from the operating system (inotify on Linux) or, with `--poll`,
+//! from looking at the files every interval ([`poll`]); which events mark a
+//! finished save depends on that kind, never on the OS alone.
+
+mod poll;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -12,23 +18,35 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, unbounded};
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
-use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher as _};
+use notify::{Event, RecursiveMode, Watcher as _};
 
-use crate::link::ModuleFile;
-use crate::source::{self, ContentHash};
+use crate::plan::WatcherKind;
+use crate::source::{self, ContentHash, ModuleFile};
 
 /// What one batch of file-system events amounts to.
 #[derive(Debug, Default)]
 pub struct ChangeSet {
     /// Watched files whose content really changed, in the order seen.
     pub changed: Vec<PathBuf>,
-    /// Problems the file watcher reported (the session goes on).
-    pub errors: Vec<notify::Error>,
+    /// Problems the file watcher reported, in words (the session goes on).
+    pub warnings: Vec<String>,
+}
+
+/// Which events mark a finished save.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Saves {
+    /// inotify: a file closed after writing, or renamed into place. A write
+    /// still going on is not a save.
+    ClosedOrRenamed,
+    /// Watchers with no close event (polling; other platforms' native ones):
+    /// any new content. The poller holds back files still open for writing.
+    AnyWrite,
 }
 
 /// Watches files and folders and turns event bursts into [`ChangeSet`]s.
 pub struct Watcher {
-    notify: RecommendedWatcher,
+    notify: Box<dyn notify::Watcher + Send>,
+    saves: Saves,
     events: Receiver<notify::Result<Event>>,
     /// Watched files and the hash of the content last acted on (`None`: missing).
     files: HashMap<PathBuf, Option<ContentHash>>,
@@ -45,16 +63,34 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    /// A watcher with nothing watched yet.
-    pub fn new() -> Result<Self> {
+    /// A watcher of `kind` with nothing watched yet.
+    pub fn new(kind: WatcherKind) -> Result<Self> {
         let (sender, events) = unbounded();
-        let notify = notify::recommended_watcher(move |event| {
+        let handler = move |event| {
             // The receiver is gone only when the session is over.
             let _ = sender.send(event);
-        })
-        .context("cannot start the file watcher")?;
+        };
+        let (notify, saves): (Box<dyn notify::Watcher + Send>, Saves) = match kind {
+            WatcherKind::Native => {
+                let watcher = notify::recommended_watcher(handler)
+                    .map_err(|err| anyhow::anyhow!(watch_failure(&err)))
+                    .context("cannot start the file watcher")?;
+                let saves = match cfg!(target_os = "linux") {
+                    true => Saves::ClosedOrRenamed,
+                    false => Saves::AnyWrite,
+                };
+                (Box::new(watcher), saves)
+            }
+            WatcherKind::Poll(interval) => {
+                let config = notify::Config::default().with_poll_interval(interval);
+                let poller = poll::StatPoller::new(handler, config)
+                    .context("cannot start the polling watcher")?;
+                (Box::new(poller), Saves::AnyWrite)
+            }
+        };
         Ok(Self {
             notify,
+            saves,
             events,
             files: HashMap::new(),
             base: HashSet::new(),
@@ -141,7 +177,9 @@ impl Watcher {
         if !covered && !self.dirs.contains(dir) {
             self.notify
                 .watch(dir, RecursiveMode::NonRecursive)
-                .with_context(|| format!("cannot watch {}", dir.display()))?;
+                .map_err(|err| {
+                    anyhow::anyhow!("cannot watch {}: {}", dir.display(), watch_failure(&err))
+                })?;
             self.dirs.insert(dir.to_path_buf());
         }
         Ok(())
@@ -166,7 +204,9 @@ impl Watcher {
     pub fn watch_tree(&mut self, dir: &Path) -> Result<()> {
         self.notify
             .watch(dir, RecursiveMode::Recursive)
-            .with_context(|| format!("cannot watch {}", dir.display()))?;
+            .map_err(|err| {
+                anyhow::anyhow!("cannot watch {}: {}", dir.display(), watch_failure(&err))
+            })?;
         self.trees.push(dir.to_path_buf());
         Ok(())
     }
@@ -189,11 +229,16 @@ impl Watcher {
             std::iter::once(first).chain(std::iter::from_fn(|| self.events.try_recv().ok()));
         for event in batch.collect::<Vec<_>>() {
             match event {
+                // Events were lost (the kernel's queue overflowed): look at
+                // every watched file's content instead.
                 Ok(event) if event.need_rescan() => {
                     candidates.extend(self.files.keys().cloned());
+                    candidates.extend(self.tree_files.keys().cloned());
                 }
-                Ok(event) => candidates.extend(saved_paths(&event)),
-                Err(err) => set.errors.push(err),
+                Ok(event) => candidates.extend(saved_paths(&event, self.saves)),
+                Err(err) => set
+                    .warnings
+                    .push(format!("file watcher: {}", watch_failure(&err))),
             }
         }
         for path in candidates {
@@ -229,10 +274,10 @@ impl Watcher {
 
 /// The paths an event says were just written or renamed into place.
 ///
-/// On Linux a finished write is `Close(Write)` and a rename-save is `Name(To)` /
-/// `Name(Both)`; reacting to `Modify(Data)` as well would read half-written files.
-/// Other platforms have no close event, so there any data change counts.
-fn saved_paths(event: &Event) -> Vec<PathBuf> {
+/// With inotify a finished write is `Close(Write)` and a rename-save is
+/// `Name(To)` / `Name(Both)`; reacting to `Modify(Data)` as well would read
+/// half-written files. Watchers with no close event report any data change.
+fn saved_paths(event: &Event, saves: Saves) -> Vec<PathBuf> {
     let paths = &event.paths;
     match event.kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => paths.clone(),
@@ -241,11 +286,22 @@ fn saved_paths(event: &Event) -> Vec<PathBuf> {
         }
         EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Any)) => paths.clone(),
         EventKind::Create(_) | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any)
-            if !cfg!(target_os = "linux") =>
+            if saves == Saves::AnyWrite =>
         {
             paths.clone()
         }
         _ => Vec::new(),
+    }
+}
+
+/// A watcher error in words, with what to do when the OS's limit is reached.
+fn watch_failure(err: &notify::Error) -> String {
+    match &err.kind {
+        notify::ErrorKind::MaxFilesWatch => "the system's limit of file watches is reached \
+            (on Linux, fs.inotify.max_user_watches): raise it, e.g. \
+            `sudo sysctl fs.inotify.max_user_watches=524288`, or use --poll"
+            .to_owned(),
+        _ => err.to_string(),
     }
 }
 
@@ -279,29 +335,58 @@ mod tests {
             EventKind::Access(AccessKind::Close(AccessMode::Write)),
             &["/r/a"],
         );
-        assert_eq!(saved_paths(&close), [PathBuf::from("/r/a")]);
+        for saves in [Saves::ClosedOrRenamed, Saves::AnyWrite] {
+            assert_eq!(saved_paths(&close, saves), [PathBuf::from("/r/a")]);
+        }
         let both = event(
             EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
             &["/r/t", "/r/a"],
         );
-        assert_eq!(saved_paths(&both), [PathBuf::from("/r/a")]);
+        assert_eq!(
+            saved_paths(&both, Saves::ClosedOrRenamed),
+            [PathBuf::from("/r/a")]
+        );
         let from = event(
             EventKind::Modify(ModifyKind::Name(RenameMode::From)),
             &["/r/a"],
         );
-        assert!(saved_paths(&from).is_empty());
+        assert!(saved_paths(&from, Saves::ClosedOrRenamed).is_empty());
     }
 
-    #[cfg(target_os = "linux")]
     #[test]
-    fn half_writes_do_not_count_on_linux() {
+    fn data_changes_count_only_for_watchers_without_a_close_event() {
         let data = event(
             EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any)),
             &["/r/a"],
         );
         let create = event(EventKind::Create(CreateKind::File), &["/r/a"]);
-        assert!(saved_paths(&data).is_empty());
-        assert!(saved_paths(&create).is_empty());
+        for half_write in [&data, &create] {
+            assert!(saved_paths(half_write, Saves::ClosedOrRenamed).is_empty());
+            assert_eq!(
+                saved_paths(half_write, Saves::AnyWrite),
+                [PathBuf::from("/r/a")]
+            );
+        }
+    }
+
+    #[test]
+    fn a_lost_event_queue_rechecks_every_watched_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("a.wat");
+        std::fs::write(&file, "one").expect("write");
+        let mut watcher = Watcher::new(WatcherKind::Native).expect("watcher");
+        watcher.watch_file(&file).expect("watch");
+        std::fs::write(&file, "two").expect("write");
+        let overflow = Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan);
+        assert_eq!(watcher.changes(Ok(overflow)).changed, [file]);
+        let again = Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan);
+        assert!(watcher.changes(Ok(again)).changed.is_empty(), "once");
+    }
+
+    #[test]
+    fn the_watch_limit_says_what_to_do() {
+        let words = watch_failure(&notify::Error::new(notify::ErrorKind::MaxFilesWatch));
+        assert!(words.contains("fs.inotify.max_user_watches") && words.contains("--poll"));
     }
 
     #[test]
@@ -317,7 +402,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("a.wat");
         std::fs::write(&file, "one").expect("write");
-        let mut watcher = Watcher::new().expect("watcher");
+        let mut watcher = Watcher::new(WatcherKind::Native).expect("watcher");
         watcher.watch_file(&file).expect("watch");
         assert!(!watcher.content_changed(&file), "unchanged");
         std::fs::write(&file, "two").expect("write");

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::live;
+use super::outcome::Problem;
 use crate::names::BadName;
 
 /// The import that asked for a module: `test.wat imports testmod::function`.
@@ -164,13 +166,46 @@ impl UseError {
     /// The negative code `live.use` returns for this failure (see `wit/live.wit`).
     pub fn code(&self) -> i32 {
         match self {
-            UseError::NotFound { .. } => super::live::NOT_FOUND,
+            UseError::NotFound { .. } => live::NOT_FOUND,
             UseError::Invalid { .. }
             | UseError::MissingExport { .. }
             | UseError::TypeMismatch { .. }
-            | UseError::UnknownHostImport { .. } => super::live::INVALID,
-            UseError::Cycle { .. } => super::live::CYCLE,
-            UseError::BadName { .. } => super::live::BAD_NAME,
+            | UseError::UnknownHostImport { .. } => live::INVALID,
+            UseError::Cycle { .. } => live::CYCLE,
+            UseError::BadName { .. } => live::BAD_NAME,
+        }
+    }
+}
+
+impl UseError {
+    /// The failure as a [`Problem`]: its kind, the file at fault, and where.
+    pub fn problem(&self) -> Problem {
+        let importer = |site: &Site| site.file.clone();
+        let (kind, file, place) = match self {
+            UseError::Invalid {
+                file,
+                place,
+                validation,
+                ..
+            } => {
+                let kind = match (place, validation) {
+                    (Some(_), true) => "validation",
+                    (Some(_), false) => "syntax",
+                    (None, _) => "invalid",
+                };
+                (kind, Some(file.clone()), *place)
+            }
+            UseError::NotFound { site, .. } => ("not-found", importer(site), None),
+            UseError::BadName { site, .. } => ("bad-name", importer(site), None),
+            UseError::Cycle { site, .. } => ("cycle", importer(site), None),
+            UseError::MissingExport { site, .. }
+            | UseError::TypeMismatch { site, .. }
+            | UseError::UnknownHostImport { site } => ("link", importer(site), None),
+        };
+        Problem {
+            file,
+            place,
+            ..Problem::new(kind, self.to_string())
         }
     }
 }

@@ -1,20 +1,7 @@
-//! What a run may use: wall-clock time, fuel, linear memory. A guest that hits a
-//! limit is stopped (or refused memory) and the session goes on.
-
-use std::time::Duration;
+//! The memory cap of a run (`--max-memory`): a guest that hits it is refused
+//! memory and the session goes on. (Time and fuel are enforced by the engine.)
 
 use wasmtime::ResourceLimiter;
-
-/// The limits of every run (all modules of the run together).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Limits {
-    /// Wall-clock time a run may take.
-    pub timeout: Option<Duration>,
-    /// Instructions a run may execute, in wasmtime's fuel units.
-    pub fuel: Option<u64>,
-    /// Bytes of linear memory all the run's memories may hold together.
-    pub max_memory: Option<u64>,
-}
 
 /// A memory request the cap refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! Epoch interruption stops wasm code, not a host call: a guest in a 10-second
 //! `sleep` would hold the next run back for 10 seconds. So a poll that only waits
 //! on relative clocks (what every `sleep` compiles to) waits here, on the run's
-//! [`Interrupt`](crate::interrupt::Interrupt), and a save wakes it at once.
+//! [`Interrupt`](super::interrupt::Interrupt), and a save wakes it at once.
 //! Every other poll (file descriptors, absolute clocks) goes to wasmtime-wasi.
 
 use std::time::Duration;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Result;
 use wasmtime::{Caller, Extern, Linker, Trap};
 
-use crate::host::Host;
+use super::host::Host;
 
 const MODULE: &str = "wasi_snapshot_preview1";
 const SUBSCRIPTION_SIZE: usize = 48;

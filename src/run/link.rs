@@ -8,9 +8,6 @@
 //! their modules are instantiated with the importer. Every instance of a run lives
 //! in the run's [`Modules`]; nothing survives into the next run.
 
-pub mod error;
-pub mod live;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -21,12 +18,11 @@ use wasmtime::{
     StoreContextMut, WasmBacktrace,
 };
 
-use crate::cache::ModuleCache;
-use crate::host::Host;
+use super::host::Host;
+use super::use_error::{Site, UseError};
+use crate::cache::{Artifact, ModuleCache};
 use crate::names;
-use crate::source::ContentHash;
-
-pub use error::{Site, UseError};
+use crate::source::{ContentHash, ModuleFile};
 
 /// The session-long side of linking: where modules live and how they compile.
 pub struct Linking {
@@ -56,24 +52,15 @@ impl Linking {
         }
     }
 
-    /// The entry's module name (its file stem): other modules import it by this.
-    pub fn entry_name(&self) -> &str {
-        &self.entry_name
+    /// The entry's file, relative to the root, for messages.
+    pub fn entry_label(&self) -> String {
+        self.label(&self.entry)
     }
 
     /// A path relative to the root, for messages.
     fn label(&self, path: &Path) -> String {
         names::relative(&self.root, path)
     }
-}
-
-/// A module file a run resolved, or tried to: what the watcher must watch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModuleFile {
-    /// The file (absolute).
-    pub path: PathBuf,
-    /// The hash of the bytes the run used; `None` if it did not exist.
-    pub hash: Option<ContentHash>,
 }
 
 /// A module a run loaded: from the cache, or compiled.
@@ -179,7 +166,7 @@ impl Modules {
     }
 
     /// Reads and compiles module `name` from `path` through the session's cache.
-    fn load(&mut self, name: &str, path: &Path, site: &Site) -> Result<Module, UseError> {
+    fn load(&mut self, name: &str, path: &Path, site: &Site) -> Result<Artifact, UseError> {
         let started = Instant::now();
         let loaded = self
             .linking
@@ -196,7 +183,7 @@ impl Modules {
         match loaded {
             Ok(loaded) => {
                 self.record(path, Some(loaded.hash));
-                Ok(loaded.module)
+                Ok(loaded.artifact)
             }
             Err(err) => {
                 self.record(path, crate::source::file_hash(path));
@@ -211,6 +198,23 @@ impl Modules {
             }
         }
     }
+}
+
+/// Reads and compiles the entry, of either kind: the run branches on it.
+pub fn load_entry(store: &mut wasmtime::Store<Host>) -> Result<Artifact, UseError> {
+    let modules = &mut store.data_mut().modules;
+    let name = modules.linking.entry_name.clone();
+    let path = modules.linking.entry.clone();
+    modules.load(&name, &path, &Site::entry())
+}
+
+/// Instantiates the entry module, under its name, so other modules can use it.
+pub fn instantiate_entry(
+    store: StoreContextMut<'_, Host>,
+    module: &Module,
+) -> wasmtime::Result<Instance> {
+    let linking = Arc::clone(&store.data().modules.linking);
+    instantiate_named(store, &linking.entry_name, module, linking.entry_label())
 }
 
 /// The instance of module `name` in this run, instantiating it now if this run
@@ -234,25 +238,50 @@ pub fn instance(
         .into());
     }
     let path = modules.resolve(name, site)?;
-    let module = modules.load(name, &path, site)?;
+    let module = match modules.load(name, &path, site)? {
+        Artifact::Module(module) => module,
+        Artifact::Component(_) => {
+            return Err(UseError::Invalid {
+                site: site.clone(),
+                file: modules.linking.label(&path),
+                message: "it is a component: `use` links core modules".to_owned(),
+                place: None,
+                validation: false,
+            }
+            .into());
+        }
+    };
     let file = modules.linking.label(&path);
+    let instance = instantiate_named(store.as_context_mut(), name, &module, file)?;
+
+    // A used WASI reactor is initialised before anything else is asked of it;
+    // the entry's own `_initialize` is called by the run, before `_start`.
+    if name != store.data().modules.linking.entry_name
+        && let Some(init) = instance.get_func(&mut store, "_initialize")
+    {
+        init.typed::<(), ()>(&store)?.call(&mut store, ())?;
+    }
+    Ok(instance)
+}
+
+/// Instantiates `module` (from `file`, relative to the root) as this run's
+/// `name`, linking its imports.
+fn instantiate_named(
+    mut store: StoreContextMut<'_, Host>,
+    name: &str,
+    module: &Module,
+    file: String,
+) -> wasmtime::Result<Instance> {
+    let modules = &mut store.data_mut().modules;
     modules.labels.push((module.clone(), name.to_owned()));
     modules.in_progress.push(name.to_owned());
 
-    let instantiated = instantiate(store.as_context_mut(), &module, &file);
+    let instantiated = instantiate(store.as_context_mut(), module, &file);
 
     let modules = &mut store.data_mut().modules;
     modules.in_progress.pop();
     let instance = instantiated?;
     modules.instances.insert(name.to_owned(), (instance, file));
-
-    // A used WASI reactor is initialised before anything else is asked of it;
-    // the entry's own `_initialize` is called by the run, before `_start`.
-    if name != modules.linking.entry_name
-        && let Some(init) = instance.get_func(&mut store, "_initialize")
-    {
-        init.typed::<(), ()>(&store)?.call(&mut store, ())?;
-    }
     Ok(instance)
 }
 

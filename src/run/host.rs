@@ -9,11 +9,12 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use crate::interrupt::Interrupt;
-use crate::limits::MemoryCap;
-use crate::link::{self, Modules};
+use super::interrupt::Interrupt;
+use super::limits::MemoryCap;
+use super::link::Modules;
+use super::notes::Notes;
+use super::{live, sleep};
 use crate::plan::{Sandbox, StdinSource};
-use crate::sleep;
 
 /// The state of one store (`Store<Host>`): one run's WASI context, stop switch
 /// and module instances.
@@ -26,6 +27,10 @@ pub struct Host {
     pub modules: Modules,
     /// The cap on the run's linear memory (`--max-memory`).
     pub memory: MemoryCap,
+    /// Where what the run says on its way goes (a failed `live.use`).
+    pub notes: Notes,
+    /// The guest's argv (`--invoke` reads its arguments from it).
+    pub args: Vec<String>,
 }
 
 impl Host {
@@ -35,6 +40,7 @@ impl Host {
         interrupt: Arc<Interrupt>,
         modules: Modules,
         memory: MemoryCap,
+        notes: Notes,
     ) -> Result<Self> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.inherit_stdout().inherit_stderr().args(&sandbox.args);
@@ -67,6 +73,8 @@ impl Host {
             interrupt,
             modules,
             memory,
+            notes,
+            args: sandbox.args.clone(),
         })
     }
 }
@@ -78,6 +86,6 @@ pub fn linker(engine: &Engine) -> Result<Linker<Host>> {
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |host: &mut Host| &mut host.wasi)?;
     wasmtime_wasi::p0::add_to_linker_sync(&mut linker, |host: &mut Host| &mut host.wasi)?;
     sleep::shadow_poll_oneoff(&mut linker)?;
-    link::live::add_to_linker(&mut linker)?;
+    live::add_to_linker(&mut linker)?;
     Ok(linker)
 }

@@ -4,8 +4,11 @@
 use anyhow::Result;
 use wasmtime::{AsContextMut, Caller, Extern, Linker, Trap};
 
-use super::{Site, UseError, instance};
-use crate::host::Host;
+use super::host::Host;
+use super::link::instance;
+use super::notes::Note;
+use super::outcome::{Problem, trap_words};
+use super::use_error::{Site, UseError};
 
 /// The module is ready (it was, or is now, instantiated in this run).
 pub const OK: i32 = 0;
@@ -30,7 +33,13 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> Result<()> {
             let name = match read_name(&mut caller, ptr, len) {
                 Ok(name) => name,
                 Err(why) => {
-                    crate::report::use_failed(&format!("live.use({ptr:#x}, {len}): {why}"));
+                    let message = format!("live.use({ptr:#x}, {len}): {why}");
+                    say_failed(
+                        &caller,
+                        BAD_NAME,
+                        Problem::new("bad-name", &message),
+                        message,
+                    );
                     return Ok(BAD_NAME);
                 }
             };
@@ -40,33 +49,43 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> Result<()> {
             };
             match instance(caller.as_context_mut(), &name, &site) {
                 Ok(_) => Ok(OK),
-                Err(err) => code_for(err),
+                Err(err) => code_for(&caller, err),
             }
         },
     )?;
     Ok(())
 }
 
-/// The code for a failed `use`, with the detail on stderr; errors that must end
-/// the run (a stop, running out of a limit, `proc_exit`) pass through.
-fn code_for(err: wasmtime::Error) -> wasmtime::Result<i32> {
+/// The code for a failed `use`, with the detail said as a note; errors that must
+/// end the run (a stop, running out of a limit, `proc_exit`) pass through.
+fn code_for(caller: &Caller<'_, Host>, err: wasmtime::Error) -> wasmtime::Result<i32> {
     if let Some(use_error) = err.downcast_ref::<UseError>() {
-        crate::report::use_failed(&use_error.to_string());
-        return Ok(use_error.code());
+        let code = use_error.code();
+        say_failed(caller, code, use_error.problem(), use_error.to_string());
+        return Ok(code);
     }
     match err.downcast_ref::<Trap>() {
         // The run must end: stopped by a save or Ctrl-C, or out of fuel.
         Some(Trap::Interrupt | Trap::OutOfFuel) => Err(err),
         Some(trap) => {
-            crate::report::use_failed(&format!(
+            let message = format!(
                 "live.use: the module's start trapped: {}",
-                crate::outcome::trap_words(*trap)
-            ));
+                trap_words(*trap)
+            );
+            say_failed(caller, TRAPPED, Problem::new("trap", &message), message);
             Ok(TRAPPED)
         }
         // `proc_exit` in a start function, or a host call that failed.
         None => Err(err),
     }
+}
+
+fn say_failed(caller: &Caller<'_, Host>, code: i32, problem: Problem, detail: String) {
+    caller.data().notes.say(Note::UseFailed {
+        code,
+        problem,
+        detail,
+    });
 }
 
 /// The module name at (ptr, len) in the caller's exported `memory`.

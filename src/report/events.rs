@@ -1,0 +1,112 @@
+//! `--events json`: one JSON object per line, for editors and scripts.
+//!
+//! The schema is documented in the README and pinned by the end-to-end tests;
+//! add fields freely, never rename or remove one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::run::{Description, Note, Problem, RunReport, Trigger};
+
+/// Where events go (nowhere without `--events`), and what names files in them.
+pub(super) struct Events {
+    out: Option<Box<dyn Write + Send>>,
+    root: PathBuf,
+}
+
+impl Events {
+    /// Events written to `out` (none: dropped), naming files relative to `root`.
+    pub(super) fn new(out: Option<Box<dyn Write + Send>>, root: &Path) -> Self {
+        Self {
+            out,
+            root: root.to_path_buf(),
+        }
+    }
+
+    /// `waiting`: the entry does not exist yet.
+    pub(super) fn waiting_for(&mut self, entry: &Path) {
+        let file = self.name(entry);
+        self.emit(json!({"event": "waiting", "file": file}));
+    }
+
+    /// `run-started`: the run's number and what triggered it.
+    pub(super) fn run_started(&mut self, run: u64, trigger: &Trigger) {
+        let (trigger, changed) = match trigger {
+            Trigger::Start => ("start", Vec::new()),
+            Trigger::Changed(files) => ("change", files.iter().map(|f| self.name(f)).collect()),
+        };
+        self.emit(json!({
+            "event": "run-started", "run": run, "trigger": trigger, "changed": changed,
+        }));
+    }
+
+    /// `use-failed`: a `live.use` the guest survived.
+    pub(super) fn note(&mut self, run: u64, note: &Note) {
+        match note {
+            Note::UseFailed { code, problem, .. } => {
+                let mut event = problem_fields(problem);
+                event["event"] = json!("use-failed");
+                event["run"] = json!(run);
+                event["code"] = json!(code);
+                self.emit(event);
+            }
+        }
+    }
+
+    /// `warning`: something the user should know; the session goes on.
+    pub(super) fn warning(&mut self, message: &str) {
+        self.emit(json!({"event": "warning", "message": message}));
+    }
+
+    /// `compiled` for each module loaded, `error` if the run failed, then
+    /// `run-finished`.
+    pub(super) fn run_finished(&mut self, run: u64, report: &RunReport, described: &Description) {
+        for module in &report.compiled {
+            self.emit(json!({
+                "event": "compiled", "run": run, "module": module.name, "file": module.file,
+                "cache": if module.cache_hit { "hit" } else { "miss" },
+                "ms": ms(module.duration),
+            }));
+        }
+        if let Some(problem) = &described.problem {
+            let mut error = problem_fields(problem);
+            error["event"] = json!("error");
+            error["run"] = json!(run);
+            self.emit(error);
+        }
+        self.emit(json!({
+            "event": "run-finished", "run": run, "outcome": described.outcome,
+            "exit_code": described.exit_code, "trap": described.trap,
+            "compile_ms": ms(report.compile), "run_ms": ms(report.run),
+            "fuel_used": report.fuel_used, "peak_memory": report.peak_memory,
+        }));
+    }
+
+    fn emit(&mut self, event: Value) {
+        let Some(out) = &mut self.out else { return };
+        // One write per line, so guest output cannot cut into it. Events are
+        // best effort: a closed reader must not end the session.
+        let _ = out.write_all(format!("{event}\n").as_bytes());
+        let _ = out.flush();
+    }
+
+    fn name(&self, path: &Path) -> String {
+        crate::names::relative(&self.root, path)
+    }
+}
+
+/// kind, file, line, col and message: the fields every problem has.
+fn problem_fields(problem: &Problem) -> Value {
+    json!({
+        "kind": problem.kind, "file": problem.file,
+        "line": problem.place.map(|(line, _)| line), "col": problem.place.map(|(_, col)| col),
+        "message": problem.message,
+    })
+}
+
+fn ms(duration: std::time::Duration) -> f64 {
+    // Microsecond precision is plenty, and keeps lines short.
+    (duration.as_secs_f64() * 1e6).round() / 1e3
+}

@@ -1,0 +1,208 @@
+//! Status lines for people: one short line per run, and the error block when
+//! something went wrong, prefixed `[live-wasm]` so they stand apart from guest
+//! output.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anstyle::{AnsiColor, Style};
+
+use super::to_stderr;
+use crate::plan::{EventsTarget, Plan};
+use crate::run::{Description, Note, RunReport, Trigger, Verdict};
+
+/// Writes status lines for a session rooted at `root`.
+pub(super) struct StatusLines {
+    root: PathBuf,
+    /// JSON events on stderr take the place of status lines.
+    silent: bool,
+    /// `--quiet`: only errors that end a run.
+    quiet: bool,
+    /// `--once` speaks only when something went wrong, as `wasmtime run` does.
+    once: bool,
+    clear: bool,
+    colour: bool,
+}
+
+impl StatusLines {
+    pub(super) fn new(plan: &Plan) -> Self {
+        let colour =
+            anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never;
+        Self {
+            root: plan.root.clone(),
+            silent: plan.presentation.events == Some(EventsTarget::Stderr),
+            quiet: plan.presentation.quiet,
+            once: plan.once,
+            clear: plan.presentation.clear,
+            colour,
+        }
+    }
+
+    /// Whether lines that are not a run-ending error are said.
+    fn chatty(&self) -> bool {
+        !self.silent && !self.quiet
+    }
+
+    pub(super) fn waiting_for(&self, entry: &Path) {
+        if self.chatty() {
+            let name = self.name(entry);
+            self.say(
+                Tone::Plain,
+                &format!(
+                    "{name} does not exist yet; waiting for it to be created (Ctrl-C to quit)"
+                ),
+                "",
+            );
+        }
+    }
+
+    pub(super) fn run_started(&self) {
+        if self.clear && !self.silent && std::io::stderr().is_terminal() {
+            // Clear the screen and the scrollback, cursor home.
+            to_stderr("\x1b[2J\x1b[3J\x1b[H");
+        }
+    }
+
+    pub(super) fn note(&self, note: &Note) {
+        if !self.chatty() {
+            return;
+        }
+        match note {
+            Note::UseFailed { detail, .. } => {
+                let (first, rest) = detail.split_once('\n').unwrap_or((detail, ""));
+                self.say(Tone::Notice, first, rest);
+            }
+        }
+    }
+
+    pub(super) fn warning(&self, message: &str) {
+        if self.chatty() {
+            self.say(Tone::Notice, &format!("warning: {message}"), "");
+        }
+    }
+
+    pub(super) fn run_finished(
+        &self,
+        number: u64,
+        trigger: &Trigger,
+        report: &RunReport,
+        description: &Description,
+    ) {
+        let failed = description.verdict == Verdict::Failed;
+        if self.silent || ((self.quiet || self.once) && !failed) {
+            return;
+        }
+        let mut line = String::new();
+        if !self.once {
+            let _ = write!(line, "#{number} {}: ", self.trigger(trigger));
+        }
+        line.push_str(&description.summary);
+        if !self.once {
+            let _ = write!(
+                line,
+                " · compile {} · run {}",
+                millis(report.compile),
+                millis(report.run)
+            );
+            let out_of_fuel = description.outcome == "out-of-fuel";
+            if let Some(fuel) = report.fuel_used.filter(|_| !out_of_fuel) {
+                let _ = write!(line, " · fuel {fuel}");
+            }
+        }
+        let tone = match description.verdict {
+            Verdict::Good => Tone::Good,
+            Verdict::Stopped => Tone::Notice,
+            Verdict::Failed => Tone::Bad,
+        };
+        self.say(tone, &line, &description.detail);
+    }
+
+    fn trigger(&self, trigger: &Trigger) -> String {
+        match trigger {
+            Trigger::Start => "start".to_owned(),
+            Trigger::Changed(files) => {
+                let names: Vec<String> = files.iter().map(|file| self.name(file)).collect();
+                format!("{} changed", names.join(", "))
+            }
+        }
+    }
+
+    fn name(&self, path: &Path) -> String {
+        crate::names::relative(&self.root, path)
+    }
+
+    /// One status line, coloured by `tone` when stderr takes colour (never with
+    /// `NO_COLOR` or when piped: anstream decides, as for clap), and the lines
+    /// of `detail` indented under it; all in one write.
+    fn say(&self, tone: Tone, line: &str, detail: &str) {
+        let (prefix, style) = match self.colour {
+            true => (Style::new().dimmed(), tone.style()),
+            false => (Style::new(), Style::new()),
+        };
+        let mut text = format!("{prefix}[live-wasm]{prefix:#} {style}{line}{style:#}\n");
+        for detail in detail.lines() {
+            let _ = writeln!(text, "  {detail}");
+        }
+        to_stderr(&text);
+    }
+}
+
+/// How a status line should catch the eye.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tone {
+    Plain,
+    Good,
+    Notice,
+    Bad,
+}
+
+impl Tone {
+    fn style(self) -> Style {
+        match self {
+            Tone::Plain => Style::new(),
+            Tone::Good => AnsiColor::Green.on_default(),
+            Tone::Notice => AnsiColor::Yellow.on_default(),
+            Tone::Bad => AnsiColor::Red.on_default().bold(),
+        }
+    }
+}
+
+/// A duration for humans: `0.84 ms`, `12.3 ms`, `1.20 s`.
+fn millis(duration: Duration) -> String {
+    let ms = duration.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.2} ms")
+    } else if ms < 1000.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{:.2} s", ms / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(millis(Duration::from_micros(840)), "0.84 ms");
+        assert_eq!(millis(Duration::from_micros(12_340)), "12.3 ms");
+        assert_eq!(millis(Duration::from_millis(1_200)), "1.20 s");
+    }
+
+    #[test]
+    fn names_are_relative_to_the_root() {
+        let status = StatusLines {
+            root: PathBuf::from("/r"),
+            silent: false,
+            quiet: false,
+            once: false,
+            clear: false,
+            colour: false,
+        };
+        let changed = Trigger::Changed(vec!["/r/lib/m.wat".into(), "/elsewhere/x".into()]);
+        assert_eq!(status.trigger(&changed), "lib/m.wat, /elsewhere/x changed");
+    }
+}

@@ -1,0 +1,59 @@
+//! The core-module path of a run: the entry instantiated (what it imports is
+//! linked on demand), then `_initialize`, then `_start` or `--invoke`.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+use wasmtime::{AsContextMut, Instance, Module, Store, TypedFunc, Val};
+
+use super::host::Host;
+use super::{invoke, link};
+
+/// Runs the entry `module`: its `_start`, or the export `invoke` names, called
+/// with the guest's arguments.
+pub fn run(store: &mut Store<Host>, module: &Module, invoke: Option<&str>) -> Result<()> {
+    let instance = link::instantiate_entry(store.as_context_mut(), module)?;
+    if let Some(init) = entry_point(store, &instance, "_initialize")? {
+        init.call(&mut *store, ())?;
+    }
+    match invoke {
+        Some(name) => call_and_print(store, &instance, name),
+        None => match entry_point(store, &instance, "_start")? {
+            Some(start) => Ok(start.call(&mut *store, ())?),
+            None => Ok(()),
+        },
+    }
+}
+
+/// `--invoke`: calls `name` with the guest args, prints its results.
+fn call_and_print(store: &mut Store<Host>, instance: &Instance, name: &str) -> Result<()> {
+    let func = instance
+        .get_func(&mut *store, name)
+        .with_context(|| format!("--invoke {name}: the entry exports no function `{name}`"))?;
+    let ty = func.ty(&*store);
+    let args = store.data().args.get(1..).unwrap_or_default().to_vec();
+    let params = invoke::parse_args(name, &ty, &args)?;
+    let mut results = vec![Val::I32(0); ty.results().len()];
+    func.call(&mut *store, &params, &mut results)?;
+    let mut stdout = std::io::stdout().lock();
+    for value in &results {
+        writeln!(stdout, "{}", invoke::format_result(value))?;
+    }
+    Ok(())
+}
+
+/// `name` as a `() -> ()` export, if the instance has one.
+fn entry_point(
+    store: &mut Store<Host>,
+    instance: &Instance,
+    name: &str,
+) -> Result<Option<TypedFunc<(), ()>>> {
+    if instance.get_func(&mut *store, name).is_none() {
+        return Ok(None);
+    }
+    let func = instance
+        .get_typed_func::<(), ()>(&mut *store, name)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("export `{name}` must take no parameters and return nothing"))?;
+    Ok(Some(func))
+}
