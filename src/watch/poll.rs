@@ -44,6 +44,8 @@ struct State {
 /// (`hash` is only taken for a file modified moments ago).
 #[derive(Debug, Clone, Copy)]
 struct Stamp {
+    /// A folder: only its coming and going count (a module's folder appearing).
+    folder: bool,
     len: u64,
     inode: u64,
     modified: Option<SystemTime>,
@@ -52,13 +54,37 @@ struct Stamp {
 }
 
 impl Stamp {
+    fn folder() -> Self {
+        Stamp {
+            folder: true,
+            len: 0,
+            inode: 0,
+            modified: None,
+            changed: None,
+            hash: None,
+        }
+    }
+
     /// Whether the file changed between `last` and this look: any part of the
     /// stamp, or the content when both looks hashed it.
     fn differs_from(&self, last: &Stamp) -> bool {
         let hashes_differ = matches!((self.hash, last.hash), (Some(a), Some(b)) if a != b);
-        (self.len, self.inode, self.modified, self.changed)
-            != (last.len, last.inode, last.modified, last.changed)
-            || hashes_differ
+        if self.folder && last.folder {
+            return false;
+        }
+        (
+            self.folder,
+            self.len,
+            self.inode,
+            self.modified,
+            self.changed,
+        ) != (
+            last.folder,
+            last.len,
+            last.inode,
+            last.modified,
+            last.changed,
+        ) || hashes_differ
     }
 }
 
@@ -97,7 +123,7 @@ impl notify::Watcher for StatPoller {
     fn unwatch(&mut self, path: &Path) -> notify::Result<()> {
         let mut state = lock(&self.state);
         state.roots.remove(path);
-        state.seen.retain(|file, _| file.parent() != Some(path));
+        state.seen.retain(|file, _| !file.starts_with(path));
         Ok(())
     }
 
@@ -116,6 +142,7 @@ impl State {
         let mut events = Vec::new();
         for (file, stamp) in now {
             let kind = match self.seen.get(&file) {
+                None if stamp.folder => EventKind::Create(CreateKind::Folder),
                 None => EventKind::Create(CreateKind::File),
                 Some(last) if stamp.differs_from(last) => {
                     EventKind::Modify(ModifyKind::Data(DataChange::Any))
@@ -143,8 +170,9 @@ impl State {
     }
 }
 
-/// The regular files at `root` (a file, or a folder's files, recursively or
-/// not), with their stamps. Symlinked folders are not followed (no loops).
+/// The regular files and folders at `root` (a file, or what a folder holds,
+/// recursively or not), with their stamps. Symlinked folders are not followed
+/// (no loops).
 fn files_under(root: &Path, mode: RecursiveMode) -> Vec<(PathBuf, Stamp)> {
     let mut files = Vec::new();
     let mut folders = Vec::new();
@@ -160,8 +188,12 @@ fn files_under(root: &Path, mode: RecursiveMode) -> Vec<(PathBuf, Stamp)> {
         for entry in entries.flatten() {
             let path = entry.path();
             match entry.file_type() {
-                Ok(kind) if kind.is_dir() && mode == RecursiveMode::Recursive => folders.push(path),
-                Ok(kind) if kind.is_dir() => {}
+                Ok(kind) if kind.is_dir() => {
+                    files.push((path.clone(), Stamp::folder()));
+                    if mode == RecursiveMode::Recursive {
+                        folders.push(path);
+                    }
+                }
                 _ => files.extend(stamp(&path).map(|stamp| (path, stamp))),
             }
         }
@@ -191,6 +223,7 @@ fn stamp(path: &Path) -> Option<Stamp> {
     #[cfg(not(unix))]
     let (inode, changed) = (0, None);
     Some(Stamp {
+        folder: false,
         len: meta.len(),
         inode,
         modified,

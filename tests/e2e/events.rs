@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::guests::{print, print_then_loop, print_then_trap};
-use crate::support::{Dir, live_wasm, once};
+use crate::support::{Dir, Stream, live_wasm, once};
 
 /// The events of a `--once --events json` run, with timings zeroed.
 fn events(dir: &Dir, args: &[&str]) -> Vec<Value> {
@@ -120,4 +120,207 @@ fn a_watch_session_to_a_file_with_status_lines_kept() {
     );
     assert_eq!(events[3]["changed"], json!(["main.wat"]));
     assert_eq!(events[3]["trigger"], "change");
+}
+
+/// Every stderr line of a `--once --events json` run, parsed: panics on any
+/// line that is not JSON. Returns the exit status and the events.
+fn json_only(dir: &Dir, args: &[&str]) -> (i32, Vec<Value>) {
+    let mut all = vec!["--events", "json"];
+    all.extend(args);
+    let (code, _, stderr) = once(dir, &all);
+    let events = stderr
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|err| panic!("not JSON ({err}): {line:?} in\n{stderr}"))
+        })
+        .collect();
+    (code, events)
+}
+
+/// The one event named `name`, checked to be there exactly once.
+fn only<'a>(events: &'a [Value], name: &str) -> &'a Value {
+    let found: Vec<&Value> = events.iter().filter(|e| e["event"] == name).collect();
+    assert_eq!(found.len(), 1, "one {name} event in {events:#?}");
+    found[0]
+}
+
+/// A command whose `_start` calls `live.use` on `name` and ignores the code.
+fn uses_live(name: &str) -> String {
+    format!(
+        r#"(module
+  (import "live" "use" (func $use (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 0) "{name}")
+  (func (export "_start") (drop (call $use (i32.const 0) (i32.const {len})))))"#,
+        len = name.len()
+    )
+}
+
+#[test]
+fn every_error_kind_writes_only_json_to_stderr() {
+    let dir = Dir::new();
+    let calls = |module: &str| {
+        format!(r#"(module (import "{module}" "f" (func $f)) (func (export "_start") (call $f)))"#)
+    };
+    dir.write("syntax.wat", "(module\n  (func (oops)))\n");
+    dir.write(
+        "validation.wat",
+        "(module\n  (func (result i32)\n    (i64.const 1)))\n",
+    );
+    dir.write("not_found.wat", &calls("missing"));
+    dir.write("bad_name.wat", &calls("../outside"));
+    dir.write(
+        "link.wat",
+        r#"(module (import "wasi_snapshot_preview1" "nope" (func)))"#,
+    );
+    dir.write(
+        "c.wat",
+        r#"(module (import "e" "mem" (memory 1)) (memory (export "mem2") 1))"#,
+    );
+    dir.write(
+        "e.wat",
+        r#"(module (import "c" "mem2" (memory 1)) (memory (export "mem") 1))"#,
+    );
+    dir.write("trap.wat", &print_then_trap("trapping"));
+    dir.write("spin.wat", &print_then_loop("spinning"));
+    dir.write("big.wat", r#"(module (memory 3) (func (export "_start")))"#);
+    dir.write("component.wat", "(component)");
+
+    for (args, kind, file, code) in [
+        (&["syntax.wat"][..], "syntax", Some("syntax.wat"), 1),
+        (&["validation.wat"], "validation", Some("validation.wat"), 1),
+        (&["not_found.wat"], "not-found", Some("not_found.wat"), 1),
+        (&["bad_name.wat"], "bad-name", Some("bad_name.wat"), 1),
+        (&["link.wat"], "link", Some("link.wat"), 1),
+        (&["c.wat"], "cycle", Some("e.wat"), 1),
+        (&["trap.wat"], "trap", Some("trap.wat"), 134),
+        (&["--timeout", "100ms", "spin.wat"], "timeout", None, 124),
+        (&["--fuel", "100000", "spin.wat"], "out-of-fuel", None, 134),
+        (&["--max-memory", "128KiB", "big.wat"], "memory", None, 1),
+        (&["component.wat"], "error", None, 1),
+    ] {
+        let (status, events) = json_only(&dir, args);
+        assert_eq!(status, code, "{args:?}: {events:#?}");
+        let error = only(&events, "error");
+        assert_eq!(error["kind"], kind, "{args:?}: {error}");
+        assert_eq!(error["file"].as_str(), file, "{args:?}: {error}");
+        assert!(
+            error["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty() && !m.contains('\n')),
+            "{error}"
+        );
+        assert_ne!(only(&events, "run-finished")["outcome"], "ok", "{args:?}");
+    }
+    let (_, events) = json_only(&dir, &["component.wat"]);
+    let message = only(&events, "error")["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        message.contains("component.wat is a WebAssembly component"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_failed_live_use_the_guest_survives_is_an_event() {
+    let dir = Dir::new();
+    dir.write("main.wat", &uses_live("missing"));
+    dir.write("bad.wat", &uses_live("../up"));
+    let (status, events) = json_only(&dir, &["main.wat"]);
+    assert_eq!(status, 0);
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["run-started", "use-failed", "compiled", "run-finished"]
+    );
+    assert_eq!(
+        events[1],
+        json!({"event": "use-failed", "run": 1, "code": -1, "kind": "not-found", "file": null,
+               "line": null, "col": null,
+               "message": "live.use(\"missing\"): module `missing` not found (no missing.wat or missing.wasm); create it and save"})
+    );
+    assert_eq!(events[3]["outcome"], "ok");
+
+    let (_, events) = json_only(&dir, &["bad.wat"]);
+    let failed = only(&events, "use-failed");
+    assert_eq!(
+        (failed["code"].as_i64(), &failed["kind"]),
+        (Some(-5), &json!("bad-name"))
+    );
+
+    // Status lines say it; --quiet does not, as the run went on.
+    let (_, _, stderr) = once(&dir, &["main.wat"]);
+    assert!(
+        stderr.contains("live.use(\"missing\"): module `missing` not found"),
+        "{stderr}"
+    );
+    let (_, _, stderr) = once(&dir, &["--quiet", "main.wat"]);
+    assert_eq!(stderr, "");
+}
+
+#[test]
+fn warnings_and_fatal_errors_are_json_too() {
+    let dir = Dir::new();
+    dir.write("main.wat", &print("hi"));
+    let (status, events) = json_only(&dir, &["--env", "LIVE_WASM_SURELY_UNSET_VAR", "main.wat"]);
+    assert_eq!(status, 0);
+    assert_eq!(
+        events[0],
+        json!({"event": "warning",
+               "message": "--env LIVE_WASM_SURELY_UNSET_VAR: not set here, so the guest won't see it"})
+    );
+    let (_, _, stderr) = once(
+        &dir,
+        &["--quiet", "--env", "LIVE_WASM_SURELY_UNSET_VAR", "main.wat"],
+    );
+    assert_eq!(stderr, "", "--quiet: only errors that end a run");
+
+    let (status, events) = json_only(&dir, &["--dir", "no-such-dir", "main.wat"]);
+    assert_eq!(status, 2);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["event"], "fatal");
+    assert!(
+        events[0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no-such-dir")),
+        "{}",
+        events[0]
+    );
+}
+
+#[test]
+fn a_watch_session_under_events_json_writes_only_json() {
+    let dir = Dir::new();
+    let mut live = live_wasm(&dir, &["--events", "json", "main.wat"]);
+    let mut next = |live: &mut crate::support::LiveWasm| -> Value {
+        let line = live.expect(Stream::Err, |_| true);
+        serde_json::from_str(&line).unwrap_or_else(|err| panic!("not JSON ({err}): {line:?}"))
+    };
+    assert_eq!(
+        next(&mut live),
+        json!({"event": "waiting", "file": "main.wat"})
+    );
+    dir.write("main.wat", &uses_live("lib"));
+    assert_eq!(next(&mut live)["event"], "run-started");
+    assert_eq!(next(&mut live)["event"], "use-failed");
+    assert_eq!(next(&mut live)["event"], "compiled");
+    assert_eq!(next(&mut live)["outcome"], "ok");
+    // Creating the module it looked for runs it again, now linking it.
+    dir.write("lib.wat", "(module\n  (func (oops)))\n");
+    assert_eq!(next(&mut live)["changed"], json!(["lib.wat"]));
+    let failed = next(&mut live);
+    assert_eq!(
+        (&failed["event"], &failed["kind"]),
+        (&json!("use-failed"), &json!("syntax"))
+    );
+    assert_eq!(
+        (failed["file"].as_str(), failed["line"].as_u64()),
+        (Some("lib.wat"), Some(2))
+    );
 }

@@ -402,12 +402,23 @@ fn a_used_reactor_is_initialised_first() {
 
 #[test]
 fn modules_no_longer_used_stop_triggering_runs() {
+    modules_no_longer_used_stop_triggering_runs_with(&[]);
+}
+
+#[test]
+fn modules_no_longer_used_stop_triggering_runs_when_polling() {
+    modules_no_longer_used_stop_triggering_runs_with(&["--poll=50ms"]);
+}
+
+fn modules_no_longer_used_stop_triggering_runs_with(watcher: &[&str]) {
     let dir = Dir::new();
     dir.write("dep.wat", r#"(module (func (export "f")))"#);
     dir.write("marker", "0");
     let uses_dep = r#"(module (import "dep" "f" (func $f)) (func (export "_start") (call $f)))"#;
     dir.write("main.wat", uses_dep);
-    let mut live = live_wasm(&dir, &["--watch", "marker", "main.wat"]);
+    let mut args = watcher.to_vec();
+    args.extend(["--watch", "marker", "main.wat"]);
+    let mut live = live_wasm(&dir, &args);
     live.expect_run(1, "start: ok");
 
     dir.write(
@@ -425,6 +436,15 @@ fn modules_no_longer_used_stop_triggering_runs() {
 
 #[test]
 fn a_module_in_a_folder_that_does_not_exist_yet_is_waited_for() {
+    a_module_in_a_folder_that_does_not_exist_yet_is_waited_for_with(&[]);
+}
+
+#[test]
+fn a_module_in_a_folder_that_does_not_exist_yet_is_waited_for_when_polling() {
+    a_module_in_a_folder_that_does_not_exist_yet_is_waited_for_with(&["--poll=50ms"]);
+}
+
+fn a_module_in_a_folder_that_does_not_exist_yet_is_waited_for_with(watcher: &[&str]) {
     let dir = Dir::new();
     dir.write(
         "main.wat",
@@ -434,7 +454,9 @@ fn a_module_in_a_folder_that_does_not_exist_yet_is_waited_for() {
             "(call $f)",
         ),
     );
-    let mut live = live_wasm(&dir, &["main.wat"]);
+    let mut args = watcher.to_vec();
+    args.push("main.wat");
+    let mut live = live_wasm(&dir, &args);
     live.expect_run(1, "start: error");
     live.expect(Stream::Err, |l| {
         l.contains("module `deep/er/mod` not found")

@@ -3,12 +3,19 @@
 use crate::guests::{print, print_then_loop, print_then_sleep, print_then_trap};
 use crate::support::{Dir, Stream, live_wasm};
 
+/// How the tests that hold for every watcher ask for the polling one: often,
+/// so they stay quick.
+const POLL: &str = "--poll=50ms";
+
 /// Starts a session on `main.wat` (printing "v0") that also watches `marker`, a
 /// file whose saves show that no run slipped in between two expected ones.
-fn session(dir: &Dir) -> crate::support::LiveWasm {
+/// `watcher` is empty for the native watcher, or [`POLL`].
+fn session(dir: &Dir, watcher: &[&str]) -> crate::support::LiveWasm {
     dir.write("main.wat", &print("v0"));
     dir.write("marker", "0");
-    let mut live = live_wasm(dir, &["--watch", "marker", "main.wat"]);
+    let mut args = watcher.to_vec();
+    args.extend(["--watch", "marker", "main.wat"]);
+    let mut live = live_wasm(dir, &args);
     live.expect_stdout("v0");
     live.expect_run(1, "start: ok");
     live
@@ -22,8 +29,17 @@ fn expect_marker_run(dir: &Dir, live: &mut crate::support::LiveWasm, number: u64
 
 #[test]
 fn each_save_style_gives_exactly_one_run() {
+    each_save_style_gives_exactly_one_run_with(&[]);
+}
+
+#[test]
+fn each_save_style_gives_exactly_one_run_when_polling() {
+    each_save_style_gives_exactly_one_run_with(&[POLL]);
+}
+
+fn each_save_style_gives_exactly_one_run_with(watcher: &[&str]) {
     let dir = Dir::new();
-    let mut live = session(&dir);
+    let mut live = session(&dir, watcher);
     let mut run = 1;
     let mut expect_one_run = |live: &mut crate::support::LiveWasm, text: &str| {
         run += 1;
@@ -89,8 +105,17 @@ fn vim(dir: &Dir, setting: &str, substitute: &str) {
 
 #[test]
 fn saves_of_unwatched_files_and_touches_do_not_run() {
+    saves_of_unwatched_files_and_touches_do_not_run_with(&[]);
+}
+
+#[test]
+fn saves_of_unwatched_files_and_touches_do_not_run_when_polling() {
+    saves_of_unwatched_files_and_touches_do_not_run_with(&[POLL]);
+}
+
+fn saves_of_unwatched_files_and_touches_do_not_run_with(watcher: &[&str]) {
     let dir = Dir::new();
-    let mut live = session(&dir);
+    let mut live = session(&dir, watcher);
     dir.write("unrelated.wat", &print("nope"));
     dir.write("notes.txt", "hello");
     // Same bytes again: a touch-like save that changes nothing.
@@ -100,8 +125,19 @@ fn saves_of_unwatched_files_and_touches_do_not_run() {
 
 #[test]
 fn a_missing_entry_is_waited_for() {
+    a_missing_entry_is_waited_for_with(&[]);
+}
+
+#[test]
+fn a_missing_entry_is_waited_for_when_polling() {
+    a_missing_entry_is_waited_for_with(&[POLL]);
+}
+
+fn a_missing_entry_is_waited_for_with(watcher: &[&str]) {
     let dir = Dir::new();
-    let mut live = live_wasm(&dir, &["main.wat"]);
+    let mut args = watcher.to_vec();
+    args.push("main.wat");
+    let mut live = live_wasm(&dir, &args);
     live.expect_status("main.wat does not exist yet; waiting for it");
     dir.write("main.wat", &print("here now"));
     live.expect_stdout("here now");
@@ -111,7 +147,7 @@ fn a_missing_entry_is_waited_for() {
 #[test]
 fn an_endless_loop_is_stopped_by_a_save() {
     let dir = Dir::new();
-    let mut live = session(&dir);
+    let mut live = session(&dir, &[]);
     dir.write("main.wat", &print_then_loop("spinning"));
     live.expect_stdout("spinning");
     dir.write("main.wat", &print("replaced"));
@@ -123,7 +159,7 @@ fn an_endless_loop_is_stopped_by_a_save() {
 #[test]
 fn a_sleeping_guest_is_woken_by_a_save() {
     let dir = Dir::new();
-    let mut live = session(&dir);
+    let mut live = session(&dir, &[]);
     dir.write("main.wat", &print_then_sleep("sleeping"));
     live.expect_stdout("sleeping");
     dir.write("main.wat", &print("awake"));
@@ -135,7 +171,7 @@ fn a_sleeping_guest_is_woken_by_a_save() {
 #[test]
 fn failures_are_reported_and_the_next_save_runs() {
     let dir = Dir::new();
-    let mut live = session(&dir);
+    let mut live = session(&dir, &[]);
 
     dir.write("main.wat", &print_then_trap("about to divide"));
     live.expect_stdout("about to divide");
@@ -219,9 +255,18 @@ fn quiet_keeps_guest_output_and_errors_only() {
 
 #[test]
 fn a_half_written_file_runs_when_its_write_completes() {
+    a_half_written_file_runs_when_its_write_completes_with(&[]);
+}
+
+#[test]
+fn a_half_written_file_runs_when_its_write_completes_when_polling() {
+    a_half_written_file_runs_when_its_write_completes_with(&[POLL]);
+}
+
+fn a_half_written_file_runs_when_its_write_completes_with(watcher: &[&str]) {
     use std::io::Write;
     let dir = Dir::new();
-    let mut live = session(&dir);
+    let mut live = session(&dir, watcher);
     let text = print("written in two halves");
     let (first, second) = text.split_at(text.len() / 2);
 
@@ -231,7 +276,8 @@ fn a_half_written_file_runs_when_its_write_completes() {
     // The half-written file is on disk, but its write is not finished: the
     // next run is the marker's (which sees, and reports, the half file).
     dir.write("marker", "half");
-    live.expect_run(2, "marker changed: error");
+    let line = live.expect_run(2, "marker changed: error");
+    assert!(line.starts_with("[live-wasm] #2 marker changed"), "{line}");
 
     file.write_all(second.as_bytes()).expect("second half");
     drop(file);
@@ -241,10 +287,21 @@ fn a_half_written_file_runs_when_its_write_completes() {
 
 #[test]
 fn a_watched_folder_triggers_on_its_files_but_not_editor_noise() {
+    a_watched_folder_triggers_on_its_files_but_not_editor_noise_with(&[]);
+}
+
+#[test]
+fn a_watched_folder_triggers_on_its_files_but_not_editor_noise_when_polling() {
+    a_watched_folder_triggers_on_its_files_but_not_editor_noise_with(&[POLL]);
+}
+
+fn a_watched_folder_triggers_on_its_files_but_not_editor_noise_with(watcher: &[&str]) {
     let dir = Dir::new();
     std::fs::create_dir_all(dir.path("scripts/deep")).expect("mkdir");
     dir.write("main.wat", &print("v0"));
-    let mut live = live_wasm(&dir, &["--watch", "scripts", "main.wat"]);
+    let mut args = watcher.to_vec();
+    args.extend(["--watch", "scripts", "main.wat"]);
+    let mut live = live_wasm(&dir, &args);
     live.expect_run(1, "start: ok");
     dir.write("scripts/.game.lua.swp", "noise");
     dir.write("scripts/game.lua~", "noise");
