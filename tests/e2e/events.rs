@@ -298,7 +298,7 @@ fn warnings_and_fatal_errors_are_json_too() {
 fn a_watch_session_under_events_json_writes_only_json() {
     let dir = Dir::new();
     let mut live = live_wasm(&dir, &["--events", "json", "main.wat"]);
-    let mut next = |live: &mut crate::support::LiveWasm| -> Value {
+    let next = |live: &mut crate::support::LiveWasm| -> Value {
         let line = live.expect(Stream::Err, |_| true);
         serde_json::from_str(&line).unwrap_or_else(|err| panic!("not JSON ({err}): {line:?}"))
     };
