@@ -14,8 +14,10 @@ mod invoke;
 mod limits;
 mod link;
 mod live;
+mod modules;
 mod notes;
 mod outcome;
+mod problem;
 mod sleep;
 mod use_error;
 
@@ -26,21 +28,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use crossbeam_channel::{Receiver, Sender, unbounded};
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Engine, Linker, Store, Trap};
 
 use crate::cache::{Artifact, ModuleCache};
 use crate::plan::{Limits, Plan, Sandbox};
 use crate::source::ModuleFile;
 use host::Host;
 use limits::{MemoryCap, Refusal};
-use link::{Linking, Modules};
+use modules::{Linking, Modules};
 use notes::Notes;
 use outcome::Outcome;
 
 pub(crate) use interrupt::StopReason;
-pub(crate) use link::Compiled;
+pub(crate) use modules::Compiled;
 pub(crate) use notes::Note;
-pub(crate) use outcome::{Description, Problem, Verdict};
+pub(crate) use outcome::{Description, Verdict};
+pub(crate) use problem::Problem;
 
 use interrupt::Interrupt;
 
@@ -104,6 +107,7 @@ impl RunReport {
 /// The session-long part of running: engine, host functions and compile cache.
 pub(crate) struct Runtime {
     engine: Engine,
+    linker: Arc<Linker<Host>>,
     linking: Arc<Linking>,
     root: PathBuf,
     sandbox: Sandbox,
@@ -115,11 +119,12 @@ impl Runtime {
     /// Builds the engine and defines the host functions, once.
     pub(crate) fn new(plan: &Plan) -> Result<Self> {
         let engine = crate::engine::new_engine(&plan.engine, plan.limits.fuel.is_some())?;
-        let linker = host::linker(&engine)?;
+        let linker = Arc::new(core::linker(&engine)?);
         let cache = ModuleCache::new(plan.engine.cache_dir.clone());
-        let linking = Arc::new(Linking::new(&plan.entry, &engine, linker, cache));
+        let linking = Arc::new(Linking::new(&plan.entry, &engine, cache));
         Ok(Self {
             engine,
+            linker,
             linking,
             root: plan.root.clone(),
             sandbox: plan.sandbox.clone(),
@@ -187,7 +192,8 @@ impl Runtime {
         memory: MemoryCap,
         notes: Notes,
     ) -> Result<Store<Host>> {
-        let host = Host::new(&self.sandbox, interrupt, modules, memory, notes)?;
+        let linker = Arc::clone(&self.linker);
+        let host = Host::new(&self.sandbox, interrupt, modules, memory, notes, linker)?;
         let mut store = Store::new(&self.engine, host);
         store.set_epoch_deadline(1);
         store.limiter(|host| &mut host.memory);

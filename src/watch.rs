@@ -11,6 +11,7 @@
 //! finished save depends on that kind, never on the OS alone.
 
 mod poll;
+mod writing;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -129,7 +130,8 @@ impl Watcher {
                 continue;
             }
             self.add(&module.path, module.hash)?;
-            if self.content_changed(&module.path) {
+            // A save still being written is not one yet: its close will come.
+            if !writing::being_written(&module.path) && self.content_changed(&module.path) {
                 changed.push(module.path.clone());
             }
         }

@@ -1,13 +1,25 @@
-//! The core-module path of a run: the entry instantiated (what it imports is
+//! The core-module path of a run: the host functions core modules import (WASI
+//! preview 1, `live`), and a run of the entry: instantiated (what it imports is
 //! linked on demand), then `_initialize`, then `_start` or `--invoke`.
 
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use wasmtime::{AsContextMut, Instance, Module, Store, TypedFunc, Val};
+use wasmtime::{AsContextMut, Engine, Instance, Linker, Module, Store, TypedFunc, Val};
 
 use super::host::Host;
-use super::{invoke, link};
+use super::{invoke, link, live, sleep};
+
+/// The session's linker of host functions: WASI preview 1 under both of its
+/// module names (with a sleep that a save can cut short) and `live`.
+pub fn linker(engine: &Engine) -> Result<Linker<Host>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |host: &mut Host| &mut host.wasi)?;
+    wasmtime_wasi::p0::add_to_linker_sync(&mut linker, |host: &mut Host| &mut host.wasi)?;
+    sleep::shadow_poll_oneoff(&mut linker)?;
+    live::add_to_linker(&mut linker)?;
+    Ok(linker)
+}
 
 /// Runs the entry `module`: its `_start`, or the export `invoke` names, called
 /// with the guest's arguments.

@@ -1,19 +1,19 @@
-//! What the host gives a guest: the per-store state, and the host functions,
-//! defined once per session in one [`Linker`].
+//! The state of one store: what the host gives a guest in one run (its WASI
+//! context, stop switch, module instances, memory cap), and the session's
+//! [`Linker`] of host functions, defined once.
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use wasmtime::{Engine, Linker};
+use wasmtime::Linker;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use super::interrupt::Interrupt;
 use super::limits::MemoryCap;
-use super::link::Modules;
+use super::modules::Modules;
 use super::notes::Notes;
-use super::{live, sleep};
 use crate::plan::{Sandbox, StdinSource};
 
 /// The state of one store (`Store<Host>`): one run's WASI context, stop switch
@@ -31,6 +31,8 @@ pub struct Host {
     pub notes: Notes,
     /// The guest's argv (`--invoke` reads its arguments from it).
     pub args: Vec<String>,
+    /// The host functions, to bind the imports of modules instantiated in the run.
+    pub linker: Arc<Linker<Host>>,
 }
 
 impl Host {
@@ -41,6 +43,7 @@ impl Host {
         modules: Modules,
         memory: MemoryCap,
         notes: Notes,
+        linker: Arc<Linker<Host>>,
     ) -> Result<Self> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.inherit_stdout().inherit_stderr().args(&sandbox.args);
@@ -75,17 +78,7 @@ impl Host {
             memory,
             notes,
             args: sandbox.args.clone(),
+            linker,
         })
     }
-}
-
-/// The session's linker of host functions: WASI preview 1 under both of its
-/// module names (with a sleep that a save can cut short) and `live`.
-pub fn linker(engine: &Engine) -> Result<Linker<Host>> {
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |host: &mut Host| &mut host.wasi)?;
-    wasmtime_wasi::p0::add_to_linker_sync(&mut linker, |host: &mut Host| &mut host.wasi)?;
-    sleep::shadow_poll_oneoff(&mut linker)?;
-    live::add_to_linker(&mut linker)?;
-    Ok(linker)
 }

@@ -6,199 +6,20 @@
 //! nobody calls is never loaded, and a program runs up to the first call of a
 //! dependency that does not exist yet. Memories, tables and globals cannot wait:
 //! their modules are instantiated with the importer. Every instance of a run lives
-//! in the run's [`Modules`]; nothing survives into the next run.
+//! in the run's [`Modules`](super::modules::Modules); nothing survives into the
+//! next run.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, OnceLock};
 
 use wasmtime::{
-    AsContextMut, Engine, Extern, ExternType, Func, FuncType, ImportType, Instance, Linker, Module,
+    AsContextMut, Extern, ExternType, Func, FuncType, ImportType, Instance, Module,
     StoreContextMut, WasmBacktrace,
 };
 
 use super::host::Host;
 use super::use_error::{Site, UseError};
-use crate::cache::{Artifact, ModuleCache};
+use crate::cache::Artifact;
 use crate::names;
-use crate::source::{ContentHash, ModuleFile};
-
-/// The session-long side of linking: where modules live and how they compile.
-pub struct Linking {
-    root: PathBuf,
-    entry_name: String,
-    entry: PathBuf,
-    engine: Engine,
-    linker: Linker<Host>,
-    cache: Mutex<ModuleCache>,
-}
-
-impl Linking {
-    /// Linking for a session whose entry is `entry` (absolute), in its directory.
-    pub fn new(entry: &Path, engine: &Engine, linker: Linker<Host>, cache: ModuleCache) -> Self {
-        let root = entry.parent().unwrap_or(Path::new("/")).to_path_buf();
-        let entry_name = entry
-            .file_stem()
-            .map(|stem| stem.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        Self {
-            root,
-            entry_name,
-            entry: entry.to_path_buf(),
-            engine: engine.clone(),
-            linker,
-            cache: Mutex::new(cache),
-        }
-    }
-
-    /// The entry's file, relative to the root, for messages.
-    pub fn entry_label(&self) -> String {
-        self.label(&self.entry)
-    }
-
-    /// A path relative to the root, for messages.
-    fn label(&self, path: &Path) -> String {
-        names::relative(&self.root, path)
-    }
-}
-
-/// A module a run loaded: from the cache, or compiled.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Compiled {
-    /// The module's name (`testmod`, `lib/math`).
-    pub name: String,
-    /// Its file, relative to the root.
-    pub file: String,
-    /// True when nothing was compiled (memory or disk cache).
-    pub cache_hit: bool,
-    /// Time spent reading and compiling it.
-    pub duration: Duration,
-}
-
-/// The modules of one run: its instances, and what it resolved.
-pub struct Modules {
-    linking: Arc<Linking>,
-    /// Ready instances by module name, with their file label.
-    instances: HashMap<String, (Instance, String)>,
-    /// Names being instantiated right now, outermost first.
-    in_progress: Vec<String>,
-    /// Every file resolved or tried, in order.
-    files: Vec<ModuleFile>,
-    /// Compiled modules of this run and their names, for backtraces.
-    labels: Vec<(Module, String)>,
-    /// Every module loaded, in order.
-    compiled: Vec<Compiled>,
-}
-
-impl Modules {
-    /// No instance yet.
-    pub fn new(linking: Arc<Linking>) -> Self {
-        Self {
-            linking,
-            instances: HashMap::new(),
-            in_progress: Vec::new(),
-            files: Vec::new(),
-            labels: Vec::new(),
-            compiled: Vec::new(),
-        }
-    }
-
-    /// The files this run resolved or tried.
-    pub fn files(&self) -> &[ModuleFile] {
-        &self.files
-    }
-
-    /// Time this run spent reading and compiling modules.
-    pub fn compile_time(&self) -> Duration {
-        self.compiled.iter().map(|compiled| compiled.duration).sum()
-    }
-
-    /// The modules this run loaded.
-    pub fn compiled(&self) -> &[Compiled] {
-        &self.compiled
-    }
-
-    /// The name of a module of this run, for backtraces.
-    pub fn label(&self, module: &Module) -> String {
-        self.labels
-            .iter()
-            .find(|(known, _)| Module::same(known, module))
-            .map(|(_, name)| name.clone())
-            .or_else(|| module.name().map(str::to_owned))
-            .unwrap_or_else(|| "?".to_owned())
-    }
-
-    /// Finds the file of module `name`, recording what was looked at.
-    fn resolve(&mut self, name: &str, site: &Site) -> Result<PathBuf, UseError> {
-        if name == self.linking.entry_name {
-            return Ok(self.linking.entry.clone());
-        }
-        let bad_name = |why| UseError::BadName {
-            site: site.clone(),
-            name: name.to_owned(),
-            why,
-        };
-        let candidates = names::candidates(&self.linking.root, name).map_err(bad_name)?;
-        match names::existing(&self.linking.root, &candidates) {
-            Ok(Some(path)) => Ok(path),
-            Ok(None) => {
-                for path in &candidates {
-                    self.record(path, None);
-                }
-                Err(UseError::NotFound {
-                    site: site.clone(),
-                    name: name.to_owned(),
-                    looked_for: candidates.map(|path| self.linking.label(&path)),
-                })
-            }
-            Err(why) => Err(bad_name(why)),
-        }
-    }
-
-    fn record(&mut self, path: &Path, hash: Option<ContentHash>) {
-        if !self.files.iter().any(|file| file.path == path) {
-            self.files.push(ModuleFile {
-                path: path.to_path_buf(),
-                hash,
-            });
-        }
-    }
-
-    /// Reads and compiles module `name` from `path` through the session's cache.
-    fn load(&mut self, name: &str, path: &Path, site: &Site) -> Result<Artifact, UseError> {
-        let started = Instant::now();
-        let loaded = self
-            .linking
-            .cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .load(&self.linking.engine, path);
-        self.compiled.push(Compiled {
-            name: name.to_owned(),
-            file: self.linking.label(path),
-            cache_hit: loaded.as_ref().is_ok_and(|loaded| loaded.cache_hit),
-            duration: started.elapsed(),
-        });
-        match loaded {
-            Ok(loaded) => {
-                self.record(path, Some(loaded.hash));
-                Ok(loaded.artifact)
-            }
-            Err(err) => {
-                self.record(path, crate::source::file_hash(path));
-                let wat = err.downcast_ref::<crate::source::WatError>();
-                Err(UseError::Invalid {
-                    site: site.clone(),
-                    file: self.linking.label(path),
-                    message: format!("{err:#}"),
-                    place: wat.map(|wat| (wat.line, wat.col)),
-                    validation: wat.is_some_and(|wat| wat.validation),
-                })
-            }
-        }
-    }
-}
 
 /// Reads and compiles the entry, of either kind: the run branches on it.
 pub fn load_entry(store: &mut wasmtime::Store<Host>) -> Result<Artifact, UseError> {
@@ -329,9 +150,8 @@ fn import_extern(
     };
     let target = import.module();
     if names::is_host_namespace(target) {
-        let linking = Arc::clone(&store.data().modules.linking);
-        return linking
-            .linker
+        let linker = Arc::clone(&store.data().linker);
+        return linker
             .get_by_import(&mut store, import)
             .ok_or_else(|| UseError::UnknownHostImport { site: site() }.into());
     }

@@ -7,22 +7,9 @@ use wasmtime::{AsContextMut, Caller, Extern, Linker, Trap};
 use super::host::Host;
 use super::link::instance;
 use super::notes::Note;
-use super::outcome::{Problem, trap_words};
-use super::use_error::{Site, UseError};
-
-/// The module is ready (it was, or is now, instantiated in this run).
-pub const OK: i32 = 0;
-/// Neither `N.wat` nor `N.wasm` exists.
-pub const NOT_FOUND: i32 = -1;
-/// The file is not a valid module, or its imports cannot be satisfied.
-pub const INVALID: i32 = -2;
-/// Its start function (or `_initialize`) trapped.
-pub const TRAPPED: i32 = -3;
-/// It needs, while being instantiated, a module that is waiting for it.
-pub const CYCLE: i32 = -4;
-/// The name is refused, or (pointer, length) is not inside the caller's memory,
-/// or it is not UTF-8.
-pub const BAD_NAME: i32 = -5;
+use super::outcome::trap_words;
+use super::problem::Problem;
+use super::use_error::{BAD_NAME, OK, Site, TRAPPED, UseError};
 
 /// Defines `live.use: (func (param i32 i32) (result i32))` in `linker`.
 pub fn add_to_linker(linker: &mut Linker<Host>) -> Result<()> {

@@ -4,7 +4,7 @@
 
 use crossbeam_channel::Sender;
 
-use super::outcome::Problem;
+use super::problem::Problem;
 
 /// Something a run said on its way.
 #[derive(Debug, Clone, PartialEq, Eq)]

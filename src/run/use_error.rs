@@ -2,9 +2,24 @@
 
 use std::fmt;
 
-use super::live;
-use super::outcome::Problem;
+use super::problem::Problem;
 use crate::names::BadName;
+
+// The codes `live.use` returns (documented in `wit/README.md`).
+
+/// The module is ready (it was, or is now, instantiated in this run).
+pub const OK: i32 = 0;
+/// Neither `N.wat` nor `N.wasm` exists.
+pub const NOT_FOUND: i32 = -1;
+/// The file is not a valid module, or its imports cannot be satisfied.
+pub const INVALID: i32 = -2;
+/// Its start function (or `_initialize`) trapped.
+pub const TRAPPED: i32 = -3;
+/// It needs, while being instantiated, a module that is waiting for it.
+pub const CYCLE: i32 = -4;
+/// The name is refused, or (pointer, length) is not inside the caller's memory,
+/// or it is not UTF-8.
+pub const BAD_NAME: i32 = -5;
 
 /// The import that asked for a module: `test.wat imports testmod::function`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,13 +181,13 @@ impl UseError {
     /// The negative code `live.use` returns for this failure (see `wit/live.wit`).
     pub fn code(&self) -> i32 {
         match self {
-            UseError::NotFound { .. } => live::NOT_FOUND,
+            UseError::NotFound { .. } => NOT_FOUND,
             UseError::Invalid { .. }
             | UseError::MissingExport { .. }
             | UseError::TypeMismatch { .. }
-            | UseError::UnknownHostImport { .. } => live::INVALID,
-            UseError::Cycle { .. } => live::CYCLE,
-            UseError::BadName { .. } => live::BAD_NAME,
+            | UseError::UnknownHostImport { .. } => INVALID,
+            UseError::Cycle { .. } => CYCLE,
+            UseError::BadName { .. } => BAD_NAME,
         }
     }
 }

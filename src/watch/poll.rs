@@ -22,6 +22,8 @@ use crossbeam_channel::{RecvTimeoutError, Sender, bounded};
 use notify::event::{CreateKind, DataChange, ModifyKind, RemoveKind};
 use notify::{Config, Event, EventHandler, EventKind, RecursiveMode, WatcherKind};
 
+use super::writing::being_written;
+
 /// How recently a file must have been modified for its stamp alone not to be
 /// trusted: many clock ticks of the coarsest file times we meet.
 const FRESH: Duration = Duration::from_secs(1);
@@ -95,7 +97,6 @@ impl notify::Watcher for StatPoller {
         let (stop, stopped) = bounded::<()>(0);
         let shared = Arc::clone(&state);
         let mut handler: Box<dyn EventHandler> = Box::new(handler);
-        ignore_lease_breaks();
         thread::Builder::new()
             .name("live-wasm-poll".to_owned())
             .spawn(move || {
@@ -231,52 +232,6 @@ fn stamp(path: &Path) -> Option<Stamp> {
         hash: fresh.then(|| crate::source::file_hash(path)).flatten(),
     })
 }
-
-/// True when some process has `file` open for writing: a read lease cannot be
-/// taken on a file open for writing anywhere on this machine. Where leases are
-/// not to be had (network file systems, a file someone else owns) we cannot
-/// tell, and say no: the file is then run as found, and again when it changes.
-#[cfg(target_os = "linux")]
-fn being_written(file: &Path) -> bool {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::OpenOptionsExt;
-    let Ok(opened) = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(file)
-    else {
-        return false;
-    };
-    let fd = opened.as_raw_fd();
-    // SAFETY: `fd` is a descriptor we own for the whole block; F_SETLEASE takes
-    // an int argument and changes nothing but the lease on this open file.
-    unsafe {
-        if libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) == 0 {
-            libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK);
-            return false;
-        }
-    }
-    std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn being_written(_: &Path) -> bool {
-    false
-}
-
-/// A writer opening the file while we hold our (microseconds long) lease makes
-/// the kernel signal us with SIGIO, whose default action ends the process.
-#[cfg(target_os = "linux")]
-fn ignore_lease_breaks() {
-    // SAFETY: setting a signal's disposition to "ignore" runs no code of ours in
-    // a signal handler; nothing else in live-wasm uses SIGIO.
-    unsafe {
-        libc::signal(libc::SIGIO, libc::SIG_IGN);
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn ignore_lease_breaks() {}
 
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     state.lock().unwrap_or_else(PoisonError::into_inner)

@@ -1,0 +1,194 @@
+//! The modules of a run: where module files live and how they compile (the
+//! session-long [`Linking`]), and what one run has instantiated and resolved
+//! ([`Modules`]). The store-facing half of `use` is in `link`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use wasmtime::{Engine, Instance, Module};
+
+use super::use_error::{Site, UseError};
+use crate::cache::{Artifact, ModuleCache};
+use crate::names;
+use crate::source::{ContentHash, ModuleFile};
+
+/// The session-long side of linking: where modules live and how they compile.
+pub struct Linking {
+    pub(super) root: PathBuf,
+    pub(super) entry_name: String,
+    pub(super) entry: PathBuf,
+    pub(super) engine: Engine,
+    pub(super) cache: Mutex<ModuleCache>,
+}
+
+impl Linking {
+    /// Linking for a session whose entry is `entry` (absolute), in its directory.
+    pub fn new(entry: &Path, engine: &Engine, cache: ModuleCache) -> Self {
+        let root = entry.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let entry_name = entry
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Self {
+            root,
+            entry_name,
+            entry: entry.to_path_buf(),
+            engine: engine.clone(),
+            cache: Mutex::new(cache),
+        }
+    }
+
+    /// The entry's file, relative to the root, for messages.
+    pub fn entry_label(&self) -> String {
+        self.label(&self.entry)
+    }
+
+    /// A path relative to the root, for messages.
+    pub(super) fn label(&self, path: &Path) -> String {
+        names::relative(&self.root, path)
+    }
+}
+
+/// A module a run loaded: from the cache, or compiled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compiled {
+    /// The module's name (`testmod`, `lib/math`).
+    pub name: String,
+    /// Its file, relative to the root.
+    pub file: String,
+    /// True when nothing was compiled (memory or disk cache).
+    pub cache_hit: bool,
+    /// Time spent reading and compiling it.
+    pub duration: Duration,
+}
+
+/// The modules of one run: its instances, and what it resolved.
+pub struct Modules {
+    pub(super) linking: Arc<Linking>,
+    /// Ready instances by module name, with their file label.
+    pub(super) instances: HashMap<String, (Instance, String)>,
+    /// Names being instantiated right now, outermost first.
+    pub(super) in_progress: Vec<String>,
+    /// Every file resolved or tried, in order.
+    pub(super) files: Vec<ModuleFile>,
+    /// Compiled modules of this run and their names, for backtraces.
+    pub(super) labels: Vec<(Module, String)>,
+    /// Every module loaded, in order.
+    pub(super) compiled: Vec<Compiled>,
+}
+
+impl Modules {
+    /// No instance yet.
+    pub fn new(linking: Arc<Linking>) -> Self {
+        Self {
+            linking,
+            instances: HashMap::new(),
+            in_progress: Vec::new(),
+            files: Vec::new(),
+            labels: Vec::new(),
+            compiled: Vec::new(),
+        }
+    }
+
+    /// The files this run resolved or tried.
+    pub fn files(&self) -> &[ModuleFile] {
+        &self.files
+    }
+
+    /// Time this run spent reading and compiling modules.
+    pub fn compile_time(&self) -> Duration {
+        self.compiled.iter().map(|compiled| compiled.duration).sum()
+    }
+
+    /// The modules this run loaded.
+    pub fn compiled(&self) -> &[Compiled] {
+        &self.compiled
+    }
+
+    /// The name of a module of this run, for backtraces.
+    pub fn label(&self, module: &Module) -> String {
+        self.labels
+            .iter()
+            .find(|(known, _)| Module::same(known, module))
+            .map(|(_, name)| name.clone())
+            .or_else(|| module.name().map(str::to_owned))
+            .unwrap_or_else(|| "?".to_owned())
+    }
+
+    /// Finds the file of module `name`, recording what was looked at.
+    pub(super) fn resolve(&mut self, name: &str, site: &Site) -> Result<PathBuf, UseError> {
+        if name == self.linking.entry_name {
+            return Ok(self.linking.entry.clone());
+        }
+        let bad_name = |why| UseError::BadName {
+            site: site.clone(),
+            name: name.to_owned(),
+            why,
+        };
+        let candidates = names::candidates(&self.linking.root, name).map_err(bad_name)?;
+        match names::existing(&self.linking.root, &candidates) {
+            Ok(Some(path)) => Ok(path),
+            Ok(None) => {
+                for path in &candidates {
+                    self.record(path, None);
+                }
+                Err(UseError::NotFound {
+                    site: site.clone(),
+                    name: name.to_owned(),
+                    looked_for: candidates.map(|path| self.linking.label(&path)),
+                })
+            }
+            Err(why) => Err(bad_name(why)),
+        }
+    }
+
+    pub(super) fn record(&mut self, path: &Path, hash: Option<ContentHash>) {
+        if !self.files.iter().any(|file| file.path == path) {
+            self.files.push(ModuleFile {
+                path: path.to_path_buf(),
+                hash,
+            });
+        }
+    }
+
+    /// Reads and compiles module `name` from `path` through the session's cache.
+    pub(super) fn load(
+        &mut self,
+        name: &str,
+        path: &Path,
+        site: &Site,
+    ) -> Result<Artifact, UseError> {
+        let started = Instant::now();
+        let loaded = self
+            .linking
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .load(&self.linking.engine, path);
+        self.compiled.push(Compiled {
+            name: name.to_owned(),
+            file: self.linking.label(path),
+            cache_hit: loaded.as_ref().is_ok_and(|loaded| loaded.cache_hit),
+            duration: started.elapsed(),
+        });
+        match loaded {
+            Ok(loaded) => {
+                self.record(path, Some(loaded.hash));
+                Ok(loaded.artifact)
+            }
+            Err(err) => {
+                self.record(path, crate::source::file_hash(path));
+                let wat = err.downcast_ref::<crate::source::WatError>();
+                Err(UseError::Invalid {
+                    site: site.clone(),
+                    file: self.linking.label(path),
+                    message: format!("{err:#}"),
+                    place: wat.map(|wat| (wat.line, wat.col)),
+                    validation: wat.is_some_and(|wat| wat.validation),
+                })
+            }
+        }
+    }
+}
