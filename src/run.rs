@@ -8,6 +8,7 @@
 //! linker, the compile cache); everything a guest can touch is new in every run.
 
 mod core;
+mod describe;
 mod host;
 mod interrupt;
 mod invoke;
@@ -39,10 +40,10 @@ use modules::{Linking, Modules};
 use notes::Notes;
 use outcome::Outcome;
 
+pub(crate) use describe::{Description, Verdict};
 pub(crate) use interrupt::StopReason;
 pub(crate) use modules::Compiled;
 pub(crate) use notes::Note;
-pub(crate) use outcome::{Description, Verdict};
 pub(crate) use problem::Problem;
 
 use interrupt::Interrupt;
