@@ -72,11 +72,11 @@ pub struct Modules {
     /// Names being instantiated right now, outermost first.
     pub(super) in_progress: Vec<String>,
     /// Every file resolved or tried, in order.
-    pub(super) files: Vec<ModuleFile>,
+    files: Vec<ModuleFile>,
     /// Compiled modules of this run and their names, for backtraces.
     pub(super) labels: Vec<(Module, String)>,
     /// Every module loaded, in order.
-    pub(super) compiled: Vec<Compiled>,
+    compiled: Vec<Compiled>,
 }
 
 impl Modules {
@@ -144,7 +144,7 @@ impl Modules {
         }
     }
 
-    pub(super) fn record(&mut self, path: &Path, hash: Option<ContentHash>) {
+    fn record(&mut self, path: &Path, hash: Option<ContentHash>) {
         if !self.files.iter().any(|file| file.path == path) {
             self.files.push(ModuleFile {
                 path: path.to_path_buf(),

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use crate::guests::{print, print_then_loop, print_then_trap};
-use crate::support::{Dir, Stream, live_wasm, once};
+use crate::support::{Dir, Stream, live_wasm, live_wasm_with_watch_limit, once};
 
 /// The events of a `--once --events json` run, with timings zeroed.
 fn events(dir: &Dir, args: &[&str]) -> Vec<Value> {
@@ -323,4 +323,53 @@ fn a_watch_session_under_events_json_writes_only_json() {
         (failed["file"].as_str(), failed["line"].as_u64()),
         (Some("lib.wat"), Some(2))
     );
+}
+
+#[test]
+fn the_watch_limit_reached_mid_session_is_a_warning_that_says_what_to_do() {
+    let dir = Dir::new();
+    std::fs::create_dir(dir.path("lib")).expect("mkdir");
+    dir.write("lib/m.wat", r#"(module (func (export "f")))"#);
+    dir.write(
+        "main.wat",
+        r#"(module (import "lib/m" "f" (func $f)) (func (export "_start") (call $f)))"#,
+    );
+    // One watch: the entry's folder. Watching lib/ for the module is refused.
+    let mut live = live_wasm_with_watch_limit(&dir, 1, &["--events", "json", "main.wat"]);
+    let warning = loop {
+        let line = live.expect(Stream::Err, |_| true);
+        let event: Value =
+            serde_json::from_str(&line).unwrap_or_else(|err| panic!("not JSON ({err}): {line:?}"));
+        if event["event"] == "warning" {
+            break event;
+        }
+    };
+    let message = warning["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("lib") && message.contains("fs.inotify.max_user_watches"),
+        "{message}"
+    );
+    assert!(message.contains("--poll"), "{message}");
+
+    // --poll needs no watches at all: the same project runs and follows saves.
+    let mut live = live_wasm_with_watch_limit(&dir, 0, &["--poll=50ms", "main.wat"]);
+    live.expect_run(1, "start: ok");
+    dir.write(
+        "lib/m.wat",
+        r#"(module (func (export "f")) (func (export "g")))"#,
+    );
+    live.expect_run(2, "lib/m.wat changed: ok");
+}
+
+#[test]
+fn no_watch_at_all_is_a_fatal_error_that_says_what_to_do() {
+    let dir = Dir::new();
+    dir.write("main.wat", &print("hi"));
+    let mut live = live_wasm_with_watch_limit(&dir, 0, &["main.wat"]);
+    let line = live.expect(Stream::Err, |line| line.starts_with("live-wasm: error:"));
+    assert!(
+        line.contains("fs.inotify.max_user_watches") && line.contains("--poll"),
+        "{line}"
+    );
+    assert_eq!(live.wait_exit(), 2);
 }

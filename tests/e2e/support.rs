@@ -86,8 +86,31 @@ pub struct LiveWasm {
 }
 
 pub fn live_wasm(dir: &Dir, args: &[&str]) -> LiveWasm {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_live-wasm"))
-        .args(args)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_live-wasm"));
+    command.args(args);
+    spawn(dir, command)
+}
+
+/// `live-wasm` in a user namespace of its own where it may hold only `watches`
+/// inotify watches, as on a machine whose `fs.inotify.max_user_watches` is spent.
+pub fn live_wasm_with_watch_limit(dir: &Dir, watches: u32, args: &[&str]) -> LiveWasm {
+    let mut command = Command::new("unshare");
+    command.args([
+        "--user",
+        "--map-root-user",
+        "sh",
+        "-c",
+        r#"echo "$1" > /proc/sys/user/max_inotify_watches && shift && exec "$@""#,
+        "sh",
+        &watches.to_string(),
+        env!("CARGO_BIN_EXE_live-wasm"),
+    ]);
+    command.args(args);
+    spawn(dir, command)
+}
+
+fn spawn(dir: &Dir, mut command: Command) -> LiveWasm {
+    let mut child = command
         .current_dir(dir.root())
         .env_remove("NO_COLOR")
         .stdin(Stdio::null())
