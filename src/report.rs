@@ -75,9 +75,3 @@ impl Reporter {
         self.status.run_finished(run, trigger, report, &description);
     }
 }
-
-/// Writes `text` (whole lines) to stderr in one `write`, so a line of ours is
-/// never cut by the guest's stderr output written at the same moment.
-fn to_stderr(text: &str) {
-    let _ = std::io::stderr().lock().write_all(text.as_bytes());
-}

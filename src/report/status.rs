@@ -3,13 +3,12 @@
 //! output.
 
 use std::fmt::Write as _;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
 
-use super::to_stderr;
 use crate::plan::{EventsTarget, Plan};
 use crate::run::{Description, Note, RunReport, Trigger, Verdict};
 
@@ -179,6 +178,12 @@ fn millis(duration: Duration) -> String {
     } else {
         format!("{:.2} s", ms / 1000.0)
     }
+}
+
+/// Writes `text` (whole lines) to stderr in one `write`, so a line of ours is
+/// never cut by the guest's stderr output written at the same moment.
+fn to_stderr(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 #[cfg(test)]
