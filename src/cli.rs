@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser};
 
 use crate::plan::{
-    Compiler, EngineOptions, EventsTarget, Limits, Plan, Preopen, Presentation, Sandbox,
+    BuildPlan, Compiler, EngineOptions, EventsTarget, Limits, Plan, Preopen, Presentation, Sandbox,
     StdinSource, WatcherKind,
 };
 
@@ -38,9 +38,22 @@ pub struct Cli {
     #[arg(long, value_name = "NAME")]
     pub invoke: Option<String>,
 
-    /// Also re-run when this file, or any file under this folder, changes (repeatable).
+    /// Also re-run when this file, or any file under this folder, changes
+    /// (repeatable). With `--build`, these are the sources that start a build.
     #[arg(long = "watch", short = 'w', value_name = "PATH")]
     pub watch: Vec<PathBuf>,
+
+    /// Build ENTRY with CMD (through `sh -c`, in the current folder) at start and
+    /// whenever a source changes, then run it. Without `--watch`, the sources are
+    /// the current folder's files, minus what `.gitignore` / `.ignore` exclude and
+    /// build folders (`target/`, `node_modules/`, `zig-cache/`, `.git/`).
+    #[arg(long, value_name = "CMD")]
+    pub build: Option<String>,
+
+    /// Resolve module names (`use`) in DIR instead of the entry's folder: a
+    /// program built into `target/` can use modules kept beside its sources.
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
 
     /// Look for changes every INTERVAL (default 500ms) instead of waiting for the
     /// system's file events: for network file systems, and container or VM
@@ -173,10 +186,16 @@ impl Cli {
                 self.entry.display()
             );
         }
-        let root = entry
-            .parent()
-            .map(Path::to_path_buf)
-            .context("the entry has no parent directory")?;
+        let root = match &self.root {
+            Some(dir) => absolute_existing(&cwd, dir)
+                .ok()
+                .filter(|dir| dir.is_dir())
+                .with_context(|| format!("--root {}: no such directory", dir.display()))?,
+            None => entry
+                .parent()
+                .map(Path::to_path_buf)
+                .context("the entry has no parent directory")?,
+        };
         let entry_name = self
             .entry
             .file_name()
@@ -223,12 +242,19 @@ impl Cli {
             watch.push(file.clone());
         }
 
+        let build = self.build.map(|command| BuildPlan {
+            command,
+            dir: cwd.clone(),
+            watch_sources: self.watch.is_empty(),
+        });
+
         Ok(Plan {
             entry,
             root,
             once: self.once,
             invoke: self.invoke,
             watch,
+            build,
             watcher,
             sandbox: Sandbox {
                 args,
@@ -316,21 +342,25 @@ fn parse_env(spec: &str) -> Result<Result<(String, String), String>> {
     Ok(Ok((key.to_owned(), value)))
 }
 
-/// An absolute path whose parent directory exists (the file itself may not, yet).
+/// An absolute path with symlinks resolved as far as the path exists: the file,
+/// and even its folders, may not exist yet (a build will make them).
 fn absolute_file(cwd: &Path, path: &Path) -> Result<PathBuf> {
     let joined = cwd.join(path);
-    let name = joined
-        .file_name()
-        .with_context(|| format!("{}: not a file name", path.display()))?;
-    let parent = joined.parent().unwrap_or(cwd);
-    let parent = parent.canonicalize().with_context(|| {
-        format!(
-            "{}: directory {} not found",
-            path.display(),
-            parent.display()
-        )
-    })?;
-    Ok(parent.join(name))
+    let mut missing = Vec::new();
+    let mut existing = joined.as_path();
+    loop {
+        if let Ok(real) = existing.canonicalize() {
+            return Ok(missing
+                .iter()
+                .rev()
+                .fold(real, |path, part| path.join(part)));
+        }
+        let part = existing
+            .file_name()
+            .with_context(|| format!("{}: not a file name", path.display()))?;
+        missing.push(part);
+        existing = existing.parent().unwrap_or(cwd);
+    }
 }
 
 fn absolute_existing(cwd: &Path, path: &Path) -> Result<PathBuf> {
@@ -379,6 +409,15 @@ mod tests {
             Some(Duration::from_secs(2))
         );
         assert!(interval(&["--poll=soon", "m.wat"]).is_err());
+    }
+
+    #[test]
+    fn a_file_in_folders_not_made_yet_has_an_absolute_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cwd = dir.path().canonicalize().expect("canonical");
+        let path = absolute_file(&cwd, Path::new("target/wasm/main.wasm")).expect("path");
+        assert_eq!(path, cwd.join("target/wasm/main.wasm"));
+        assert!(absolute_file(&cwd, Path::new("target/..")).is_err());
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //!
 //! ```text
 //! cli -> plan -> session -> watch  (which files really changed)
+//!                        -> build  (`--build`: the user's build command)
 //!                        -> run    (one run; its face is run.rs: the Runtime, the
 //!                                   runner thread, what a run returns)
 //!                        -> report (the one voice: status lines or JSON events)
@@ -30,6 +31,7 @@ pub mod cli;
 pub mod plan;
 pub mod session;
 
+mod build;
 mod cache;
 mod engine;
 mod names;

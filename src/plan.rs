@@ -11,14 +11,17 @@ use std::time::Duration;
 pub struct Plan {
     /// The entry module (absolute; it may not exist yet in watch mode).
     pub entry: PathBuf,
-    /// The entry's directory: module names resolve inside it.
+    /// Where module names resolve: the entry's directory, or `--root`.
     pub root: PathBuf,
     /// Run once and exit instead of watching.
     pub once: bool,
     /// Call this export (with the guest args as its arguments) instead of `_start`.
     pub invoke: Option<String>,
-    /// Extra files or folders whose change triggers a run (absolute).
+    /// Extra files or folders whose change triggers a run (absolute); with a
+    /// build, a build and a run.
     pub watch: Vec<PathBuf>,
+    /// `--build`: the command that builds the entry, run before each run.
+    pub build: Option<BuildPlan>,
     /// How changes are noticed.
     pub watcher: WatcherKind,
     /// What the guest may reach.
@@ -32,6 +35,18 @@ pub struct Plan {
     /// What the user should know about the plan itself (an `--env KEY` we do not
     /// have, say); the session says it through the status lines or the events.
     pub warnings: Vec<String>,
+}
+
+/// `--build CMD`: what to run, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildPlan {
+    /// The command, run through `sh -c`.
+    pub command: String,
+    /// The folder it runs in (the current one).
+    pub dir: PathBuf,
+    /// Watch the sources under `dir` (all files but ignored ones and build
+    /// folders): when no `--watch` was given.
+    pub watch_sources: bool,
 }
 
 /// How the watcher notices changes.

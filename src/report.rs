@@ -11,11 +11,13 @@ mod status;
 
 use std::io::Write;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
+use crate::build::Built;
 use crate::plan::{EventsTarget, Plan};
-use crate::run::{Note, RunReport, Trigger};
+use crate::run::{Note, RunReport, StopReason, Trigger};
 use events::Events;
 use status::StatusLines;
 
@@ -49,6 +51,24 @@ impl Reporter {
         self.status.waiting_for(entry);
     }
 
+    /// A build is about to start.
+    pub(crate) fn build_started(&mut self, run: u64, trigger: &Trigger) {
+        self.events.build_started(run, trigger);
+        self.status.run_started();
+    }
+
+    /// A build has ended: by itself, or `stopped`.
+    pub(crate) fn build_finished(
+        &mut self,
+        run: u64,
+        trigger: &Trigger,
+        built: &Built,
+        stopped: Option<StopReason>,
+    ) {
+        self.events.build_finished(run, built, stopped);
+        self.status.build_finished(run, trigger, built, stopped);
+    }
+
     /// A run is about to start.
     pub(crate) fn run_started(&mut self, run: u64, trigger: &Trigger) {
         self.events.run_started(run, trigger);
@@ -67,11 +87,18 @@ impl Reporter {
         self.status.warning(message);
     }
 
-    /// A run has finished. Events first: whoever sees the status line finds
-    /// them written.
-    pub(crate) fn run_finished(&mut self, run: u64, trigger: &Trigger, report: &RunReport) {
+    /// A run has finished (after a build that took `built`, if there was one).
+    /// Events first: whoever sees the status line finds them written.
+    pub(crate) fn run_finished(
+        &mut self,
+        run: u64,
+        trigger: &Trigger,
+        built: Option<Duration>,
+        report: &RunReport,
+    ) {
         let description = report.describe();
-        self.events.run_finished(run, report, &description);
-        self.status.run_finished(run, trigger, report, &description);
+        self.events.run_finished(run, built, report, &description);
+        self.status
+            .run_finished(run, trigger, built, report, &description);
     }
 }

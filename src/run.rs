@@ -122,7 +122,7 @@ impl Runtime {
         let engine = crate::engine::new_engine(&plan.engine, plan.limits.fuel.is_some())?;
         let linker = Arc::new(core::linker(&engine)?);
         let cache = ModuleCache::new(plan.engine.cache_dir.clone());
-        let linking = Arc::new(Linking::new(&plan.entry, &engine, cache));
+        let linking = Arc::new(Linking::new(&plan.entry, &plan.root, &engine, cache));
         Ok(Self {
             engine,
             linker,

@@ -1,16 +1,19 @@
-//! The session loop: start runs, watch, stop and replace runs, say how they went.
+//! The session loop: build, run, watch, stop and replace builds and runs, say
+//! how they went.
 //!
-//! Runs happen on the runner thread so this loop stays free to notice a save or
-//! Ctrl-C while a guest is still running, stop it, and start the next run.
-//! Data flows one way: file events -> change set -> run -> report.
+//! Builds are child processes and runs happen on the runner thread, so this
+//! loop stays free to notice a save or Ctrl-C while either is going on, stop
+//! it, and start the next. Data flows one way: file events -> change set ->
+//! build -> run -> report.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, after, bounded, never, select};
 
-use crate::plan::Plan;
+use crate::build::Build;
+use crate::plan::{BuildPlan, EventsTarget, Plan};
 use crate::report::Reporter;
 use crate::run::{RunReport, Runner, Runtime, Stop, StopReason, Trigger};
 use crate::watch::Watcher;
@@ -33,9 +36,34 @@ pub fn run(plan: Plan) -> Result<i32> {
     }
 }
 
-/// `--once`: one run, the guest's status as ours. Ctrl-C keeps its default
-/// meaning (the process ends, status 130), as with `wasmtime run`.
+/// `--once`: one build and one run, the guest's status as ours (1 when the
+/// build fails). Ctrl-C ends the process with status 130, as with `wasmtime
+/// run`, and a build with it.
 fn once(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
+    let mut built = None;
+    if let Some(build) = &plan.build {
+        let ctrl_c = ctrl_c_events()?;
+        reporter.build_started(1, &Trigger::Start);
+        let started = start_build(plan, build)?;
+        let result = select! {
+            recv(started.finished()) -> result => result.context("the build's thread has stopped")?,
+            recv(ctrl_c) -> _ => {
+                started.stop();
+                return Ok(EXIT_CTRL_C);
+            }
+        };
+        reporter.build_finished(1, &Trigger::Start, &result, None);
+        if !result.success {
+            return Ok(1);
+        }
+        built = Some(result.duration);
+        // From here on Ctrl-C ends the process, as without a build.
+        std::thread::spawn(move || {
+            if ctrl_c.recv().is_ok() {
+                std::process::exit(EXIT_CTRL_C);
+            }
+        });
+    }
     reporter.run_started(1, &Trigger::Start);
     let stop = runner.start()?;
     let deadline = plan.limits.timeout.map_or_else(never, after);
@@ -48,7 +76,7 @@ fn once(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
             }
             recv(runner.reports()) -> report => {
                 let report = report.context("the runner thread has stopped")?;
-                finished(runner, reporter, 1, &Trigger::Start, &report);
+                finished(runner, reporter, 1, &Trigger::Start, built, &report);
                 return Ok(report.exit_code());
             }
             recv(deadline) -> _ => stop.request(StopReason::Timeout),
@@ -60,39 +88,83 @@ fn once(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
 struct Running {
     stop: Stop,
     trigger: Trigger,
+    /// How long the build before it took, if there was one.
+    built: Option<Duration>,
     /// Fires once when `--timeout` runs out; never without one.
     deadline: Receiver<Instant>,
 }
 
+/// A build in progress.
+struct Building {
+    build: Build,
+    trigger: Trigger,
+    /// Why it was stopped, if it was.
+    stopped: Option<StopReason>,
+}
+
+/// What the loop has yet to do.
+#[derive(Default)]
+struct Pending {
+    trigger: Option<Trigger>,
+    /// A source changed: build before the run.
+    build: bool,
+}
+
+impl Pending {
+    /// Adds changed files to the next run, starting one if none is pending.
+    fn add(&mut self, changed: Vec<PathBuf>, build: bool) {
+        self.trigger = Some(match self.trigger.take() {
+            Some(trigger) => trigger.merge(changed),
+            None => Trigger::Changed(changed),
+        });
+        self.build |= build;
+    }
+}
+
 fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
+    let builds = plan.build.is_some();
     let mut watcher = Watcher::new(plan.watcher)?;
     for path in &plan.watch {
-        watcher.watch_path(path)?;
+        watcher.watch_path(path, builds)?;
+    }
+    if let Some(build) = plan.build.as_ref().filter(|build| build.watch_sources) {
+        watcher.watch_path(&build.dir, true)?;
     }
     watcher.watch_file(&plan.entry)?;
     let ctrl_c = ctrl_c_events()?;
     let no_deadline = never();
+    let no_build = never();
 
-    let mut pending = if plan.entry.exists() {
-        Some(Trigger::Start)
+    let mut pending = Pending::default();
+    if builds || plan.entry.exists() {
+        pending.trigger = Some(Trigger::Start);
+        pending.build = builds;
     } else {
         reporter.waiting_for(&plan.entry);
-        None
-    };
+    }
+    let mut building: Option<Building> = None;
     let mut running: Option<Running> = None;
     let mut runs = 0u64;
 
     loop {
         if running.is_none()
-            && let Some(trigger) = pending.take()
+            && building.is_none()
+            && let Some(trigger) = pending.trigger.take()
         {
             runs += 1;
-            reporter.run_started(runs, &trigger);
-            running = Some(Running {
-                stop: runner.start()?,
-                trigger,
-                deadline: plan.limits.timeout.map_or_else(never, after),
-            });
+            match plan.build.as_ref().filter(|_| pending.build) {
+                Some(build) => {
+                    reporter.build_started(runs, &trigger);
+                    watcher.build_started()?;
+                    building = Some(Building {
+                        build: start_build(plan, build)?,
+                        trigger,
+                        stopped: None,
+                    });
+                }
+                None => running = Some(start_run(plan, runner, reporter, runs, trigger, None)?),
+            }
+            pending.build = false;
         }
 
         select! {
@@ -105,20 +177,55 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
                 if changes.changed.is_empty() {
                     continue;
                 }
+                if let Some(build) = &mut building {
+                    build.stopped.get_or_insert(StopReason::Change);
+                    build.build.stop();
+                }
                 if let Some(run) = &running {
                     run.stop.request(StopReason::Change);
                 }
-                queue(&mut pending, changes.changed);
+                pending.add(changes.changed, changes.rebuild);
             }
-            recv(ctrl_c) -> _ => match &running {
-                // A second Ctrl-C while the first has not yet stopped the guest: quit.
-                Some(run) if run.stop.reason() == Some(StopReason::CtrlC) => return Ok(EXIT_CTRL_C),
-                Some(run) => run.stop.request(StopReason::CtrlC),
-                None => return Ok(EXIT_CTRL_C),
-            },
+            recv(ctrl_c) -> _ => {
+                if let Some(build) = &mut building {
+                    if build.stopped == Some(StopReason::CtrlC) {
+                        return Ok(EXIT_CTRL_C);
+                    }
+                    build.stopped = Some(StopReason::CtrlC);
+                    build.build.stop();
+                    continue;
+                }
+                match &running {
+                    // A second Ctrl-C while the first has not yet stopped the guest: quit.
+                    Some(run) if run.stop.reason() == Some(StopReason::CtrlC) => return Ok(EXIT_CTRL_C),
+                    Some(run) => run.stop.request(StopReason::CtrlC),
+                    None => return Ok(EXIT_CTRL_C),
+                }
+            }
             recv(running.as_ref().map_or(&no_deadline, |run| &run.deadline)) -> _ => {
                 if let Some(run) = &running {
                     run.stop.request(StopReason::Timeout);
+                }
+            }
+            recv(building.as_ref().map_or(&no_build, |build| build.build.finished())) -> result => {
+                let Some(build) = building.take() else { continue };
+                let result = result.context("the build's thread has stopped")?;
+                let late = watcher.build_finished(build.stopped.is_none());
+                reporter.build_finished(runs, &build.trigger, &result, build.stopped);
+                if !late.changed.is_empty() {
+                    // A source saved as the build ended: build again.
+                    pending.add(late.changed, late.rebuild);
+                    continue;
+                }
+                match build.stopped {
+                    // Stopped by a save: the pending build starts next.
+                    Some(_) => {}
+                    None if result.success => {
+                        let built = Some(result.duration);
+                        running = Some(start_run(plan, runner, reporter, runs, build.trigger, built)?);
+                    }
+                    // A failed build: the previous program is not run again.
+                    None => {}
                 }
             }
             recv(runner.notes()) -> note => {
@@ -128,10 +235,10 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
             }
             recv(runner.reports()) -> report => {
                 let report = report.context("the runner thread has stopped")?;
-                let trigger = running.take().map_or(Trigger::Start, |run| run.trigger);
-                finished(runner, reporter, runs, &trigger, &report);
+                let Some(run) = running.take() else { continue };
+                finished(runner, reporter, runs, &run.trigger, run.built, &report);
                 match watcher.set_modules(&report.modules) {
-                    Ok(changed) if !changed.is_empty() => queue(&mut pending, changed),
+                    Ok(changed) if !changed.is_empty() => pending.add(changed, false),
                     Ok(_) => {}
                     Err(err) => reporter.warning(&format!("{err:#}")),
                 }
@@ -140,26 +247,43 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
     }
 }
 
+/// Starts run `number`.
+fn start_run(
+    plan: &Plan,
+    runner: &Runner,
+    reporter: &mut Reporter,
+    number: u64,
+    trigger: Trigger,
+    built: Option<Duration>,
+) -> Result<Running> {
+    reporter.run_started(number, &trigger);
+    Ok(Running {
+        stop: runner.start()?,
+        trigger,
+        built,
+        deadline: plan.limits.timeout.map_or_else(never, after),
+    })
+}
+
+/// Starts `build`; its output is captured when our stderr carries JSON events.
+fn start_build(plan: &Plan, build: &BuildPlan) -> Result<Build> {
+    let capture = plan.presentation.events == Some(EventsTarget::Stderr);
+    Build::start(&build.command, &build.dir, capture)
+}
+
 /// Says the rest of what run `number` said on its way, then how it ended.
 fn finished(
     runner: &Runner,
     reporter: &mut Reporter,
     number: u64,
     trigger: &Trigger,
+    built: Option<Duration>,
     report: &RunReport,
 ) {
     for note in runner.notes().try_iter() {
         reporter.note(number, &note);
     }
-    reporter.run_finished(number, trigger, report);
-}
-
-/// Adds changed files to the next run, starting one if none is pending.
-fn queue(pending: &mut Option<Trigger>, changed: Vec<PathBuf>) {
-    *pending = Some(match pending.take() {
-        Some(trigger) => trigger.merge(changed),
-        None => Trigger::Changed(changed),
-    });
+    reporter.run_finished(number, trigger, built, report);
 }
 
 /// Ctrl-C presses, as a channel the loop can select on.

@@ -9,26 +9,37 @@
 //! Events come from the operating system (inotify on Linux) or, with `--poll`,
 //! from looking at the files every interval ([`poll`]); which events mark a
 //! finished save depends on that kind, never on the OS alone.
+//!
+//! With `--build`, a changed source calls for a build, and a changed module file
+//! (the entry, a used module: what builds write) for a run only. Files a build
+//! writes never call for another build: one that did not exist when the build
+//! started is one of its outputs, and is remembered as such.
 
 mod poll;
+mod sources;
 mod writing;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use crossbeam_channel::{Receiver, unbounded};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 use notify::{Event, RecursiveMode, Watcher as _};
 
 use crate::plan::WatcherKind;
 use crate::source::{self, ContentHash, ModuleFile};
+use sources::Sources;
 
 /// What one batch of file-system events amounts to.
 #[derive(Debug, Default)]
 pub struct ChangeSet {
     /// Watched files whose content really changed, in the order seen.
     pub changed: Vec<PathBuf>,
+    /// True when a source changed: a build is called for, not only a run.
+    pub rebuild: bool,
     /// Problems the file watcher reported, in words (the session goes on).
     pub warnings: Vec<String>,
 }
@@ -49,6 +60,11 @@ pub struct Watcher {
     notify: Box<dyn notify::Watcher + Send>,
     saves: Saves,
     events: Receiver<notify::Result<Event>>,
+    /// Makes the polling watcher look now (none for the native one).
+    look_now: Option<Sender<()>>,
+    /// A file of ours, in a folder of ours, written to mark a moment in the
+    /// stream of events: see [`Self::settle`]. Made for the first build.
+    barrier: Option<Barrier>,
     /// Watched files and the hash of the content last acted on (`None`: missing).
     files: HashMap<PathBuf, Option<ContentHash>>,
     /// The files watched for the whole session (entry, `--watch`, `--stdin`);
@@ -56,11 +72,40 @@ pub struct Watcher {
     base: HashSet<PathBuf>,
     /// Watched files whose directory does not exist yet.
     homeless: HashSet<PathBuf>,
-    /// Folders watched recursively (`--watch DIR`), with their files' last hashes.
-    trees: Vec<PathBuf>,
+    /// Folders watched recursively (`--watch DIR`, a build's sources), with
+    /// their files' last hashes.
+    trees: Vec<Tree>,
     tree_files: HashMap<PathBuf, Option<ContentHash>>,
     /// Directories holding a non-recursive watch.
     dirs: HashSet<PathBuf>,
+    /// Watched files that are sources of a build (`--watch FILE` with `--build`).
+    source_files: HashSet<PathBuf>,
+    /// While a build runs: the sources there were when it started.
+    building: Option<HashSet<PathBuf>>,
+    /// Files builds wrote: they never call for a build.
+    outputs: HashSet<PathBuf>,
+    /// Sources whose change stopped a build: if one changes during the next
+    /// build too, the build wrote it (a timestamp, say), and it is an output.
+    suspects: HashSet<PathBuf>,
+}
+
+/// A folder watched recursively.
+struct Tree {
+    path: PathBuf,
+    /// For a build's sources: which files are sources. Without, all are (and a
+    /// change calls for a run only).
+    sources: Option<Sources>,
+}
+
+impl Tree {
+    fn holds(&self, path: &Path) -> bool {
+        path.starts_with(&self.path)
+            && !is_editor_noise(path)
+            && self
+                .sources
+                .as_ref()
+                .is_none_or(|sources| sources.admits(path))
+    }
 }
 
 impl Watcher {
@@ -71,6 +116,7 @@ impl Watcher {
             // The receiver is gone only when the session is over.
             let _ = sender.send(event);
         };
+        let mut look_now = None;
         let (notify, saves): (Box<dyn notify::Watcher + Send>, Saves) = match kind {
             WatcherKind::Native => {
                 let watcher = notify::recommended_watcher(handler)
@@ -86,6 +132,7 @@ impl Watcher {
                 let config = notify::Config::default().with_poll_interval(interval);
                 let poller = poll::StatPoller::new(handler, config)
                     .context("cannot start the polling watcher")?;
+                look_now = Some(poller.waker());
                 (Box::new(poller), Saves::AnyWrite)
             }
         };
@@ -93,12 +140,18 @@ impl Watcher {
             notify,
             saves,
             events,
+            look_now,
+            barrier: None,
             files: HashMap::new(),
             base: HashSet::new(),
             homeless: HashSet::new(),
             trees: Vec::new(),
             tree_files: HashMap::new(),
             dirs: HashSet::new(),
+            source_files: HashSet::new(),
+            building: None,
+            outputs: HashSet::new(),
+            suspects: HashSet::new(),
         })
     }
 
@@ -175,7 +228,7 @@ impl Watcher {
     }
 
     fn watch_dir(&mut self, dir: &Path) -> Result<()> {
-        let covered = self.trees.iter().any(|tree| dir.starts_with(tree));
+        let covered = self.trees.iter().any(|tree| dir.starts_with(&tree.path));
         if !covered && !self.dirs.contains(dir) {
             self.notify
                 .watch(dir, RecursiveMode::NonRecursive)
@@ -202,34 +255,109 @@ impl Watcher {
         housed
     }
 
-    /// Watches every file under `dir` (absolute), recursively.
-    pub fn watch_tree(&mut self, dir: &Path) -> Result<()> {
+    /// Watches every file under `dir` (absolute), recursively; only the sources
+    /// of a build, when `sources`.
+    fn watch_tree(&mut self, dir: &Path, sources: bool) -> Result<()> {
         self.notify
             .watch(dir, RecursiveMode::Recursive)
             .map_err(|err| {
                 anyhow::anyhow!("cannot watch {}: {}", dir.display(), watch_failure(&err))
             })?;
-        self.trees.push(dir.to_path_buf());
+        self.trees.push(Tree {
+            path: dir.to_path_buf(),
+            sources: sources.then(|| Sources::new(dir)),
+        });
         Ok(())
     }
 
-    /// Watches a `--watch` path: a folder recursively, a file exactly.
-    pub fn watch_path(&mut self, path: &Path) -> Result<()> {
+    /// Watches a `--watch` path: a folder recursively, a file exactly. With
+    /// `sources`, its files are a build's sources (and ignore files are read).
+    pub fn watch_path(&mut self, path: &Path, sources: bool) -> Result<()> {
         if path.is_dir() {
-            self.watch_tree(path)
-        } else {
-            self.watch_file(path)
+            return self.watch_tree(path, sources);
         }
+        if sources {
+            self.source_files.insert(path.to_path_buf());
+        }
+        self.watch_file(path)
+    }
+
+    /// A build starts: from now until [`Self::build_finished`], a file that is
+    /// not a source yet is one of its outputs.
+    pub fn build_started(&mut self) -> Result<()> {
+        if self.barrier.is_none() {
+            let barrier = Barrier::new()?;
+            self.notify
+                .watch(&barrier.dir, RecursiveMode::NonRecursive)
+                .map_err(|err| {
+                    anyhow::anyhow!(
+                        "cannot watch {}: {}",
+                        barrier.dir.display(),
+                        watch_failure(&err)
+                    )
+                })?;
+            self.barrier = Some(barrier);
+        }
+        let mut sources: HashSet<PathBuf> = self.source_files.clone();
+        for tree in &self.trees {
+            if let Some(rules) = &tree.sources {
+                sources.extend(rules.files());
+            }
+        }
+        self.building = Some(sources);
+        Ok(())
+    }
+
+    /// The build has ended; `completed` unless it was stopped. The events of
+    /// what it wrote may not all have reached us yet: they are waited for (see
+    /// [`Self::settle`]) and taken as the build's. Returns the changes that
+    /// still count: sources saved while the build ran.
+    pub fn build_finished(&mut self, completed: bool) -> ChangeSet {
+        let late = self.settle();
+        self.building = None;
+        if completed {
+            self.suspects.clear();
+        }
+        late
+    }
+
+    /// Waits until every event of what happened before this call has been
+    /// read, and returns what they changed. Events reach us through the
+    /// watcher's thread, in order: a write of ours, now, is seen after them.
+    /// The wait is bounded; a watcher that lost our write only costs the wait.
+    fn settle(&mut self) -> ChangeSet {
+        let Some(marker) = self.barrier.as_mut().map(Barrier::mark) else {
+            return ChangeSet::default();
+        };
+        if let Some(look_now) = &self.look_now {
+            let _ = look_now.try_send(());
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut batch = Vec::new();
+        while let Ok(event) = self.events.recv_deadline(deadline) {
+            let done = matches!(&event, Ok(event) if event.paths.contains(&marker));
+            batch.push(event);
+            if done {
+                break;
+            }
+        }
+        self.process(batch)
     }
 
     /// The watched files that `first`, and every event already queued behind it,
     /// really changed. Never waits: a burst is whatever has arrived by now.
     pub fn changes(&mut self, first: notify::Result<Event>) -> ChangeSet {
-        let mut set = ChangeSet::default();
-        let mut candidates: Vec<PathBuf> = self.rehome();
         let batch =
             std::iter::once(first).chain(std::iter::from_fn(|| self.events.try_recv().ok()));
-        for event in batch.collect::<Vec<_>>() {
+        let batch = batch.collect();
+        self.process(batch)
+    }
+
+    /// What a batch of events changed.
+    fn process(&mut self, batch: Vec<notify::Result<Event>>) -> ChangeSet {
+        let mut set = ChangeSet::default();
+        let mut candidates: Vec<PathBuf> = self.rehome();
+        for event in batch {
             match event {
                 // Events were lost (the kernel's queue overflowed): look at
                 // every watched file's content instead.
@@ -244,11 +372,48 @@ impl Watcher {
             }
         }
         for path in candidates {
-            if !set.changed.contains(&path) && self.content_changed(&path) {
-                set.changed.push(path);
+            if set.changed.contains(&path) || !self.content_changed(&path) {
+                continue;
             }
+            if self.is_source(&path) {
+                match &self.building {
+                    // The build wrote it: never a reason to build.
+                    Some(sources)
+                        if !sources.contains(&path)
+                            || self.outputs.contains(&path)
+                            || self.suspects.contains(&path) =>
+                    {
+                        self.outputs.insert(path);
+                        continue;
+                    }
+                    // A save during the build (or an output the build rewrote
+                    // with new content: a second time will tell).
+                    Some(_) => {
+                        self.suspects.insert(path.clone());
+                    }
+                    // Changed outside a build: a source from now on.
+                    None => {
+                        self.outputs.remove(&path);
+                    }
+                }
+                set.rebuild = true;
+            } else if self.building.is_some() {
+                // A module the build wrote: the run after the build reads it.
+                continue;
+            }
+            set.changed.push(path);
         }
         set
+    }
+
+    /// True when a change of `path` calls for a build.
+    fn is_source(&self, path: &Path) -> bool {
+        if self.files.contains_key(path) {
+            return self.source_files.contains(path);
+        }
+        self.trees
+            .iter()
+            .any(|tree| tree.sources.is_some() && tree.holds(path))
     }
 
     /// Compares `path`'s content with the last we acted on, and remembers it.
@@ -270,7 +435,40 @@ impl Watcher {
     }
 
     fn in_tree(&self, path: &Path) -> bool {
-        self.trees.iter().any(|tree| path.starts_with(tree)) && !is_editor_noise(path)
+        self.trees.iter().any(|tree| tree.holds(path))
+    }
+}
+
+/// A folder of our own in the temporary directory, removed with the watcher.
+struct Barrier {
+    dir: PathBuf,
+    marks: u64,
+}
+
+impl Barrier {
+    fn new() -> Result<Barrier> {
+        static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let number = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("live-wasm-{}-{number}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(Barrier { dir, marks: 0 })
+    }
+
+    /// Writes a new mark (a new file, so even a poller sees it); returns its path.
+    fn mark(&mut self) -> PathBuf {
+        let previous = self.dir.join(self.marks.to_string());
+        let _ = std::fs::remove_file(previous);
+        self.marks += 1;
+        let path = self.dir.join(self.marks.to_string());
+        let _ = std::fs::write(&path, b"");
+        path
+    }
+}
+
+impl Drop for Barrier {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::run::{Description, Note, Problem, RunReport, Trigger};
+use crate::build::Built;
+use crate::run::{Description, Note, Problem, RunReport, StopReason, Trigger};
 
 /// Where events go (nowhere without `--events`), and what names files in them.
 pub(super) struct Events {
@@ -31,14 +32,41 @@ impl Events {
         self.emit(json!({"event": "waiting", "file": file}));
     }
 
+    /// `build-started`: the run's number and what triggered it.
+    pub(super) fn build_started(&mut self, run: u64, trigger: &Trigger) {
+        self.started("build-started", run, trigger);
+    }
+
+    /// `build-finished`: how the build ended, and its output when captured.
+    pub(super) fn build_finished(&mut self, run: u64, built: &Built, stopped: Option<StopReason>) {
+        let outcome = match stopped {
+            Some(StopReason::CtrlC) => "stopped-by-ctrl-c",
+            Some(_) => "stopped-by-change",
+            None if built.success => "ok",
+            None => "failed",
+        };
+        let mut event = json!({
+            "event": "build-finished", "run": run, "outcome": outcome,
+            "exit_code": built.code, "ms": ms(built.duration),
+        });
+        if let Some(output) = &built.output {
+            event["output"] = json!(output);
+        }
+        self.emit(event);
+    }
+
     /// `run-started`: the run's number and what triggered it.
     pub(super) fn run_started(&mut self, run: u64, trigger: &Trigger) {
+        self.started("run-started", run, trigger);
+    }
+
+    fn started(&mut self, event: &str, run: u64, trigger: &Trigger) {
         let (trigger, changed) = match trigger {
             Trigger::Start => ("start", Vec::new()),
             Trigger::Changed(files) => ("change", files.iter().map(|f| self.name(f)).collect()),
         };
         self.emit(json!({
-            "event": "run-started", "run": run, "trigger": trigger, "changed": changed,
+            "event": event, "run": run, "trigger": trigger, "changed": changed,
         }));
     }
 
@@ -62,7 +90,13 @@ impl Events {
 
     /// `compiled` for each module loaded, `error` if the run failed, then
     /// `run-finished`.
-    pub(super) fn run_finished(&mut self, run: u64, report: &RunReport, described: &Description) {
+    pub(super) fn run_finished(
+        &mut self,
+        run: u64,
+        built: Option<std::time::Duration>,
+        report: &RunReport,
+        described: &Description,
+    ) {
         for module in &report.compiled {
             self.emit(json!({
                 "event": "compiled", "run": run, "module": module.name, "file": module.file,
@@ -81,6 +115,7 @@ impl Events {
             "exit_code": described.exit_code, "trap": described.trap,
             "compile_ms": ms(report.compile), "run_ms": ms(report.run),
             "fuel_used": report.fuel_used, "peak_memory": report.peak_memory,
+            "build_ms": built.map(ms),
         }));
     }
 

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
 
+use crate::build::Built;
 use crate::plan::{EventsTarget, Plan};
-use crate::run::{Description, Note, RunReport, Trigger, Verdict};
+use crate::run::{Description, Note, RunReport, StopReason, Trigger, Verdict};
 
 /// Writes status lines for a session rooted at `root`.
 pub(super) struct StatusLines {
@@ -82,10 +83,43 @@ impl StatusLines {
         }
     }
 
+    /// Says nothing of a build that went well: its run's line will.
+    pub(super) fn build_finished(
+        &self,
+        number: u64,
+        trigger: &Trigger,
+        built: &Built,
+        stopped: Option<StopReason>,
+    ) {
+        let (tone, words) = match (stopped, built.code) {
+            (Some(StopReason::CtrlC), _) => (
+                Tone::Notice,
+                "build stopped by Ctrl-C; waiting for changes (Ctrl-C again to quit)".to_owned(),
+            ),
+            (Some(_), _) => (Tone::Notice, "build stopped by a change".to_owned()),
+            (None, _) if built.success => return,
+            (None, Some(code)) => (Tone::Bad, format!("build failed: exit {code}")),
+            (None, None) => (Tone::Bad, "build failed: ended by a signal".to_owned()),
+        };
+        if self.silent || (self.quiet && tone != Tone::Bad) {
+            return;
+        }
+        let mut line = String::new();
+        if !self.once {
+            let _ = write!(line, "#{number} {}: ", self.trigger(trigger));
+        }
+        let _ = write!(line, "{words} · build {}", millis(built.duration));
+        if tone == Tone::Bad && !self.once {
+            line.push_str("; waiting for the next save");
+        }
+        self.say(tone, &line, "");
+    }
+
     pub(super) fn run_finished(
         &self,
         number: u64,
         trigger: &Trigger,
+        built: Option<Duration>,
         report: &RunReport,
         description: &Description,
     ) {
@@ -99,6 +133,9 @@ impl StatusLines {
         }
         line.push_str(&description.summary);
         if !self.once {
+            if let Some(built) = built {
+                let _ = write!(line, " · build {}", millis(built));
+            }
             let _ = write!(
                 line,
                 " · compile {} · run {}",

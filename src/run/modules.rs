@@ -24,15 +24,15 @@ pub struct Linking {
 }
 
 impl Linking {
-    /// Linking for a session whose entry is `entry` (absolute), in its directory.
-    pub fn new(entry: &Path, engine: &Engine, cache: ModuleCache) -> Self {
-        let root = entry.parent().unwrap_or(Path::new("/")).to_path_buf();
+    /// Linking for a session whose entry is `entry` and whose modules live in
+    /// `root` (both absolute).
+    pub fn new(entry: &Path, root: &Path, engine: &Engine, cache: ModuleCache) -> Self {
         let entry_name = entry
             .file_stem()
             .map(|stem| stem.to_string_lossy().into_owned())
             .unwrap_or_default();
         Self {
-            root,
+            root: root.to_path_buf(),
             entry_name,
             entry: entry.to_path_buf(),
             engine: engine.clone(),

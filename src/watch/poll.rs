@@ -31,8 +31,9 @@ const FRESH: Duration = Duration::from_secs(1);
 /// Looks at the watched paths every interval, on a thread of its own.
 pub struct StatPoller {
     state: Arc<Mutex<State>>,
-    /// Dropped with the poller: the thread sees the channel close and ends.
-    _stop: Sender<()>,
+    /// Asks for a look now; dropped with the poller, the thread sees the
+    /// channel close and ends.
+    wake: Sender<()>,
 }
 
 /// The watched roots, and what each file looked like at the last look.
@@ -90,17 +91,24 @@ impl Stamp {
     }
 }
 
+impl StatPoller {
+    /// A handle that makes the poller look at once, not at the next interval.
+    pub fn waker(&self) -> Sender<()> {
+        self.wake.clone()
+    }
+}
+
 impl notify::Watcher for StatPoller {
     fn new<F: EventHandler>(handler: F, config: Config) -> notify::Result<Self> {
         let interval = config.poll_interval().unwrap_or(Duration::from_millis(500));
         let state = Arc::new(Mutex::new(State::default()));
-        let (stop, stopped) = bounded::<()>(0);
+        let (wake, woken) = bounded::<()>(1);
         let shared = Arc::clone(&state);
         let mut handler: Box<dyn EventHandler> = Box::new(handler);
         thread::Builder::new()
             .name("live-wasm-poll".to_owned())
             .spawn(move || {
-                while stopped.recv_timeout(interval) == Err(RecvTimeoutError::Timeout) {
+                while woken.recv_timeout(interval) != Err(RecvTimeoutError::Disconnected) {
                     let events = lock(&shared).look();
                     for event in events {
                         handler.handle_event(Ok(event));
@@ -108,7 +116,7 @@ impl notify::Watcher for StatPoller {
                 }
             })
             .map_err(notify::Error::io)?;
-        Ok(Self { state, _stop: stop })
+        Ok(Self { state, wake })
     }
 
     fn watch(&mut self, path: &Path, mode: RecursiveMode) -> notify::Result<()> {

@@ -39,7 +39,7 @@ fn a_good_run() {
             json!({"event": "run-started", "run": 1, "trigger": "start", "changed": []}),
             json!({"event": "compiled", "run": 1, "module": "main", "file": "main.wat", "cache": "miss", "ms": 0}),
             json!({"event": "run-finished", "run": 1, "outcome": "ok", "exit_code": 0, "trap": null,
-                   "compile_ms": 0, "run_ms": 0, "fuel_used": null, "peak_memory": 65536}),
+                   "compile_ms": 0, "run_ms": 0, "fuel_used": null, "peak_memory": 65536, "build_ms": null}),
         ]
     );
 }

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `live-wasm` binary on real files in a temp dir.
 
+mod build;
 mod events;
 mod guests;
 mod invoke;

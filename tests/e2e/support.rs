@@ -193,6 +193,15 @@ impl LiveWasm {
         self.expect(Stream::Err, |line| line.contains(text))
     }
 
+    /// The stdout lines read so far, consumed or not.
+    pub fn stdout_seen(&self) -> Vec<String> {
+        self.seen
+            .iter()
+            .filter(|(stream, _)| *stream == Stream::Out)
+            .map(|(_, line)| line.clone())
+            .collect()
+    }
+
     /// Sends SIGINT, as Ctrl-C in a terminal does.
     pub fn ctrl_c(&self) {
         let status = Command::new("kill")

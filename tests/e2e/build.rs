@@ -1,0 +1,146 @@
+//! `--build`: one save is one build and one run; builds stopped by saves and
+//! Ctrl-C; failed builds; what builds write never starts another build.
+
+use serde_json::Value;
+
+use crate::guests::print;
+use crate::support::{Dir, Stream, live_wasm, once};
+
+/// A build that "compiles" `src.txt` into `main.wat` (by copying it), writes a
+/// timestamp (new content every time) and an object file beside it, says
+/// `building` first, sleeps while the source says `slow`, and fails with a
+/// compiler-like message while it says `broken`.
+const BUILD: &str = "echo building >&2; \
+    if grep -q broken src.txt; then echo 'src.txt:1: error: broken' >&2; exit 1; fi; \
+    if grep -q slow src.txt; then sleep 60; fi; \
+    date +%s%N > stamp; cp src.txt main.o; mkdir -p out; cp src.txt out/main.wat";
+
+fn project() -> Dir {
+    let dir = Dir::new();
+    dir.write("src.txt", &print("v1"));
+    dir.write("notes.md", "0");
+    dir
+}
+
+fn session(dir: &Dir, extra: &[&str]) -> crate::support::LiveWasm {
+    let mut args = vec!["--build", BUILD];
+    args.extend(extra);
+    args.push("out/main.wat");
+    let mut live = live_wasm(dir, &args);
+    live.expect_stdout("v1");
+    live.expect_run(1, "start: ok · build ");
+    live
+}
+
+#[test]
+fn one_save_is_one_build_and_one_run() {
+    let dir = project();
+    let mut live = session(&dir, &[]);
+    dir.write("src.txt", &print("v2"));
+    live.expect_stdout("v2");
+    live.expect_run(2, "src.txt changed: ok · build ");
+    // The timestamp, the object file and the entry the build wrote started
+    // nothing: the next run is this save's.
+    dir.write("notes.md", "1");
+    live.expect_stdout("v2");
+    live.expect_run(3, "notes.md changed: ok");
+    dir.write_rename("src.txt", &print("v3"));
+    live.expect_stdout("v3");
+    live.expect_run(4, "src.txt changed: ok");
+}
+
+#[test]
+fn ignored_files_and_build_folders_start_nothing() {
+    let dir = project();
+    dir.write(".gitignore", "*.log\n");
+    std::fs::create_dir_all(dir.path("target/debug")).expect("mkdir");
+    let mut live = session(&dir, &[]);
+    dir.write("build.log", "noise");
+    dir.write("target/debug/x.wasm", "noise");
+    dir.write("notes.md", "1");
+    live.expect_run(2, "notes.md changed: ok");
+}
+
+#[test]
+fn a_failed_build_is_reported_and_the_old_program_is_not_run_again() {
+    let dir = project();
+    let mut live = session(&dir, &[]);
+    dir.write("src.txt", "broken");
+    live.expect(Stream::Err, |line| line == "src.txt:1: error: broken");
+    live.expect_run(2, "src.txt changed: build failed: exit 1 · build ");
+    dir.write("src.txt", &print("fixed"));
+    // Had v1 run again after the failure, this would find it first.
+    live.expect(Stream::Out, |_| true);
+    live.expect_run(3, "src.txt changed: ok");
+    assert!(
+        live.stdout_seen()
+            .ends_with(&["v1".to_owned(), "fixed".to_owned()]),
+        "{:?}",
+        live.stdout_seen()
+    );
+}
+
+#[test]
+fn a_save_during_a_build_stops_it_and_builds_again() {
+    let dir = project();
+    let mut live = session(&dir, &[]);
+    dir.write("src.txt", &format!("{}\n;; slow", print("never")));
+    live.expect(Stream::Err, |line| line == "building");
+    dir.write("src.txt", &print("v3"));
+    live.expect_run(2, "src.txt changed: build stopped by a change");
+    live.expect_stdout("v3");
+    live.expect_run(3, "src.txt changed: ok");
+}
+
+#[test]
+fn ctrl_c_during_a_build_stops_it_and_the_session_goes_on() {
+    let dir = project();
+    let mut live = session(&dir, &[]);
+    dir.write("src.txt", &format!("{}\n;; slow", print("never")));
+    live.expect(Stream::Err, |line| line == "building");
+    live.ctrl_c();
+    live.expect_run(2, "build stopped by Ctrl-C");
+    dir.write("src.txt", &print("after"));
+    live.expect_stdout("after");
+    live.expect_run(3, "src.txt changed: ok");
+}
+
+#[test]
+fn builds_under_events_json_keep_stderr_json() {
+    let dir = project();
+    dir.write("src.txt", "broken");
+    let (code, _, stderr) = once(
+        &dir,
+        &["--events", "json", "--build", BUILD, "out/main.wat"],
+    );
+    assert_eq!(code, 1, "{stderr}");
+    let events: Vec<Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}")))
+        .collect();
+    assert_eq!(events.len(), 2, "{events:#?}");
+    assert_eq!(events[0]["event"], "build-started");
+    assert_eq!(events[1]["event"], "build-finished");
+    assert_eq!(events[1]["outcome"], "failed");
+    assert_eq!(events[1]["exit_code"], 1);
+    assert_eq!(events[1]["output"], "building\nsrc.txt:1: error: broken\n");
+
+    dir.write("src.txt", &print("ok"));
+    let (code, stdout, _) = once(&dir, &["--build", BUILD, "out/main.wat"]);
+    assert_eq!((code, stdout.as_str()), (0, "ok\n"));
+}
+
+#[test]
+fn modules_resolve_under_the_root_given() {
+    let dir = project();
+    dir.write(
+        "src.txt",
+        r#"(module (import "lib" "f" (func $f)) (func (export "_start") (call $f)))"#,
+    );
+    dir.write("lib.wat", &print("from lib").replace("\"_start\"", "\"f\""));
+    let (code, stdout, stderr) = once(&dir, &["--build", BUILD, "--root", ".", "out/main.wat"]);
+    assert_eq!((code, stdout.as_str()), (0, "from lib\n"), "{stderr}");
+    let (code, _, stderr) = once(&dir, &["out/main.wat"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("module `lib` not found"), "{stderr}");
+}
