@@ -9,14 +9,13 @@
 //! Prints a table a reader can paste; where `wasmtime` is on PATH it measures a
 //! cold `wasmtime run` of the same module for comparison.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
-use std::thread;
-use std::time::{Duration, Instant};
+mod support;
 
-const WAIT: Duration = Duration::from_secs(60);
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use support::{Samples, Save, Session, ms, on_path, percentile, save};
 
 fn main() {
     let options = Options::from_args();
@@ -93,178 +92,6 @@ impl Options {
         }
         options
     }
-}
-
-/// One scenario's measurements.
-#[derive(Default)]
-struct Samples {
-    total: Vec<f64>,
-    compile: Vec<f64>,
-    run: Vec<f64>,
-}
-
-impl Samples {
-    fn p50(&self) -> f64 {
-        percentile(&self.total, 50.0)
-    }
-
-    fn row(&self, label: &str) {
-        let rest: Vec<f64> = self
-            .total
-            .iter()
-            .zip(self.compile.iter().zip(&self.run))
-            .map(|(total, (compile, run))| total - compile - run)
-            .collect();
-        println!(
-            "| {label} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
-            percentile(&self.total, 50.0),
-            percentile(&self.total, 95.0),
-            percentile(&self.total, 100.0),
-            percentile(&self.compile, 50.0),
-            percentile(&self.run, 50.0),
-            percentile(&rest, 50.0),
-        );
-    }
-}
-
-fn percentile(values: &[f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-/// How a scenario writes its file.
-#[derive(Clone, Copy)]
-enum Save {
-    InPlace,
-    Rename,
-}
-
-fn save(path: &Path, contents: impl AsRef<[u8]>, how: Save) {
-    match how {
-        Save::InPlace => std::fs::write(path, contents.as_ref()).expect("write"),
-        Save::Rename => {
-            let temp = path.with_extension("tmp~");
-            std::fs::write(&temp, contents.as_ref()).expect("write temp");
-            std::fs::rename(&temp, path).expect("rename");
-        }
-    }
-}
-
-/// A running session, its stdout and stderr lines stamped on arrival.
-struct Session {
-    child: Child,
-    out: Receiver<(Instant, String)>,
-    err: Receiver<(Instant, String)>,
-}
-
-impl Session {
-    fn start(dir: &Path, args: &[&str]) -> Session {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_live-wasm"))
-            .args(args)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start live-wasm");
-        let out = lines(child.stdout.take().expect("stdout"));
-        let err = lines(child.stderr.take().expect("stderr"));
-        Session { child, out, err }
-    }
-
-    /// Waits for stdout line `text`; returns when it arrived.
-    fn output(&self, text: &str) -> Instant {
-        loop {
-            let Ok((at, line)) = self.out.recv_timeout(WAIT) else {
-                let stderr: Vec<String> = self.err.try_iter().map(|(_, line)| line).collect();
-                panic!(
-                    "no {text:?} from live-wasm; its stderr:\n{}",
-                    stderr.join("\n")
-                );
-            };
-            if line == text {
-                return at;
-            }
-        }
-    }
-
-    /// Waits for the next run's status line; returns (compile, run) in ms.
-    fn status(&self) -> (f64, f64) {
-        loop {
-            let (_, line) = self.err.recv_timeout(WAIT).expect("status line in time");
-            if line.starts_with("[live-wasm] #") {
-                return (stage(&line, "compile "), stage(&line, "run "));
-            }
-        }
-    }
-
-    /// Saves `contents` to `file` and measures until `expected` is printed.
-    fn measure(
-        &self,
-        samples: &mut Samples,
-        file: &Path,
-        contents: impl AsRef<[u8]>,
-        how: Save,
-        expected: &str,
-    ) {
-        let saved = Instant::now();
-        save(file, contents, how);
-        let printed = self.output(expected);
-        let (compile, run) = self.status();
-        samples.total.push(ms(printed - saved));
-        samples.compile.push(compile);
-        samples.run.push(run);
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn lines(reader: impl std::io::Read + Send + 'static) -> Receiver<(Instant, String)> {
-    let (sender, receiver) = channel();
-    thread::spawn(move || {
-        for line in BufReader::new(reader).lines() {
-            let Ok(line) = line else { break };
-            if sender.send((Instant::now(), line)).is_err() {
-                break;
-            }
-        }
-    });
-    receiver
-}
-
-/// `12.3` from `... compile 12.3 ms ...`, in ms.
-fn stage(line: &str, name: &str) -> f64 {
-    let Some(start) = line.find(name) else {
-        return f64::NAN;
-    };
-    let rest = &line[start + name.len()..];
-    let mut parts = rest.split_whitespace();
-    let value: f64 = parts
-        .next()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(f64::NAN);
-    match parts.next() {
-        Some("s") => value * 1000.0,
-        _ => value,
-    }
-}
-
-fn ms(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
 }
 
 /// A WASI command printing `line`, then doing `then`; `imports` go first.
@@ -538,12 +365,4 @@ fn process_stats(pid: u32) -> Stats {
         fds: count("fd"),
         threads: count("task"),
     }
-}
-
-fn on_path(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(program))
-            .find(|candidate| candidate.is_file())
-    })
 }

@@ -37,7 +37,8 @@ impl Events {
         self.started("build-started", run, trigger);
     }
 
-    /// `build-finished`: how the build ended, and its output when captured.
+    /// `build-finished`: how the build ended, and its output when captured (null
+    /// when it went to stderr).
     pub(super) fn build_finished(&mut self, run: u64, built: &Built, stopped: Option<StopReason>) {
         let outcome = match stopped {
             Some(StopReason::CtrlC) => "stopped-by-ctrl-c",
@@ -45,14 +46,10 @@ impl Events {
             None if built.success => "ok",
             None => "failed",
         };
-        let mut event = json!({
+        self.emit(json!({
             "event": "build-finished", "run": run, "outcome": outcome,
-            "exit_code": built.code, "ms": ms(built.duration),
-        });
-        if let Some(output) = &built.output {
-            event["output"] = json!(output);
-        }
-        self.emit(event);
+            "exit_code": built.code, "ms": ms(built.duration), "output": built.output,
+        }));
     }
 
     /// `run-started`: the run's number and what triggered it.

@@ -4,6 +4,7 @@ mod build;
 mod events;
 mod guests;
 mod invoke;
+mod languages;
 mod limits;
 mod once;
 mod sandbox;

@@ -33,6 +33,10 @@ impl Dir {
         self.dir.path()
     }
 
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).expect("read")
+    }
+
     /// Saves in place: open, truncate, write, close (vim's default, most tools).
     pub fn write(&self, name: &str, contents: &str) {
         std::fs::write(self.path(name), contents).expect("write");
@@ -41,7 +45,8 @@ impl Dir {
     /// Saves by writing a temporary file beside it and renaming it over (VS Code,
     /// JetBrains, vim with `backupcopy=no`).
     pub fn write_rename(&self, name: &str, contents: &str) {
-        let temp = self.path(&format!(".{name}.tmp~"));
+        let (folder, file) = name.rsplit_once('/').unwrap_or(("", name));
+        let temp = self.path(folder).join(format!(".{file}.tmp~"));
         std::fs::write(&temp, contents).expect("write temp");
         std::fs::rename(&temp, self.path(name)).expect("rename");
     }
@@ -83,11 +88,20 @@ pub struct LiveWasm {
     unread: [VecDeque<String>; 2],
     /// Everything read so far, for failure messages.
     seen: Vec<(Stream, String)>,
+    /// How long one expected line may take.
+    wait: Duration,
 }
 
 pub fn live_wasm(dir: &Dir, args: &[&str]) -> LiveWasm {
+    live_wasm_with_env(dir, &[], args)
+}
+
+/// `live-wasm` with these variables set in its environment (and its builds').
+pub fn live_wasm_with_env(dir: &Dir, env: &[(String, String)], args: &[&str]) -> LiveWasm {
     let mut command = Command::new(env!("CARGO_BIN_EXE_live-wasm"));
-    command.args(args);
+    command
+        .args(args)
+        .envs(env.iter().map(|(key, value)| (key, value)));
     spawn(dir, command)
 }
 
@@ -140,15 +154,22 @@ fn spawn(dir: &Dir, mut command: Command) -> LiveWasm {
         lines,
         unread: [VecDeque::new(), VecDeque::new()],
         seen: Vec::new(),
+        wait: WAIT,
     }
 }
 
 impl LiveWasm {
+    /// Lets each expected line take up to `wait` instead of [`WAIT`] (for
+    /// sessions whose runs include a compiler's build).
+    pub fn set_wait(&mut self, wait: Duration) {
+        self.wait = wait;
+    }
+
     /// Waits for the next line of `stream` matching `wanted`, skipping the
     /// lines of that stream before it; panics with everything seen if none
-    /// comes within [`WAIT`].
+    /// comes within the wait (see [`Self::set_wait`]).
     pub fn expect(&mut self, stream: Stream, wanted: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + WAIT;
+        let deadline = Instant::now() + self.wait;
         loop {
             while let Some(line) = self.unread[stream as usize].pop_front() {
                 if wanted(&line) {

@@ -1,0 +1,234 @@
+//! Save-to-output of the compiled-language examples under `--build`, the build
+//! included, and what live-wasm adds to the build.
+//!
+//! `cargo bench --bench languages [-- --saves N --pause MS]`
+//!
+//! Per language whose toolchain is found (`.ci/install-guests` installs them;
+//! `.toolchains/venv/bin` goes first on PATH), two copies of its example: one in
+//! a live-wasm session, one built by hand. Interleaved N times, after a pause
+//! (a person saves after thinking, default 250 ms): edit the program's first
+//! line in the live copy and time the save to that line on stdout; read the
+//! run's build, compile and run stages from its status line; then make the same
+//! edit in the other copy and time its `./build` run by hand. Our overhead is
+//! save-to-output minus the build as live-wasm timed it.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::{Save, Session, ms, percentile, save, stage};
+
+/// A language's example: its folder, live-wasm's arguments after `--build`,
+/// the source edited and the line it prints first.
+struct Example {
+    folder: &'static str,
+    args: &'static [&'static str],
+    source: &'static str,
+    hello: &'static str,
+    entry: &'static str,
+}
+
+const EXAMPLES: &[Example] = &[
+    Example {
+        folder: "c",
+        args: &[],
+        source: "main.c",
+        hello: "Hello from C!",
+        entry: "main.wasm",
+    },
+    Example {
+        folder: "rust",
+        args: &["--root", "."],
+        source: "src/main.rs",
+        hello: "Hello from Rust!",
+        entry: "target/wasm32-wasip1/debug/hello-live.wasm",
+    },
+    Example {
+        folder: "zig",
+        args: &[],
+        source: "main.zig",
+        hello: "Hello from Zig!",
+        entry: "main.wasm",
+    },
+    Example {
+        folder: "assemblyscript",
+        args: &[],
+        source: "assembly/index.ts",
+        hello: "Hello from AssemblyScript!",
+        entry: "main.wasm",
+    },
+    Example {
+        folder: "go",
+        args: &[],
+        source: "main.go",
+        hello: "Hello from Go!",
+        entry: "main.wasm",
+    },
+];
+
+fn main() {
+    let (saves, pause) = options();
+    let path = toolchain_path();
+    println!(
+        "live-wasm --build, one-line edits: {saves} saves per language after a {} ms pause ({})",
+        pause.as_millis(),
+        env!("CARGO_BIN_EXE_live-wasm")
+    );
+    println!();
+    println!(
+        "| language | module | save-to-output p50 / p95 ms | build (as timed by live-wasm) p50 / p95 ms \
+         | build by hand p50 / p95 ms | overhead p50 / p95 ms | compile p50 ms | run p50 ms |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for example in EXAMPLES {
+        match measure(example, saves, pause, &path) {
+            Ok(row) => println!("{row}"),
+            Err(why) => println!("| {} | skipped: {why} |", example.folder),
+        }
+    }
+}
+
+fn options() -> (usize, Duration) {
+    let (mut saves, mut pause) = (20, 250);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = || -> u64 {
+            args.next()
+                .and_then(|value| value.parse().ok())
+                .unwrap_or_else(|| panic!("{arg} needs a number"))
+        };
+        match arg.as_str() {
+            "--saves" => saves = value() as usize,
+            "--pause" => pause = value(),
+            // `cargo bench` passes `--bench`.
+            _ => {}
+        }
+    }
+    (saves, Duration::from_millis(pause))
+}
+
+/// PATH with the toolchains `.ci/install-guests` puts in `.toolchains/venv/bin`
+/// first.
+fn toolchain_path() -> String {
+    let venv = repo().join(".toolchains/venv/bin");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let paths = std::iter::once(venv).chain(std::env::split_paths(&path));
+    std::env::join_paths(paths)
+        .map(|joined| joined.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| path.to_string_lossy().into_owned())
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One language's row, or why it was skipped.
+fn measure(example: &Example, saves: usize, pause: Duration, path: &str) -> Result<String, String> {
+    let env = [("PATH".to_owned(), path.to_owned())];
+    let by_hand = copy_example(example);
+    let hand_source = by_hand.path().join(example.source);
+    let original = std::fs::read_to_string(&hand_source).map_err(|err| err.to_string())?;
+    build_by_hand(by_hand.path(), path)?;
+    let module_mb = std::fs::metadata(by_hand.path().join(example.entry))
+        .map_err(|err| format!("{}: {err}", example.entry))?
+        .len() as f64
+        / 1e6;
+
+    let live = copy_example(example);
+    let live_source = live.path().join(example.source);
+    let mut args = vec!["--build", "./build"];
+    args.extend(example.args);
+    args.push(example.entry);
+    let session = Session::start_with_env(live.path(), &env, &args);
+    session.output(example.hello);
+    session.status_line();
+
+    let (mut total, mut built, mut hand, mut overhead, mut compile, mut run) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for i in 0..saves {
+        let line = format!("Hello #{i}");
+        let edited = original.replace(example.hello, &line);
+        thread::sleep(pause);
+        let saved = Instant::now();
+        save(&live_source, &edited, Save::Rename);
+        let printed = session.output(&line);
+        let status = session.status_line();
+        let build_ms = stage(&status, "build ");
+        total.push(ms(printed - saved));
+        built.push(build_ms);
+        overhead.push(ms(printed - saved) - build_ms);
+        compile.push(stage(&status, "compile "));
+        run.push(stage(&status, "run "));
+
+        save(&hand_source, &edited, Save::Rename);
+        hand.push(build_by_hand(by_hand.path(), path)?);
+    }
+    let both = |values: &[f64]| {
+        format!(
+            "{:.1} / {:.1}",
+            percentile(values, 50.0),
+            percentile(values, 95.0)
+        )
+    };
+    Ok(format!(
+        "| {} | {module_mb:.2} MB | {} | {} | {} | {} | {:.2} | {:.2} |",
+        example.folder,
+        both(&total),
+        both(&built),
+        both(&hand),
+        both(&overhead),
+        percentile(&compile, 50.0),
+        percentile(&run, 50.0),
+    ))
+}
+
+/// Runs `./build` in `dir` as a person would; returns how long it took in ms.
+fn build_by_hand(dir: &Path, path: &str) -> Result<f64, String> {
+    let started = Instant::now();
+    let output = Command::new("./build")
+        .current_dir(dir)
+        .env("PATH", path)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|err| format!("./build: {err}"))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let last = stderr.lines().last().unwrap_or("no output");
+        return Err(format!("its build failed ({}): {last}", output.status));
+    }
+    Ok(ms(started.elapsed()))
+}
+
+/// A temp copy of the example's sources (not what its builds left), sharing
+/// the example's `node_modules/`.
+fn copy_example(example: &Example) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let from = repo().join("guest-examples").join(example.folder);
+    copy_sources(&from, dir.path());
+    let modules = from.join("node_modules");
+    if modules.is_dir() {
+        std::os::unix::fs::symlink(modules, dir.path().join("node_modules")).expect("symlink");
+    }
+    dir
+}
+
+fn copy_sources(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("read example") {
+        let entry = entry.expect("example entry");
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name == "target" || name == "node_modules" || name.ends_with(".wasm") {
+            continue;
+        }
+        let (source, target) = (entry.path(), to.join(&*name));
+        if entry.file_type().expect("file type").is_dir() {
+            std::fs::create_dir(&target).expect("mkdir");
+            copy_sources(&source, &target);
+        } else {
+            std::fs::copy(&source, &target).expect("copy");
+        }
+    }
+}

@@ -1,0 +1,3 @@
+module example.com/hello-live
+
+go 1.21
