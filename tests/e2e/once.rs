@@ -1,6 +1,6 @@
 //! `--once`: one run, the guest's status as ours.
 
-use crate::guests::{print, print_then_exit, print_then_trap};
+use crate::guests::{print, print_then, print_then_exit, print_then_trap};
 use crate::support::{Dir, once, once_fails};
 
 #[test]
@@ -180,4 +180,35 @@ fn a_directory_as_entry_is_refused_at_start() {
         2,
         "src is a directory: ENTRY is a .wat or .wasm file",
     );
+}
+
+/// What Rust, C, Zig, Go and AssemblyScript emit today beyond MVP (bulk memory,
+/// multi-value, reference types, tail calls, SIMD) loads and runs.
+#[test]
+fn features_that_compilers_emit_load() {
+    let dir = Dir::new();
+    dir.write(
+        "main.wat",
+        &print_then(
+            "features",
+            "(memory.fill (i32.const 200) (i32.const 7) (i32.const 8))
+    (memory.copy (i32.const 300) (i32.const 200) (i32.const 8))
+    (drop (table.grow $refs (ref.null func) (i32.const 1)))
+    (drop (i32x4.extract_lane 0 (v128.load (i32.const 300))))
+    (call $pair) (drop) (drop)
+    (drop (call $count (i32.const 1000)))",
+        )
+        .replace(
+            "(func (export \"_start\")",
+            "(table $refs 0 funcref)
+  (func $pair (result i32 i32) (i32.const 1) (i32.const 2))
+  (func $count (param i32) (result i32)
+    (if (result i32) (i32.eqz (local.get 0))
+      (then (i32.const 0))
+      (else (return_call $count (i32.sub (local.get 0) (i32.const 1))))))
+  (func (export \"_start\")",
+        ),
+    );
+    let (code, stdout, stderr) = once(&dir, &["main.wat"]);
+    assert_eq!((code, stdout.as_str()), (0, "features\n"), "{stderr}");
 }
