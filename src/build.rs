@@ -10,6 +10,7 @@
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,7 @@ impl Build {
             (Stdio::from(dup(&stderr)?), Stdio::inherit())
         };
         shell.stdout(out).stderr(err);
+        let output = capture.then(|| Output::read(reader)).transpose()?;
         let started = Instant::now();
         let mut child = shell
             .spawn()
@@ -71,9 +73,10 @@ impl Build {
         thread::Builder::new()
             .name("live-wasm-build".to_owned())
             .spawn(move || {
-                let output = capture.then(|| tail_of(reader));
                 let status = child.wait();
-                let _ = send.send(Built::from(status.ok(), started.elapsed(), output));
+                let duration = started.elapsed();
+                let output = output.map(Output::take);
+                let _ = send.send(Built::from(status.ok(), duration, output));
             })
             .context("cannot start the build's thread")?;
         Ok(Build { pid, finished })
@@ -114,23 +117,49 @@ fn dup(stderr: &std::io::Stderr) -> Result<std::os::fd::OwnedFd> {
     Ok(stderr.as_fd().try_clone_to_owned()?)
 }
 
-/// Reads everything from `reader`, keeping the last [`OUTPUT_KEPT`] bytes.
-fn tail_of(mut reader: impl Read) -> String {
-    let mut kept = Vec::new();
-    let mut buffer = [0u8; 8192];
-    while let Ok(read) = reader.read(&mut buffer) {
-        if read == 0 {
-            break;
-        }
-        kept.extend_from_slice(&buffer[..read]);
-        if kept.len() > 2 * OUTPUT_KEPT {
-            kept.drain(..kept.len() - OUTPUT_KEPT);
-        }
+/// A build's output, read as it comes, the last [`OUTPUT_KEPT`] bytes kept.
+///
+/// Read on a thread of its own, so the build ends when its shell exits: a
+/// process it left running in the background (a compiler server, a daemon)
+/// may hold the pipe open for much longer.
+struct Output {
+    kept: Arc<Mutex<Vec<u8>>>,
+    done: Receiver<()>,
+}
+
+/// How long output already written by an exited build may take to arrive.
+const OUTPUT_GRACE: Duration = Duration::from_millis(200);
+
+impl Output {
+    fn read(mut reader: impl Read + Send + 'static) -> Result<Output> {
+        let kept = Arc::new(Mutex::new(Vec::new()));
+        let (send, done) = bounded(1);
+        let sink = Arc::clone(&kept);
+        thread::Builder::new()
+            .name("live-wasm-build-output".to_owned())
+            .spawn(move || {
+                let mut buffer = [0u8; 8192];
+                while let Ok(read @ 1..) = reader.read(&mut buffer) {
+                    let mut kept = sink.lock().unwrap_or_else(PoisonError::into_inner);
+                    kept.extend_from_slice(&buffer[..read]);
+                    if kept.len() > 2 * OUTPUT_KEPT {
+                        let excess = kept.len() - OUTPUT_KEPT;
+                        kept.drain(..excess);
+                    }
+                }
+                let _ = send.send(());
+            })
+            .context("cannot start the build's output thread")?;
+        Ok(Output { kept, done })
     }
-    if kept.len() > OUTPUT_KEPT {
-        kept.drain(..kept.len() - OUTPUT_KEPT);
+
+    /// The output so far, once the pipe is closed or after [`OUTPUT_GRACE`].
+    fn take(self) -> String {
+        let _ = self.done.recv_timeout(OUTPUT_GRACE);
+        let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        let start = kept.len().saturating_sub(OUTPUT_KEPT);
+        String::from_utf8_lossy(&kept[start..]).into_owned()
     }
-    String::from_utf8_lossy(&kept).into_owned()
 }
 
 #[cfg(test)]
@@ -156,6 +185,16 @@ mod tests {
         );
         let failed = wait(&Build::start("exit 3", &dir, true).expect("start"));
         assert_eq!((failed.success, failed.code), (false, Some(3)));
+    }
+
+    #[test]
+    fn a_build_ends_when_its_shell_does_though_a_child_holds_the_output() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let build = Build::start("echo built; sleep 60 &", dir.path(), true).expect("start");
+        let built = wait(&build);
+        assert!(built.duration < Duration::from_secs(20), "{built:?}");
+        assert_eq!(built.output.as_deref(), Some("built\n"));
+        build.stop();
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! A test whose toolchain is missing is skipped with the reason printed, and
 //! fails when `CI=true` (`.ci/install-guests` installs them all there).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
@@ -268,7 +269,13 @@ fn start(example: &Example) -> Option<Session> {
             panic!("{missing}: CI installs it with .ci/install-guests")
         }
         Err(missing) => {
-            eprintln!("skipped the {} example: {missing}", example.folder);
+            // Past the test harness's capture, which would hide it: a skip is
+            // worth seeing.
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipped the {} example: {missing}",
+                example.folder
+            );
             return None;
         }
     };
