@@ -56,6 +56,7 @@ fn once(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
         if !result.success {
             return Ok(1);
         }
+        warn_if_not_built(plan, reporter);
         built = Some(result.duration);
         // From here on Ctrl-C ends the process, as without a build.
         std::thread::spawn(move || {
@@ -221,6 +222,7 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
                     // Stopped by a save: the pending build starts next.
                     Some(_) => {}
                     None if result.success => {
+                        warn_if_not_built(plan, reporter);
                         let built = Some(result.duration);
                         running = Some(start_run(plan, runner, reporter, runs, build.trigger, built)?);
                     }
@@ -263,6 +265,17 @@ fn start_run(
         built,
         deadline: plan.limits.timeout.map_or_else(never, after),
     })
+}
+
+/// A build that succeeded without writing the entry most likely writes it
+/// elsewhere: say so beside the run's "file not found".
+fn warn_if_not_built(plan: &Plan, reporter: &mut Reporter) {
+    if !plan.entry.exists() {
+        reporter.warning(&format!(
+            "the build succeeded but did not write {}: is that where it puts its output?",
+            plan.entry.display()
+        ));
+    }
 }
 
 /// Starts `build`; its output is captured when our stderr carries JSON events.

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::guests::print;
-use crate::support::{Dir, Stream, live_wasm, once};
+use crate::support::{Dir, Stream, live_wasm, once, once_fails};
 
 /// A build that "compiles" `src.txt` into `main.wat` (by copying it), writes a
 /// timestamp (new content every time) and an object file beside it, says
@@ -143,4 +143,16 @@ fn modules_resolve_under_the_root_given() {
     let (code, _, stderr) = once(&dir, &["out/main.wat"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("module `lib` not found"), "{stderr}");
+}
+
+#[test]
+fn a_build_that_does_not_write_the_entry_says_so() {
+    let dir = project();
+    let stderr = once_fails(
+        &dir,
+        &["--build", "true", "out/main.wat"],
+        1,
+        "the build succeeded but did not write ",
+    );
+    assert!(stderr.contains("out/main.wat: file not found"), "{stderr}");
 }
