@@ -1,8 +1,10 @@
 //! Compiled code kept across runs, keyed by file and content hash, and
 //! optionally across sessions in a directory (`--cache DIR`).
 //!
-//! A save recompiles only the files whose bytes changed. One entry per file: a
-//! new version replaces the old one, so memory stays flat over thousands of saves.
+//! A save recompiles only the files whose bytes changed. One entry per file,
+//! holding its current version and the one before: an undo (or a rebuild giving
+//! the bytes of two saves ago) is not compiled again, and memory stays flat
+//! over thousands of saves.
 //! An entry holds either kind of wasm ([`Artifact`]): which one is decided from
 //! the bytes, so one save can turn a module file into a component.
 
@@ -28,6 +30,8 @@ struct Entry {
     stamp: Option<Stamp>,
     hash: ContentHash,
     artifact: Artifact,
+    /// The version this one replaced.
+    previous: Option<(ContentHash, Artifact)>,
 }
 
 /// Compiled code of either kind, ready to instantiate.
@@ -136,7 +140,7 @@ impl ModuleCache {
         let bytes = source::read(path)?;
         let hash = source::content_hash(&bytes);
         if let Some(entry) = self.modules.get_mut(path)
-            && entry.hash == hash
+            && (entry.hash == hash || entry.back_to_previous(hash))
         {
             entry.stamp = stamp;
             return Ok(entry.hit());
@@ -162,10 +166,15 @@ impl ModuleCache {
                 artifact
             }
         };
+        let previous = self
+            .modules
+            .remove(path)
+            .map(|replaced| (replaced.hash, replaced.artifact));
         let entry = Entry {
             stamp,
             hash,
             artifact: artifact.clone(),
+            previous,
         };
         self.modules.insert(path.to_path_buf(), entry);
         Ok(Loaded {
@@ -188,6 +197,16 @@ fn invalid(path: &Path, bytes: &[u8], wasm: &[u8], err: wasmtime::Error) -> anyh
 }
 
 impl Entry {
+    /// Makes the previous version current again if it has `hash`.
+    fn back_to_previous(&mut self, hash: ContentHash) -> bool {
+        let Some((previous_hash, previous)) = self.previous.take_if(|(h, _)| *h == hash) else {
+            return false;
+        };
+        let current = std::mem::replace(&mut self.artifact, previous);
+        self.previous = Some((std::mem::replace(&mut self.hash, previous_hash), current));
+        true
+    }
+
     fn hit(&self) -> Loaded {
         Loaded {
             artifact: self.artifact.clone(),
@@ -243,7 +262,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unchanged_bytes_hit_and_new_bytes_replace() {
+    fn unchanged_bytes_and_the_version_before_hit() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("m.wat");
         let engine = Engine::default();
@@ -256,6 +275,17 @@ mod tests {
         std::fs::write(&path, "(module (func))").expect("write");
         assert!(!cache.load(&engine, &path).expect("changed").cache_hit);
         assert_eq!(cache.modules.len(), 1);
+
+        // An undo and a redo: both versions are at hand.
+        std::fs::write(&path, "(module)").expect("write");
+        assert!(cache.load(&engine, &path).expect("undo").cache_hit);
+        std::fs::write(&path, "(module (func))").expect("write");
+        assert!(cache.load(&engine, &path).expect("redo").cache_hit);
+        // Only two are kept.
+        std::fs::write(&path, "(module (memory 1))").expect("write");
+        assert!(!cache.load(&engine, &path).expect("third").cache_hit);
+        std::fs::write(&path, "(module)").expect("write");
+        assert!(!cache.load(&engine, &path).expect("gone").cache_hit);
     }
 
     #[test]

@@ -505,17 +505,26 @@ fn watch_failure(err: &notify::Error) -> String {
     }
 }
 
-/// Swap, backup and probe files editors write beside the real ones.
+/// Swap, backup, autosave and probe files editors and tools write beside the
+/// real ones: vim, Emacs (`#main.c#`), JetBrains (`___jb_tmp___`), `sed -i`
+/// (`sed` and six random letters or digits, renamed over the file).
 fn is_editor_noise(path: &Path) -> bool {
     let Some(name) = path.file_name().and_then(|name| name.to_str()) else {
         return true;
     };
+    let sed_temp = name.len() == 9
+        && name.starts_with("sed")
+        && name[3..].bytes().all(|byte| byte.is_ascii_alphanumeric());
     name.starts_with('.')
         || name.ends_with('~')
         || name.ends_with(".swp")
         || name.ends_with(".swx")
         || name.ends_with(".tmp")
         || name == "4913"
+        || (name.len() > 1 && name.starts_with('#') && name.ends_with('#'))
+        || name.ends_with("___jb_tmp___")
+        || name.ends_with("___jb_old___")
+        || sed_temp
 }
 
 #[cfg(test)]
@@ -591,10 +600,20 @@ mod tests {
 
     #[test]
     fn editor_noise() {
-        for noise in ["/r/.main.wat.swp", "/r/main.wat~", "/r/4913", "/r/x.tmp"] {
+        for noise in [
+            "/r/.main.wat.swp",
+            "/r/main.wat~",
+            "/r/4913",
+            "/r/x.tmp",
+            "/r/#main.c#",
+            "/r/main.go___jb_tmp___",
+            "/r/sedqD5hZL",
+        ] {
             assert!(is_editor_noise(Path::new(noise)), "{noise}");
         }
-        assert!(!is_editor_noise(Path::new("/r/script.py")));
+        for source in ["/r/script.py", "/r/sed.c", "/r/sedimented", "/r/#"] {
+            assert!(!is_editor_noise(Path::new(source)), "{source}");
+        }
     }
 
     #[test]

@@ -156,3 +156,22 @@ fn a_build_that_does_not_write_the_entry_says_so() {
     );
     assert!(stderr.contains("out/main.wat: file not found"), "{stderr}");
 }
+
+#[test]
+fn sed_in_place_is_one_build_of_the_file_it_edits() {
+    let dir = project();
+    let mut live = session(&dir, &[]);
+    // What `sed -i` does, one step at a time: it writes `sedXXXXXX` beside the
+    // file, then renames it over. The temp file starts nothing: the next run
+    // is the one the unrelated save below starts.
+    dir.write("sedAbC123", &print("v2"));
+    dir.write("notes.md", "1");
+    live.expect_run(2, "notes.md changed: ok");
+    std::fs::rename(dir.path("sedAbC123"), dir.path("src.txt")).expect("rename");
+    live.expect_stdout("v2");
+    live.expect_run(3, "src.txt changed: ok · build ");
+    // And the real tool.
+    dir.tool("sed", &["-i", "s/v2/v3/", "src.txt"]);
+    live.expect_stdout("v3");
+    live.expect_run(4, "src.txt changed: ok · build ");
+}
