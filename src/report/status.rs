@@ -16,6 +16,8 @@ use crate::run::{Description, Note, RunReport, StopReason, Trigger, Verdict};
 /// Writes status lines for a session rooted at `root`.
 pub(super) struct StatusLines {
     root: PathBuf,
+    /// Where `--build` runs: sources outside the root are named from there.
+    build_dir: Option<PathBuf>,
     /// JSON events on stderr take the place of status lines.
     silent: bool,
     /// `--quiet`: only errors that end a run.
@@ -32,6 +34,7 @@ impl StatusLines {
             anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never;
         Self {
             root: plan.root.clone(),
+            build_dir: plan.build.as_ref().map(|build| build.dir.clone()),
             silent: plan.presentation.events == Some(EventsTarget::Stderr),
             quiet: plan.presentation.quiet,
             once: plan.once,
@@ -165,8 +168,13 @@ impl StatusLines {
         }
     }
 
+    /// Relative to the root when inside it, else to the build's folder (a
+    /// source beside an entry built into `out/`), else in full.
     fn name(&self, path: &Path) -> String {
-        crate::names::relative(&self.root, path)
+        match &self.build_dir {
+            Some(dir) if !path.starts_with(&self.root) => crate::names::relative(dir, path),
+            _ => crate::names::relative(&self.root, path),
+        }
     }
 
     /// One status line, coloured by `tone` when stderr takes colour (never with
@@ -235,16 +243,19 @@ mod tests {
     }
 
     #[test]
-    fn names_are_relative_to_the_root() {
-        let status = StatusLines {
-            root: PathBuf::from("/r"),
+    fn names_are_relative_to_the_root_then_to_the_build_folder() {
+        let mut status = StatusLines {
+            root: PathBuf::from("/p/out"),
+            build_dir: None,
             silent: false,
             quiet: false,
             once: false,
             clear: false,
             colour: false,
         };
-        let changed = Trigger::Changed(vec!["/r/lib/m.wat".into(), "/elsewhere/x".into()]);
-        assert_eq!(status.trigger(&changed), "lib/m.wat, /elsewhere/x changed");
+        let changed = Trigger::Changed(vec!["/p/out/lib/m.wat".into(), "/p/src/main.c".into()]);
+        assert_eq!(status.trigger(&changed), "lib/m.wat, /p/src/main.c changed");
+        status.build_dir = Some(PathBuf::from("/p"));
+        assert_eq!(status.trigger(&changed), "lib/m.wat, src/main.c changed");
     }
 }

@@ -38,7 +38,8 @@ fn one_save_is_one_build_and_one_run() {
     let mut live = session(&dir, &[]);
     dir.write("src.txt", &print("v2"));
     live.expect_stdout("v2");
-    live.expect_run(2, "src.txt changed: ok · build ");
+    // Named from the build's folder, though outside the root (`out/`).
+    live.expect_run(2, "#2 src.txt changed: ok · build ");
     // The timestamp, the object file and the entry the build wrote started
     // nothing: the next run is this save's.
     dir.write("notes.md", "1");
