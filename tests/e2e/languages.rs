@@ -134,10 +134,14 @@ fn rust_calls_c() {
         trap: None,
         slow: false,
     };
-    let Some(Session { live, dir, _turn }) = start(&example) else {
+    let Some(Session {
+        mut live,
+        dir,
+        _turn,
+    }) = start(&example)
+    else {
         return;
     };
-    let mut live = live;
     live.expect_stdout("fib(20) = 6765");
     live.expect_run(1, "start: ok · build ");
 
@@ -183,10 +187,14 @@ fn every_example_has_a_readme_with_its_start_command() {
 /// Start, edit the program, edit the module it uses, break the program, fix
 /// it, (save during a build), make it trap: one build and one run per save.
 fn live_cycle(example: &Example) {
-    let Some(Session { live, dir, _turn }) = start(example) else {
+    let Some(Session {
+        mut live,
+        dir,
+        _turn,
+    }) = start(example)
+    else {
         return;
     };
-    let mut live = live;
     live.expect_stdout("testmod.function(20) = 42");
     let ok = example.ok;
     live.expect_run(1, &format!("start: {ok} · build "));
