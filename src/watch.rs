@@ -61,7 +61,9 @@ pub struct Watcher {
     saves: Saves,
     events: Receiver<notify::Result<Event>>,
     /// Makes the polling watcher look now (none for the native one).
-    look_now: Option<Sender<()>>,
+    look_now: Option<Sender<u64>>,
+    /// How many looks `settle` asked the poller for.
+    looks_asked: u64,
     /// A file of ours, in a folder of ours, written to mark a moment in the
     /// stream of events: see [`Self::settle`]. Made for the first build.
     barrier: Option<Barrier>,
@@ -141,6 +143,7 @@ impl Watcher {
             saves,
             events,
             look_now,
+            looks_asked: 0,
             barrier: None,
             files: HashMap::new(),
             base: HashSet::new(),
@@ -285,7 +288,7 @@ impl Watcher {
     /// A build starts: from now until [`Self::build_finished`], a file that is
     /// not a source yet is one of its outputs.
     pub fn build_started(&mut self) -> Result<()> {
-        if self.barrier.is_none() {
+        if self.barrier.is_none() && self.look_now.is_none() {
             let barrier = Barrier::new()?;
             self.notify
                 .watch(&barrier.dir, RecursiveMode::NonRecursive)
@@ -323,21 +326,28 @@ impl Watcher {
 
     /// Waits until every event of what happened before this call has been
     /// read, and returns what they changed. Events reach us through the
-    /// watcher's thread, in order: a write of ours, now, is seen after them.
+    /// watcher's thread, in order: a write of ours, now, is seen after them;
+    /// a poller is asked for a look that starts now, and says when it is over.
     /// The wait is bounded; a watcher that lost our write only costs the wait.
     fn settle(&mut self) -> ChangeSet {
-        let Some(marker) = self.barrier.as_mut().map(Barrier::mark) else {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let done: Box<dyn Fn(&Event) -> bool> = if let Some(look_now) = &self.look_now {
+            self.looks_asked += 1;
+            let number = self.looks_asked;
+            if look_now.send_deadline(number, deadline).is_err() {
+                return ChangeSet::default();
+            }
+            Box::new(move |event| poll::is_look_done(event, number))
+        } else if let Some(marker) = self.barrier.as_mut().map(Barrier::mark) {
+            Box::new(move |event| event.paths.contains(&marker))
+        } else {
             return ChangeSet::default();
         };
-        if let Some(look_now) = &self.look_now {
-            let _ = look_now.try_send(());
-        }
-        let deadline = Instant::now() + Duration::from_secs(2);
         let mut batch = Vec::new();
         while let Ok(event) = self.events.recv_deadline(deadline) {
-            let done = matches!(&event, Ok(event) if event.paths.contains(&marker));
+            let over = matches!(&event, Ok(event) if done(event));
             batch.push(event);
-            if done {
+            if over {
                 break;
             }
         }

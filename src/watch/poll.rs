@@ -31,9 +31,18 @@ const FRESH: Duration = Duration::from_secs(1);
 /// Looks at the watched paths every interval, on a thread of its own.
 pub struct StatPoller {
     state: Arc<Mutex<State>>,
-    /// Asks for a look now; dropped with the poller, the thread sees the
-    /// channel close and ends.
-    wake: Sender<()>,
+    /// Asks for a look now, numbered; dropped with the poller, the thread sees
+    /// the channel close and ends.
+    wake: Sender<u64>,
+}
+
+/// What the info of the event that ends an asked-for look starts with.
+const LOOK_DONE: &str = "live-wasm look done ";
+
+/// True when `event` says that look `number` (asked for through
+/// [`StatPoller::waker`]) is over: every event it found came before it.
+pub fn is_look_done(event: &Event, number: u64) -> bool {
+    event.info().and_then(|info| info.strip_prefix(LOOK_DONE)) == Some(&number.to_string())
 }
 
 /// The watched roots, and what each file looked like at the last look.
@@ -93,7 +102,7 @@ impl Stamp {
 
 impl StatPoller {
     /// A handle that makes the poller look at once, not at the next interval.
-    pub fn waker(&self) -> Sender<()> {
+    pub fn waker(&self) -> Sender<u64> {
         self.wake.clone()
     }
 }
@@ -102,16 +111,26 @@ impl notify::Watcher for StatPoller {
     fn new<F: EventHandler>(handler: F, config: Config) -> notify::Result<Self> {
         let interval = config.poll_interval().unwrap_or(Duration::from_millis(500));
         let state = Arc::new(Mutex::new(State::default()));
-        let (wake, woken) = bounded::<()>(1);
+        let (wake, woken) = bounded::<u64>(1);
         let shared = Arc::clone(&state);
         let mut handler: Box<dyn EventHandler> = Box::new(handler);
         thread::Builder::new()
             .name("live-wasm-poll".to_owned())
             .spawn(move || {
-                while woken.recv_timeout(interval) != Err(RecvTimeoutError::Disconnected) {
+                loop {
+                    let asked = match woken.recv_timeout(interval) {
+                        Ok(number) => Some(number),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    };
                     let events = lock(&shared).look();
                     for event in events {
                         handler.handle_event(Ok(event));
+                    }
+                    if let Some(number) = asked {
+                        let done =
+                            Event::new(EventKind::Other).set_info(&format!("{LOOK_DONE}{number}"));
+                        handler.handle_event(Ok(done));
                     }
                 }
             })

@@ -34,8 +34,18 @@ fn session(dir: &Dir, extra: &[&str]) -> crate::support::LiveWasm {
 
 #[test]
 fn one_save_is_one_build_and_one_run() {
+    one_build_and_one_run_per_save(&[]);
+}
+
+/// The poller sees what a build wrote at its own pace: not as saves either.
+#[test]
+fn one_save_is_one_build_and_one_run_under_poll() {
+    one_build_and_one_run_per_save(&["--poll=50ms"]);
+}
+
+fn one_build_and_one_run_per_save(extra: &[&str]) {
     let dir = project();
-    let mut live = session(&dir, &[]);
+    let mut live = session(&dir, extra);
     dir.write("src.txt", &print("v2"));
     live.expect_stdout("v2");
     // Named from the build's folder, though outside the root (`out/`).
