@@ -8,9 +8,9 @@
 //! a live-wasm session, one built by hand. Interleaved N times, after a pause
 //! (a person saves after thinking, default 250 ms): edit the program's first
 //! line in the live copy and time the save to that line on stdout; read the
-//! run's build, compile and run stages from its status line; then make the same
-//! edit in the other copy and, after the same pause, time its `./build` run by
-//! hand. Our overhead is save-to-output minus the build as live-wasm timed it;
+//! run's build, compile and run stages from its events (`--events-file`);
+//! then make the same edit in the other copy and, after the same pause, time
+//! its `./build` run by hand. Our overhead is save-to-output minus the build as live-wasm timed it;
 //! the rest is that overhead minus the compile and run stages (the file event,
 //! starting the build, reading the output, instantiating, the pipe).
 
@@ -21,7 +21,8 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{Save, Session, ms, percentile, save, stage};
+use serde_json::Value;
+use support::{Save, Session, WAIT, ms, percentile, save};
 
 /// A language's example: its folder, live-wasm's arguments after `--build`,
 /// the source edited and the line it prints first.
@@ -141,7 +142,10 @@ fn measure(example: &Example, saves: usize, pause: Duration, path: &str) -> Resu
 
     let live = copy_example(example);
     let live_source = live.path().join(example.source);
-    let mut args = vec!["--build", "./build"];
+    let events_dir = tempfile::tempdir().map_err(|err| err.to_string())?;
+    let events = events_dir.path().join("events.jsonl");
+    let events_arg = events.to_string_lossy().into_owned();
+    let mut args = vec!["--events-file", &events_arg, "--build", "./build"];
     args.extend(example.args);
     args.push(example.entry);
     let session = Session::start_with_env(live.path(), &env, &args);
@@ -158,12 +162,7 @@ fn measure(example: &Example, saves: usize, pause: Duration, path: &str) -> Resu
         save(&live_source, &edited, Save::Rename);
         let printed = session.output(&line);
         let status = session.status_line();
-        let stages = [
-            stage(&status, "build "),
-            stage(&status, "compile "),
-            stage(&status, "run "),
-        ];
-        let [build_ms, compile_ms, run_ms] = stages;
+        let [build_ms, compile_ms, run_ms] = stages(&events, run_number(&status));
         total.push(ms(printed - saved));
         built.push(build_ms);
         overhead.push(ms(printed - saved) - build_ms);
@@ -193,6 +192,46 @@ fn measure(example: &Example, saves: usize, pause: Duration, path: &str) -> Resu
         percentile(&run, 50.0),
         percentile(&rest, 50.0),
     ))
+}
+
+/// `7` from `[live-wasm] #7 main.c changed: ...`.
+fn run_number(status: &str) -> u64 {
+    status
+        .strip_prefix("[live-wasm] #")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|number| number.parse().ok())
+        .unwrap_or_else(|| panic!("not a run's status line: {status:?}"))
+}
+
+/// Run `number`'s build, compile and run times in ms, exact, from the events
+/// file (a status line rounds a build over a second to 10 ms).
+fn stages(events: &Path, number: u64) -> [f64; 3] {
+    let deadline = Instant::now() + WAIT;
+    let field = |event: &Value, name: &str| event[name].as_f64().unwrap_or(f64::NAN);
+    loop {
+        let text = std::fs::read_to_string(events).unwrap_or_default();
+        let mut build = f64::NAN;
+        for event in text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        {
+            if event["run"] != number {
+                continue;
+            }
+            match event["event"].as_str() {
+                Some("build-finished") => build = field(&event, "ms"),
+                Some("run-finished") => {
+                    return [build, field(&event, "compile_ms"), field(&event, "run_ms")];
+                }
+                _ => {}
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no run-finished event for run {number}"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Runs `./build` in `dir` as a person would; returns how long it took in ms.
