@@ -182,8 +182,8 @@ fn a_directory_as_entry_is_refused_at_start() {
     );
 }
 
-/// What Rust, C, Zig, Go and AssemblyScript emit today beyond MVP (bulk memory,
-/// multi-value, reference types, tail calls, SIMD) loads and runs.
+/// What compilers emit beyond MVP, and `wasmtime run` accepts, loads and runs:
+/// bulk memory, multi-value, reference types, tail calls, SIMD, exceptions.
 #[test]
 fn features_that_compilers_emit_load() {
     let dir = Dir::new();
@@ -196,11 +196,15 @@ fn features_that_compilers_emit_load() {
     (drop (table.grow $refs (ref.null func) (i32.const 1)))
     (drop (i32x4.extract_lane 0 (v128.load (i32.const 300))))
     (call $pair) (drop) (drop)
-    (drop (call $count (i32.const 1000)))",
+    (drop (call $count (i32.const 1000)))
+    (drop (block $caught (result i32)
+      (try_table (catch $oops $caught) (throw $oops (i32.const 5)))
+      (i32.const 0)))",
         )
         .replace(
             "(func (export \"_start\")",
             "(table $refs 0 funcref)
+  (tag $oops (param i32))
   (func $pair (result i32 i32) (i32.const 1) (i32.const 2))
   (func $count (param i32) (result i32)
     (if (result i32) (i32.eqz (local.get 0))
