@@ -22,7 +22,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Save, Session, WAIT, ms, percentile, save};
+use support::{Save, Session, WAIT, ms, option, percentile, save};
 
 /// A language's example: its folder, live-wasm's arguments after `--build`,
 /// the source edited and the line it prints first.
@@ -73,7 +73,8 @@ const EXAMPLES: &[Example] = &[
 ];
 
 fn main() {
-    let (saves, pause) = options();
+    let saves = option("--saves", 20) as usize;
+    let pause = Duration::from_millis(option("--pause", 250));
     let path = toolchain_path();
     println!(
         "live-wasm --build, one-line edits: {saves} saves per language after a {} ms pause ({})",
@@ -92,25 +93,6 @@ fn main() {
             Err(why) => println!("| {} | skipped: {why} |", example.folder),
         }
     }
-}
-
-fn options() -> (usize, Duration) {
-    let (mut saves, mut pause) = (20, 250);
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let mut value = || -> u64 {
-            args.next()
-                .and_then(|value| value.parse().ok())
-                .unwrap_or_else(|| panic!("{arg} needs a number"))
-        };
-        match arg.as_str() {
-            "--saves" => saves = value() as usize,
-            "--pause" => pause = value(),
-            // `cargo bench` passes `--bench`.
-            _ => {}
-        }
-    }
-    (saves, Duration::from_millis(pause))
 }
 
 /// PATH with the toolchains `.ci/install-guests` puts in `.toolchains/venv/bin`

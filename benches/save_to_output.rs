@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use support::{Samples, Save, Session, ms, on_path, percentile, save};
+use support::{Samples, Save, Session, ms, on_path, option, percentile, save};
 
 fn main() {
     let options = Options::from_args();
@@ -72,25 +72,10 @@ struct Options {
 
 impl Options {
     fn from_args() -> Self {
-        let mut options = Options {
-            saves: 100,
-            reloads: 5_000,
-        };
-        let mut args = std::env::args().skip(1);
-        while let Some(arg) = args.next() {
-            let mut value = || -> usize {
-                args.next()
-                    .and_then(|value| value.parse().ok())
-                    .unwrap_or_else(|| panic!("{arg} needs a number"))
-            };
-            match arg.as_str() {
-                "--saves" => options.saves = value(),
-                "--reloads" => options.reloads = value(),
-                // `cargo bench` passes `--bench`.
-                _ => {}
-            }
+        Options {
+            saves: option("--saves", 100) as usize,
+            reloads: option("--reloads", 5_000) as usize,
         }
-        options
     }
 }
 

@@ -10,6 +10,19 @@ use std::sync::mpsc::{Receiver, channel};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// The value of the bench's option `name` (`--saves 20`), or `default`; other
+/// arguments (cargo passes `--bench`) are not ours.
+pub fn option(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    match args.iter().position(|arg| arg == name) {
+        Some(at) => args
+            .get(at + 1)
+            .and_then(|value| value.parse().ok())
+            .unwrap_or_else(|| panic!("{name} needs a number")),
+        None => default,
+    }
+}
+
 /// How long a bench waits for any line before it gives up.
 pub const WAIT: Duration = Duration::from_secs(60);
 
