@@ -271,7 +271,7 @@ struct Session {
 /// (the build says `building` first), waiting out the first build; `None` when
 /// its toolchain is missing and this is not CI.
 fn start(example: &Example) -> Option<Session> {
-    let env = match toolchain(example.folder) {
+    let mut env = match toolchain(example.folder) {
         Ok(env) => env,
         Err(missing) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
             panic!("{missing}: CI installs it with .ci/install-guests")
@@ -296,6 +296,9 @@ fn start(example: &Example) -> Option<Session> {
         let modules = examples().join("assemblyscript/node_modules");
         std::os::unix::fs::symlink(modules, dir.path("node_modules")).expect("symlink");
     }
+    // A user's cargo may build elsewhere: the example's paths must not depend on it.
+    let elsewhere = dir.path("shared-target").to_string_lossy().into_owned();
+    env.push(("CARGO_TARGET_DIR".to_owned(), elsewhere));
     let mut args = vec!["--build", "echo building >&2; ./build"];
     args.extend(example.args);
     let mut live = live_wasm_with_env(&dir, &env, &args);
