@@ -14,9 +14,11 @@
 //! the rest is that overhead minus the compile and run stages (the file event,
 //! starting the build, reading the output, instantiating, the pipe).
 
+#[path = "../tests/e2e/examples.rs"]
+mod examples;
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -75,7 +77,7 @@ const EXAMPLES: &[Example] = &[
 fn main() {
     let saves = option("--saves", 20) as usize;
     let pause = Duration::from_millis(option("--pause", 250));
-    let path = toolchain_path();
+    let path = examples::toolchain_path().to_string_lossy().into_owned();
     println!(
         "live-wasm --build, one-line edits: {saves} saves per language after a {} ms pause ({})",
         pause.as_millis(),
@@ -93,21 +95,6 @@ fn main() {
             Err(why) => println!("| {} | skipped: {why} |", example.folder),
         }
     }
-}
-
-/// PATH with the toolchains `.ci/install-guests` puts in `.toolchains/venv/bin`
-/// first.
-fn toolchain_path() -> String {
-    let venv = repo().join(".toolchains/venv/bin");
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let paths = std::iter::once(venv).chain(std::env::split_paths(&path));
-    std::env::join_paths(paths)
-        .map(|joined| joined.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| path.to_string_lossy().into_owned())
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// One language's row, or why it was skipped.
@@ -233,33 +220,9 @@ fn build_by_hand(dir: &Path, path: &str) -> Result<f64, String> {
     Ok(ms(started.elapsed()))
 }
 
-/// A temp copy of the example's sources (not what its builds left), sharing
-/// the example's `node_modules/`.
+/// A temp copy of the example's sources.
 fn copy_example(example: &Example) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    let from = repo().join("guest-examples").join(example.folder);
-    copy_sources(&from, dir.path());
-    let modules = from.join("node_modules");
-    if modules.is_dir() {
-        std::os::unix::fs::symlink(modules, dir.path().join("node_modules")).expect("symlink");
-    }
+    examples::copy_example(example.folder, dir.path());
     dir
-}
-
-fn copy_sources(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).expect("read example") {
-        let entry = entry.expect("example entry");
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name == "target" || name == "node_modules" || name.ends_with(".wasm") {
-            continue;
-        }
-        let (source, target) = (entry.path(), to.join(&*name));
-        if entry.file_type().expect("file type").is_dir() {
-            std::fs::create_dir(&target).expect("mkdir");
-            copy_sources(&source, &target);
-        } else {
-            std::fs::copy(&source, &target).expect("copy");
-        }
-    }
 }

@@ -331,21 +331,20 @@ impl Watcher {
     /// The wait is bounded; a watcher that lost our write only costs the wait.
     fn settle(&mut self) -> ChangeSet {
         let deadline = Instant::now() + Duration::from_secs(2);
-        let done: Box<dyn Fn(&Event) -> bool> = if let Some(look_now) = &self.look_now {
+        let settled = if let Some(look_now) = &self.look_now {
             self.looks_asked += 1;
-            let number = self.looks_asked;
-            if look_now.send_deadline(number, deadline).is_err() {
+            if look_now.send_deadline(self.looks_asked, deadline).is_err() {
                 return ChangeSet::default();
             }
-            Box::new(move |event| poll::is_look_done(event, number))
+            Settled::LookDone(self.looks_asked)
         } else if let Some(marker) = self.barrier.as_mut().map(Barrier::mark) {
-            Box::new(move |event| event.paths.contains(&marker))
+            Settled::Marked(marker)
         } else {
             return ChangeSet::default();
         };
         let mut batch = Vec::new();
         while let Ok(event) = self.events.recv_deadline(deadline) {
-            let over = matches!(&event, Ok(event) if done(event));
+            let over = matches!(&event, Ok(event) if settled.by(event));
             batch.push(event);
             if over {
                 break;
@@ -446,6 +445,23 @@ impl Watcher {
 
     fn in_tree(&self, path: &Path) -> bool {
         self.trees.iter().any(|tree| tree.holds(path))
+    }
+}
+
+/// The event that says the queue is settled.
+enum Settled {
+    /// The poller's look of this number is over.
+    LookDone(u64),
+    /// This marker file of ours was written.
+    Marked(PathBuf),
+}
+
+impl Settled {
+    fn by(&self, event: &Event) -> bool {
+        match self {
+            Settled::LookDone(number) => poll::is_look_done(event, *number),
+            Settled::Marked(marker) => event.paths.contains(marker),
+        }
     }
 }
 

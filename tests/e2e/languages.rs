@@ -6,11 +6,11 @@
 //! fails when `CI=true` (`.ci/install-guests` installs them all there).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::examples::{copy_example, examples, toolchain_path};
 use crate::support::{Dir, LiveWasm, Stream, live_wasm_with_env};
 
 /// A first build compiles a language's standard library (Go: about 20 s), and
@@ -291,11 +291,7 @@ fn start(example: &Example) -> Option<Session> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = Dir::new();
-    copy_example(&examples().join(example.folder), dir.root());
-    if example.folder == "assemblyscript" {
-        let modules = examples().join("assemblyscript/node_modules");
-        std::os::unix::fs::symlink(modules, dir.path("node_modules")).expect("symlink");
-    }
+    copy_example(example.folder, dir.root());
     // A user's cargo may build elsewhere: the example's paths must not depend on it.
     let elsewhere = dir.path("shared-target").to_string_lossy().into_owned();
     env.push(("CARGO_TARGET_DIR".to_owned(), elsewhere));
@@ -311,10 +307,6 @@ fn start(example: &Example) -> Option<Session> {
     })
 }
 
-fn examples() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-examples")
-}
-
 fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
@@ -322,11 +314,7 @@ fn file_name(path: &str) -> &str {
 /// The environment that puts the example's compiler on the build's PATH, or
 /// why there is none.
 fn toolchain(folder: &str) -> Result<Vec<(String, String)>, String> {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".toolchains/venv/bin");
-    let path = std::env::join_paths(std::iter::once(venv).chain(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    )))
-    .map_err(|err| format!("PATH: {err}"))?;
+    let path = toolchain_path();
     let needs: &[(&str, &[&str], &str)] = match folder {
         "c" => &[(
             "sh",
@@ -395,24 +383,4 @@ fn toolchain(folder: &str) -> Result<Vec<(String, String)>, String> {
         "PATH".to_owned(),
         path.to_string_lossy().into_owned(),
     )])
-}
-
-/// Copies the example's sources: not what its builds left (`*.wasm`, `target/`,
-/// `node_modules/`).
-fn copy_example(from: &Path, to: &Path) {
-    for entry in std::fs::read_dir(from).expect("read example") {
-        let entry = entry.expect("example entry");
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        let (source, target) = (entry.path(), to.join(&*name));
-        if name == "target" || name == "node_modules" || name.ends_with(".wasm") {
-            continue;
-        }
-        if entry.file_type().expect("file type").is_dir() {
-            std::fs::create_dir(&target).expect("mkdir");
-            copy_example(&source, &target);
-        } else {
-            std::fs::copy(&source, &target).expect("copy");
-        }
-    }
 }

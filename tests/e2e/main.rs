@@ -2,6 +2,7 @@
 
 mod build;
 mod events;
+mod examples;
 mod guests;
 mod invoke;
 mod languages;
