@@ -1,5 +1,5 @@
-//! Compiled code kept across runs, keyed by file and content hash, and
-//! optionally across sessions in a directory (`--cache DIR`).
+//! Compiled code kept across runs, keyed by file and content hash, and across
+//! sessions on disk ([`disk`]).
 //!
 //! A save recompiles only the files whose bytes changed. One entry per file,
 //! holding its current version and the one before: an undo (or a rebuild giving
@@ -8,8 +8,9 @@
 //! An entry holds either kind of wasm ([`Artifact`]): which one is decided from
 //! the bytes, so one save can turn a module file into a component.
 
+mod disk;
+
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -18,12 +19,16 @@ use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
 use crate::source::{self, ContentHash, Kind};
+pub use disk::DiskCache;
 
 /// The compile cache of a session.
 #[derive(Default)]
 pub struct ModuleCache {
     modules: HashMap<PathBuf, Entry>,
-    disk: Option<PathBuf>,
+    disk: Option<DiskCache>,
+    /// Compiled since the last [`Self::save_compiled`]: written to disk after
+    /// the run, off the path from a save to the guest's output.
+    unsaved: Vec<(disk::Key, Artifact)>,
 }
 
 struct Entry {
@@ -118,11 +123,20 @@ pub struct Loaded {
 }
 
 impl ModuleCache {
-    /// A cache in memory, and in `disk` too when given.
-    pub fn new(disk: Option<PathBuf>) -> Self {
+    /// A cache in memory, and on `disk` too when given.
+    pub fn new(disk: Option<DiskCache>) -> Self {
         Self {
             modules: HashMap::new(),
             disk,
+            unsaved: Vec::new(),
+        }
+    }
+
+    /// Writes what was compiled since the last call to the disk cache.
+    pub fn save_compiled(&mut self) {
+        let Some(disk) = &mut self.disk else { return };
+        for (key, artifact) in self.unsaved.drain(..) {
+            disk.save(key, &artifact);
         }
     }
 
@@ -146,22 +160,20 @@ impl ModuleCache {
             return Ok(entry.hit());
         }
         let wasm = source::to_wasm(path, &bytes)?;
-        let disk_file = self
+        let key = self.disk.as_ref().map(|disk| disk.key(&wasm));
+        let from_disk = self
             .disk
-            .as_deref()
-            .map(|dir| disk_file(dir, engine, &wasm));
-        let kind = Kind::of(&wasm);
-        let from_disk = disk_file
-            .as_deref()
-            .and_then(|file| load_from_disk(engine, kind, file));
+            .as_ref()
+            .zip(key)
+            .and_then(|(disk, key)| disk.load(engine, Kind::of(&wasm), key));
         let cache_hit = from_disk.is_some();
         let artifact = match from_disk {
             Some(artifact) => artifact,
             None => {
                 let artifact = Artifact::compile(engine, &wasm)
                     .map_err(|err| invalid(path, &bytes, &wasm, err))?;
-                if let Some(file) = &disk_file {
-                    save_to_disk(&artifact, file);
+                if let Some(key) = key {
+                    self.unsaved.push((key, artifact.clone()));
                 }
                 artifact
             }
@@ -216,50 +228,13 @@ impl Entry {
     }
 }
 
-/// `DIR/<hash of wasm and engine settings>.cwasm`: another wasmtime version or
-/// setting gets another file.
-fn disk_file(dir: &Path, engine: &Engine, wasm: &[u8]) -> PathBuf {
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    engine.precompile_compatibility_hash().hash(&mut hasher);
-    hasher.update(wasm);
-    dir.join(format!("{:016x}.cwasm", hasher.finish()))
-}
-
-fn load_from_disk(engine: &Engine, kind: Kind, file: &Path) -> Option<Artifact> {
-    // Read, not mapped: a mapped file truncated by another process while in use
-    // would crash us with SIGBUS.
-    let bytes = std::fs::read(file).ok()?;
-    // SAFETY: the bytes are machine code wasmtime wrote for this engine's settings
-    // (the file's name says so); `--cache DIR` is documented as trusted like our
-    // binary. wasmtime checks the header and refuses another version, config or kind.
-    let artifact = match kind {
-        Kind::Module => Artifact::Module(unsafe { Module::deserialize(engine, bytes) }.ok()?),
-        Kind::Component => {
-            Artifact::Component(unsafe { Component::deserialize(engine, bytes) }.ok()?)
-        }
-    };
-    Some(artifact)
-}
-
-/// Best effort: a cache that cannot be written only costs a later recompile.
-fn save_to_disk(artifact: &Artifact, file: &Path) {
-    let Ok(bytes) = artifact.serialize() else {
-        return;
-    };
-    let Some(dir) = file.parent() else { return };
-    if std::fs::create_dir_all(dir).is_err() {
-        return;
-    }
-    // Write, then rename: a reader never sees half a file.
-    let temp = file.with_extension(format!("tmp{}", std::process::id()));
-    if std::fs::write(&temp, bytes).is_ok() && std::fs::rename(&temp, file).is_err() {
-        let _ = std::fs::remove_file(&temp);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn on_disk(dir: &Path, engine: &Engine) -> DiskCache {
+        DiskCache::new(dir.to_path_buf(), u64::MAX, engine)
+    }
 
     #[test]
     fn unchanged_bytes_and_the_version_before_hit() {
@@ -337,12 +312,13 @@ mod tests {
         let path = dir.path().join("m.wat");
         let disk = dir.path().join("cache");
         let engine = Engine::default();
-        let mut cache = ModuleCache::new(Some(disk.clone()));
+        let mut cache = ModuleCache::new(Some(on_disk(&disk, &engine)));
 
         std::fs::write(&path, "(component)").expect("write");
         let first = cache.load(&engine, &path).expect("compiled");
         assert!(matches!(first.artifact, Artifact::Component(_)) && !first.cache_hit);
-        let again = ModuleCache::new(Some(disk)).load(&engine, &path);
+        cache.save_compiled();
+        let again = ModuleCache::new(Some(on_disk(&disk, &engine))).load(&engine, &path);
         assert!(again.expect("from disk").cache_hit);
 
         // One save turns it into a module: the entry is replaced.
@@ -360,11 +336,13 @@ mod tests {
         let engine = Engine::default();
         std::fs::write(&path, "(module (func (export \"f\")))").expect("write");
 
-        let first = ModuleCache::new(Some(disk.clone())).load(&engine, &path);
-        assert!(!first.expect("compiled").cache_hit);
+        let mut first = ModuleCache::new(Some(on_disk(&disk, &engine)));
+        assert!(!first.load(&engine, &path).expect("compiled").cache_hit);
+        assert!(!disk.exists(), "written after the run, not during it");
+        first.save_compiled();
         assert_eq!(std::fs::read_dir(&disk).expect("cache dir").count(), 1);
 
-        let second = ModuleCache::new(Some(disk.clone())).load(&engine, &path);
+        let second = ModuleCache::new(Some(on_disk(&disk, &engine))).load(&engine, &path);
         let second = second.expect("loaded");
         assert!(second.cache_hit);
         assert!(matches!(second.artifact, Artifact::Module(m) if m.get_export("f").is_some()));
@@ -373,7 +351,7 @@ mod tests {
         for entry in std::fs::read_dir(&disk).expect("cache dir") {
             std::fs::write(entry.expect("entry").path(), b"junk").expect("corrupt");
         }
-        let third = ModuleCache::new(Some(disk)).load(&engine, &path);
+        let third = ModuleCache::new(Some(on_disk(&disk, &engine))).load(&engine, &path);
         assert!(!third.expect("recompiled").cache_hit);
     }
 }

@@ -20,9 +20,17 @@ use crate::plan::{
 #[command(name = "live-wasm", version, about, long_about = None)]
 pub struct Cli {
     /// The module to run: a `.wat` or `.wasm` core module (a WASI command with
-    /// `_start`, or a module with a start function).
+    /// `_start`, or a module with a start function). With `--interpreter`, the
+    /// script to run.
     #[arg(value_name = "ENTRY")]
     pub entry: PathBuf,
+
+    /// Run the script ENTRY with WASM, an interpreter compiled to a WASI command
+    /// (python.wasm, quickjs.wasm): the script's folder is the guest's current
+    /// directory (read-only), the script its first argument, and every file it
+    /// reads (a module it imports) is watched.
+    #[arg(long, value_name = "WASM")]
+    pub interpreter: Option<PathBuf>,
 
     /// Arguments passed to the guest (after `--`); the guest's argv[0] is ENTRY's file name.
     #[arg(value_name = "GUEST_ARGS", last = true)]
@@ -115,10 +123,19 @@ pub struct EngineArgs {
     #[arg(long)]
     pub no_incremental_cache: bool,
 
-    /// Keep compiled modules in DIR, so a new session does not recompile unchanged
-    /// modules. Trust DIR as you trust this binary: its files are loaded as code.
+    /// Keep compiled modules in DIR (default: `$XDG_CACHE_HOME/live-wasm`, else
+    /// `~/.cache/live-wasm`), so a new session does not compile them again.
+    /// Trust DIR as you trust this binary: its files are loaded as code.
     #[arg(long = "cache", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+
+    /// Keep no compiled code on disk.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
+
+    /// Bound the disk cache: past SIZE the entries used least recently go.
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes, default_value = "1GiB")]
+    pub cache_size: u64,
 }
 
 /// What the guest may reach. Nothing is granted unless asked for.
@@ -179,11 +196,15 @@ impl Cli {
     /// Checks the flags against the file system and the environment, once.
     pub fn into_plan(self) -> Result<Plan> {
         let cwd = std::env::current_dir().context("cannot read the current directory")?;
-        let entry = absolute_file(&cwd, &self.entry)?;
+        let (module, script) = match &self.interpreter {
+            Some(interpreter) => (interpreter, Some(absolute_file(&cwd, &self.entry)?)),
+            None => (&self.entry, None),
+        };
+        let entry = absolute_file(&cwd, module)?;
         if entry.is_dir() {
             bail!(
                 "{} is a directory: ENTRY is a .wat or .wasm file",
-                self.entry.display()
+                module.display()
             );
         }
         let root = match &self.root {
@@ -196,21 +217,29 @@ impl Cli {
                 .map(Path::to_path_buf)
                 .context("the entry has no parent directory")?,
         };
-        let entry_name = self
-            .entry
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .context("ENTRY must name a file")?;
-
-        let mut args = vec![entry_name];
+        let file_name = |path: &Path| {
+            path.file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .with_context(|| format!("{} must name a file", path.display()))
+        };
+        let mut args = vec![file_name(module)?];
+        let mut preopens = Vec::new();
+        let mut watch = Vec::new();
+        if let Some(script) = script {
+            args.push(file_name(&script)?);
+            let folder = script.parent().context("the script has no folder")?;
+            preopens.push(Preopen {
+                host: folder.to_path_buf(),
+                guest: ".".to_owned(),
+                read_only: true,
+            });
+            watch.push(script);
+        }
         args.extend(self.guest_args);
 
-        let preopens = self
-            .sandbox
-            .dirs
-            .iter()
-            .map(|spec| parse_preopen(&cwd, spec))
-            .collect::<Result<_>>()?;
+        for spec in &self.sandbox.dirs {
+            preopens.push(parse_preopen(&cwd, spec)?);
+        }
         let mut warnings = Vec::new();
         let mut env = Vec::new();
         for spec in &self.sandbox.env {
@@ -232,7 +261,6 @@ impl Cli {
             (true, None) => StdinSource::Inherit,
             (false, None) => StdinSource::Empty,
         };
-        let mut watch = Vec::new();
         for path in &self.watch {
             watch.push(absolute_existing(&cwd, path).with_context(|| {
                 format!("--watch {}: no such file or directory", path.display())
@@ -251,6 +279,7 @@ impl Cli {
         Ok(Plan {
             entry,
             root,
+            cwd: cwd.clone(),
             once: self.once,
             invoke: self.invoke,
             watch,
@@ -270,7 +299,12 @@ impl Cli {
             engine: EngineOptions {
                 compiler: self.engine.compiler,
                 incremental_cache: !self.engine.no_incremental_cache,
-                cache_dir: self.engine.cache_dir.map(|dir| cwd.join(dir)),
+                cache_dir: match self.engine.cache_dir {
+                    _ if self.engine.no_cache => None,
+                    Some(dir) => Some(cwd.join(dir)),
+                    None => user_cache_dir(),
+                },
+                cache_size: self.engine.cache_size,
             },
             presentation: Presentation {
                 clear: self.presentation.clear,
@@ -284,6 +318,24 @@ impl Cli {
             warnings,
         })
     }
+}
+
+/// The user's cache folder for live-wasm: `$XDG_CACHE_HOME/live-wasm`, else
+/// `~/.cache/live-wasm` (`~/Library/Caches/live-wasm` on macOS).
+fn user_cache_dir() -> Option<PathBuf> {
+    let xdg = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|dir| dir.is_absolute());
+    let home = || {
+        let home = PathBuf::from(std::env::var_os("HOME")?);
+        let cache = if cfg!(target_os = "macos") {
+            home.join("Library/Caches")
+        } else {
+            home.join(".cache")
+        };
+        home.is_absolute().then_some(cache)
+    };
+    Some(xdg.or_else(home)?.join("live-wasm"))
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -117,6 +117,7 @@ mod tests {
                 compiler,
                 incremental_cache: true,
                 cache_dir: None,
+                cache_size: 0,
             };
             let engine = new_engine(&options, false).expect("engine");
             let wasm = wat::parse_str("(module (func (export \"f\")))").expect("wat");

@@ -13,6 +13,8 @@ pub struct Plan {
     pub entry: PathBuf,
     /// Where module names resolve: the entry's directory, or `--root`.
     pub root: PathBuf,
+    /// Where live-wasm was started: files outside the root are named from here.
+    pub cwd: PathBuf,
     /// Run once and exit instead of watching.
     pub once: bool,
     /// Call this export (with the guest args as its arguments) instead of `_start`.
@@ -136,6 +138,8 @@ pub struct EngineOptions {
     pub incremental_cache: bool,
     /// Where compiled modules are kept across sessions, if anywhere.
     pub cache_dir: Option<PathBuf>,
+    /// How many bytes the disk cache may hold.
+    pub cache_size: u64,
 }
 
 /// A code generator.

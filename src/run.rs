@@ -9,6 +9,7 @@
 
 mod core;
 mod describe;
+mod files;
 mod host;
 mod interrupt;
 mod invoke;
@@ -31,9 +32,10 @@ use anyhow::{Context, Result, bail};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use wasmtime::{Engine, Linker, Store, Trap};
 
-use crate::cache::{Artifact, ModuleCache};
+use crate::cache::{Artifact, DiskCache, ModuleCache};
 use crate::plan::{Limits, Plan, Sandbox};
 use crate::source::ModuleFile;
+use files::FileAccess;
 use host::Host;
 use limits::{MemoryCap, Refusal};
 use modules::{Linking, Modules};
@@ -85,6 +87,9 @@ pub(crate) struct RunReport {
     pub(crate) run: Duration,
     /// The module files the run resolved or tried: the watcher watches them.
     pub(crate) modules: Vec<ModuleFile>,
+    /// The files the guest read (or looked for) through WASI and did not
+    /// write: watched too.
+    pub(crate) read: Vec<PathBuf>,
     /// The modules the run loaded, cached or compiled.
     pub(crate) compiled: Vec<Compiled>,
     /// Fuel the run used, when `--fuel` is set.
@@ -121,7 +126,9 @@ impl Runtime {
     pub(crate) fn new(plan: &Plan) -> Result<Self> {
         let engine = crate::engine::new_engine(&plan.engine, plan.limits.fuel.is_some())?;
         let linker = Arc::new(core::linker(&engine)?);
-        let cache = ModuleCache::new(plan.engine.cache_dir.clone());
+        let disk = (plan.engine.cache_dir.clone())
+            .map(|dir| DiskCache::new(dir, plan.engine.cache_size, &engine));
+        let cache = ModuleCache::new(disk);
         let linking = Arc::new(Linking::new(&plan.entry, &plan.root, &engine, cache));
         Ok(Self {
             engine,
@@ -136,11 +143,13 @@ impl Runtime {
 
     /// Runs the entry once, from a clean state; `interrupt` can stop it from
     /// another thread, and what it says on the way goes to `notes`.
-    fn run(&self, interrupt: Arc<Interrupt>, notes: Notes) -> RunReport {
+    fn run(&self, interrupt: Arc<Interrupt>, notes: Notes, writes: Sender<PathBuf>) -> RunReport {
         let started = Instant::now();
         let modules = Modules::new(Arc::clone(&self.linking));
         let memory = MemoryCap::new(self.limits.max_memory);
-        let mut store = match self.new_store(Arc::clone(&interrupt), modules, memory, notes) {
+        let files = FileAccess::new(&self.sandbox.preopens, writes);
+        let store = self.new_store(Arc::clone(&interrupt), modules, memory, notes, files);
+        let mut store = match store {
             Ok(store) => store,
             Err(err) => {
                 return RunReport {
@@ -149,6 +158,7 @@ impl Runtime {
                     compile: Duration::ZERO,
                     run: started.elapsed(),
                     modules: Vec::new(),
+                    read: Vec::new(),
                     compiled: Vec::new(),
                     fuel_used: None,
                     peak_memory: 0,
@@ -180,6 +190,7 @@ impl Runtime {
             compile,
             run: started.elapsed().saturating_sub(compile),
             modules: host.modules.files().to_vec(),
+            read: host.files.read(),
             compiled: host.modules.compiled().to_vec(),
             fuel_used,
             peak_memory: host.memory.peak(),
@@ -192,9 +203,18 @@ impl Runtime {
         modules: Modules,
         memory: MemoryCap,
         notes: Notes,
+        files: FileAccess,
     ) -> Result<Store<Host>> {
         let linker = Arc::clone(&self.linker);
-        let host = Host::new(&self.sandbox, interrupt, modules, memory, notes, linker)?;
+        let host = Host::new(
+            &self.sandbox,
+            interrupt,
+            modules,
+            memory,
+            notes,
+            linker,
+            files,
+        )?;
         let mut store = Store::new(&self.engine, host);
         store.set_epoch_deadline(1);
         store.limiter(|host| &mut host.memory);
@@ -227,7 +247,9 @@ pub(crate) struct Runner {
     engine: Engine,
     requests: Sender<Arc<Interrupt>>,
     notes: Receiver<Note>,
+    writes: Receiver<PathBuf>,
     reports: Receiver<RunReport>,
+    thread: thread::JoinHandle<()>,
 }
 
 /// A run in progress: how to stop it.
@@ -252,15 +274,18 @@ impl Runner {
         let engine = runtime.engine.clone();
         let (requests, incoming) = unbounded::<Arc<Interrupt>>();
         let (said, notes) = unbounded();
+        let (wrote, writes) = unbounded();
         let (finished, reports) = unbounded();
-        thread::Builder::new()
+        let thread = thread::Builder::new()
             .name("live-wasm-runner".to_owned())
             .spawn(move || {
                 for interrupt in incoming {
-                    let report = runtime.run(interrupt, Notes::new(said.clone()));
+                    let report = runtime.run(interrupt, Notes::new(said.clone()), wrote.clone());
                     if finished.send(report).is_err() {
                         break;
                     }
+                    // After the report: the guest's output is not held up by it.
+                    runtime.linking.save_compiled();
                 }
             })
             .context("cannot start the runner thread")?;
@@ -268,8 +293,17 @@ impl Runner {
             engine,
             requests,
             notes,
+            writes,
             reports,
+            thread,
         })
+    }
+
+    /// Waits for the runner to finish what it does after a run (writing the
+    /// disk cache): for a session that ends after one run.
+    pub(crate) fn finish(self) {
+        drop(self.requests);
+        let _ = self.thread.join();
     }
 
     /// Starts a run; its report will come on [`Self::reports`].
@@ -285,6 +319,12 @@ impl Runner {
     /// drain them when the report comes.
     pub(crate) fn notes(&self) -> &Receiver<Note> {
         &self.notes
+    }
+
+    /// The files guests are about to write through WASI: announced before the
+    /// write, so its file event can be known for the guest's own.
+    pub(crate) fn writes(&self) -> &Receiver<PathBuf> {
+        &self.writes
     }
 
     /// The reports of finished runs, one per [`Self::start`].

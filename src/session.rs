@@ -30,7 +30,9 @@ pub fn run(plan: Plan) -> Result<i32> {
         reporter.warning(warning);
     }
     if plan.once {
-        once(&plan, &runner, &mut reporter)
+        let status = once(&plan, &runner, &mut reporter);
+        runner.finish();
+        status
     } else {
         watch(&plan, &runner, &mut reporter)
     }
@@ -171,6 +173,11 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
         select! {
             recv(watcher.events()) -> event => {
                 let Ok(event) = event else { continue };
+                // Announced before the write: an event of the guest's own
+                // write finds its file here.
+                for path in runner.writes().try_iter() {
+                    watcher.guest_writes(path);
+                }
                 let changes = watcher.changes(event);
                 for warning in &changes.warnings {
                     reporter.warning(warning);
@@ -239,7 +246,10 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
                 let report = report.context("the runner thread has stopped")?;
                 let Some(run) = running.take() else { continue };
                 finished(runner, reporter, runs, &run.trigger, run.built, &report);
-                match watcher.set_modules(&report.modules) {
+                for path in runner.writes().try_iter() {
+                    watcher.guest_writes(path);
+                }
+                match watcher.run_finished(&report.modules, &report.read) {
                     Ok(changed) if !changed.is_empty() => pending.add(changed, false),
                     Ok(_) => {}
                     Err(err) => reporter.warning(&format!("{err:#}")),

@@ -89,6 +89,8 @@ pub struct Watcher {
     /// Sources whose change stopped a build: if one changes during the next
     /// build too, the build wrote it (a timestamp, say), and it is an output.
     suspects: HashSet<PathBuf>,
+    /// Files the running guest opened for writing: their events are its own.
+    guest_writes: HashSet<PathBuf>,
 }
 
 /// A folder watched recursively.
@@ -155,6 +157,7 @@ impl Watcher {
             building: None,
             outputs: HashSet::new(),
             suspects: HashSet::new(),
+            guest_writes: HashSet::new(),
         })
     }
 
@@ -170,11 +173,32 @@ impl Watcher {
         self.add(file, source::file_hash(file))
     }
 
-    /// Makes the last run's module files the watched modules: files no longer
-    /// used stop being watched. Returns those whose content already differs from
-    /// what the run used (saved while it ran, before they were watched).
-    pub fn set_modules(&mut self, modules: &[ModuleFile]) -> Result<Vec<PathBuf>> {
-        let used: HashSet<&Path> = modules.iter().map(|m| m.path.as_path()).collect();
+    /// The running guest is about to write `path`: what it writes is not a save.
+    pub fn guest_writes(&mut self, path: PathBuf) {
+        self.guest_writes.insert(path);
+    }
+
+    /// A run has ended: the files it used become the watched ones, those no
+    /// longer used stop being watched. `modules` are its module files; `read`
+    /// the files the guest read through WASI (the content they have now is the
+    /// one acted on). What the guest wrote is taken as it is now: its late
+    /// events are not saves. Returns the modules whose content already differs
+    /// from what the run used (saved while it ran, before they were watched).
+    pub fn run_finished(
+        &mut self,
+        modules: &[ModuleFile],
+        read: &[PathBuf],
+    ) -> Result<Vec<PathBuf>> {
+        for path in std::mem::take(&mut self.guest_writes) {
+            if let Some(last) = self.files.get_mut(&path).or(self.tree_files.get_mut(&path)) {
+                *last = source::file_hash(&path);
+            }
+        }
+        let used: HashSet<&Path> = modules
+            .iter()
+            .map(|m| m.path.as_path())
+            .chain(read.iter().map(PathBuf::as_path))
+            .collect();
         let base = &self.base;
         self.files
             .retain(|path, _| base.contains(path) || used.contains(path.as_path()));
@@ -189,6 +213,11 @@ impl Watcher {
             // A save still being written is not one yet: its close will come.
             if !writing::being_written(&module.path) && self.content_changed(&module.path) {
                 changed.push(module.path.clone());
+            }
+        }
+        for path in read {
+            if !self.files.contains_key(path) && !path.is_dir() {
+                self.add(path, source::file_hash(path))?;
             }
         }
         Ok(changed)
@@ -381,7 +410,10 @@ impl Watcher {
             }
         }
         for path in candidates {
-            if set.changed.contains(&path) || !self.content_changed(&path) {
+            if set.changed.contains(&path)
+                || self.guest_writes.contains(&path)
+                || !self.content_changed(&path)
+            {
                 continue;
             }
             if self.is_source(&path) {

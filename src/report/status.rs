@@ -16,8 +16,9 @@ use crate::run::{Description, Note, RunReport, StopReason, Trigger, Verdict};
 /// Writes status lines for a session rooted at `root`.
 pub(super) struct StatusLines {
     root: PathBuf,
-    /// Where `--build` runs: sources outside the root are named from there.
-    build_dir: Option<PathBuf>,
+    /// Where live-wasm was started (and `--build` runs): files outside the
+    /// root are named from there.
+    cwd: PathBuf,
     /// JSON events on stderr take the place of status lines.
     silent: bool,
     /// `--quiet`: only errors that end a run.
@@ -34,7 +35,7 @@ impl StatusLines {
             anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never;
         Self {
             root: plan.root.clone(),
-            build_dir: plan.build.as_ref().map(|build| build.dir.clone()),
+            cwd: plan.cwd.clone(),
             silent: plan.presentation.events == Some(EventsTarget::Stderr),
             quiet: plan.presentation.quiet,
             once: plan.once,
@@ -168,12 +169,14 @@ impl StatusLines {
         }
     }
 
-    /// Relative to the root when inside it, else to the build's folder (a
-    /// source beside an entry built into `out/`), else in full.
+    /// Relative to the root when inside it, else to the current folder (a
+    /// source beside an entry built into `out/`, a script beside its
+    /// interpreter), else in full.
     fn name(&self, path: &Path) -> String {
-        match &self.build_dir {
-            Some(dir) if !path.starts_with(&self.root) => crate::names::relative(dir, path),
-            _ => crate::names::relative(&self.root, path),
+        if path.starts_with(&self.root) {
+            crate::names::relative(&self.root, path)
+        } else {
+            crate::names::relative(&self.cwd, path)
         }
     }
 
@@ -243,10 +246,10 @@ mod tests {
     }
 
     #[test]
-    fn names_are_relative_to_the_root_then_to_the_build_folder() {
+    fn names_are_relative_to_the_root_then_to_the_current_folder() {
         let mut status = StatusLines {
             root: PathBuf::from("/p/out"),
-            build_dir: None,
+            cwd: PathBuf::from("/elsewhere"),
             silent: false,
             quiet: false,
             once: false,
@@ -255,7 +258,7 @@ mod tests {
         };
         let changed = Trigger::Changed(vec!["/p/out/lib/m.wat".into(), "/p/src/main.c".into()]);
         assert_eq!(status.trigger(&changed), "lib/m.wat, /p/src/main.c changed");
-        status.build_dir = Some(PathBuf::from("/p"));
+        status.cwd = PathBuf::from("/p");
         assert_eq!(status.trigger(&changed), "lib/m.wat, src/main.c changed");
     }
 }

@@ -10,6 +10,7 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
+use super::files::FileAccess;
 use super::interrupt::Interrupt;
 use super::limits::MemoryCap;
 use super::modules::Modules;
@@ -33,6 +34,8 @@ pub struct Host {
     pub args: Vec<String>,
     /// The host functions, to bind the imports of modules instantiated in the run.
     pub linker: Arc<Linker<Host>>,
+    /// The files the guest opened through WASI.
+    pub files: FileAccess,
 }
 
 impl Host {
@@ -44,6 +47,7 @@ impl Host {
         memory: MemoryCap,
         notes: Notes,
         linker: Arc<Linker<Host>>,
+        files: FileAccess,
     ) -> Result<Self> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.inherit_stdout().inherit_stderr().args(&sandbox.args);
@@ -79,6 +83,7 @@ impl Host {
             notes,
             args: sandbox.args.clone(),
             linker,
+            files,
         })
     }
 }

@@ -45,6 +45,14 @@ impl Linking {
         self.label(&self.entry)
     }
 
+    /// Writes the code compiled since the last call to the disk cache.
+    pub fn save_compiled(&self) {
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .save_compiled();
+    }
+
     /// A path relative to the root, for messages.
     pub(super) fn label(&self, path: &Path) -> String {
         names::relative(&self.root, path)

@@ -122,9 +122,9 @@ fn colour_only_when_asked_for_or_on_a_terminal() {
     let dir = Dir::new();
     dir.write("trap.wat", &print_then_trap("dividing"));
     let run = |env: &[(&str, &str)]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_live-wasm"))
+        let output = dir
+            .command()
             .args(["--once", "trap.wat"])
-            .current_dir(dir.root())
             .env_remove("NO_COLOR")
             .env_remove("CLICOLOR_FORCE")
             .envs(env.iter().copied())

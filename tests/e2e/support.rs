@@ -13,16 +13,34 @@ use std::time::{Duration, Instant};
 /// slow and debug builds slower; a passing test never waits this long.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// A temporary project directory.
+/// A temporary project directory, and a cache folder of its own for the
+/// sessions run on it (so no test sees what another compiled).
 pub struct Dir {
     dir: tempfile::TempDir,
+    cache: tempfile::TempDir,
 }
 
 impl Dir {
     pub fn new() -> Self {
         Self {
             dir: tempfile::tempdir().expect("tempdir"),
+            cache: tempfile::tempdir().expect("tempdir"),
         }
+    }
+
+    /// The `live-wasm` binary, to run in this directory with its own cache
+    /// (`$XDG_CACHE_HOME/live-wasm`).
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_live-wasm"));
+        command
+            .current_dir(self.root())
+            .env("XDG_CACHE_HOME", self.cache.path());
+        command
+    }
+
+    /// The disk cache of the sessions run here.
+    pub fn cache(&self) -> PathBuf {
+        self.cache.path().join("live-wasm")
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -98,7 +116,7 @@ pub fn live_wasm(dir: &Dir, args: &[&str]) -> LiveWasm {
 
 /// `live-wasm` with these variables set in its environment (and its builds').
 pub fn live_wasm_with_env(dir: &Dir, env: &[(String, String)], args: &[&str]) -> LiveWasm {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_live-wasm"));
+    let mut command = dir.command();
     command
         .args(args)
         .envs(env.iter().map(|(key, value)| (key, value)));
@@ -109,7 +127,7 @@ pub fn live_wasm_with_env(dir: &Dir, env: &[(String, String)], args: &[&str]) ->
 /// inotify watches, as on a machine whose `fs.inotify.max_user_watches` is spent.
 pub fn live_wasm_with_watch_limit(dir: &Dir, watches: u32, args: &[&str]) -> LiveWasm {
     let mut command = Command::new("unshare");
-    command.args([
+    command.env("XDG_CACHE_HOME", dir.cache.path()).args([
         "--user",
         "--map-root-user",
         "sh",
@@ -270,10 +288,10 @@ impl Drop for LiveWasm {
 
 /// Runs `live-wasm --once` to completion: (exit code, stdout, stderr).
 pub fn once(dir: &Dir, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_live-wasm"))
+    let output = dir
+        .command()
         .arg("--once")
         .args(args)
-        .current_dir(dir.root())
         .stdin(Stdio::null())
         .output()
         .expect("run live-wasm --once");

@@ -1,0 +1,356 @@
+//! Compiled code kept across sessions in a folder: the user's cache folder by
+//! default, so the second session of a 26 MB interpreter starts in a blink.
+//!
+//! One file per compiled module or component, `<key>.cwasm`: the key hashes the
+//! wasm bytes and everything that changes the machine code (wasmtime's version
+//! and the engine's settings). Files are written under a temporary name and
+//! renamed, so a reader (this session or another at once) sees all of a file or
+//! none. Each file starts with a header repeating its key and giving the length
+//! and checksum of what follows: a truncated, damaged or foreign file fails the
+//! check, is compiled again and rewritten, and is never handed to wasmtime as
+//! code. The folder is bounded: past its budget the entries used least recently
+//! go (a hit refreshes the file's modification time).
+
+use std::fs::{self, File};
+use std::hash::{Hash, Hasher};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use wasmtime::Engine;
+use wasmtime::component::Component;
+use xxhash_rust::xxh3::{Xxh3, xxh3_128};
+
+use super::Artifact;
+use crate::source::Kind;
+
+/// What every entry starts with: the format, and its version.
+const MAGIC: &[u8; 8] = b"lwcache1";
+/// Magic, key, payload length, payload checksum.
+const HEADER: usize = 8 + 16 + 8 + 16;
+/// A temporary file this old was left by a session that died while writing.
+const STALE: Duration = Duration::from_secs(3600);
+
+/// The on-disk cache of one session.
+pub struct DiskCache {
+    dir: PathBuf,
+    budget: u64,
+    /// Hash of wasmtime's version and the engine's settings.
+    engine: u64,
+    /// How many bytes the folder holds, as far as this session knows (`None`
+    /// until it first looks): a look, and evictions, when it passes the budget.
+    held: Option<u64>,
+}
+
+/// The name of a compiled wasm binary in the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key(u128);
+
+impl DiskCache {
+    /// A cache in `dir` (created when first written) of at most `budget` bytes,
+    /// for code compiled by `engine`.
+    pub fn new(dir: PathBuf, budget: u64, engine: &Engine) -> Self {
+        let mut hasher = Xxh3::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        Self {
+            dir,
+            budget,
+            engine: hasher.finish(),
+            held: None,
+        }
+    }
+
+    /// The key of `wasm` compiled by this cache's engine.
+    pub fn key(&self, wasm: &[u8]) -> Key {
+        let mut hasher = Xxh3::new();
+        hasher.update(&self.engine.to_le_bytes());
+        hasher.update(wasm);
+        Key(hasher.digest128())
+    }
+
+    fn file(&self, key: Key) -> PathBuf {
+        self.dir.join(format!("{:032x}.cwasm", key.0))
+    }
+
+    /// The compiled code of `key`, if the cache holds an intact entry for it.
+    pub fn load(&self, engine: &Engine, kind: Kind, key: Key) -> Option<Artifact> {
+        let file = self.file(key);
+        let bytes = read_regular_file(&file)?;
+        let code = checked_payload(&bytes, key)?;
+        // SAFETY: `code` is what `save` wrote for this key: the header repeats the
+        // key (hash of the wasm and of this engine's settings) and the checksum of
+        // the payload matched, so it is not truncated, damaged or another file.
+        // wasmtime checks its own header too and refuses another version or
+        // configuration. The folder is the user's own, trusted like our binary.
+        let artifact = match kind {
+            Kind::Module => {
+                Artifact::Module(unsafe { wasmtime::Module::deserialize(engine, code) }.ok()?)
+            }
+            Kind::Component => {
+                Artifact::Component(unsafe { Component::deserialize(engine, code) }.ok()?)
+            }
+        };
+        // Least recently used goes first: a hit makes the entry young again.
+        if let Ok(opened) = File::options().write(true).open(&file) {
+            let _ = opened.set_modified(SystemTime::now());
+        }
+        Some(artifact)
+    }
+
+    /// Keeps `artifact` under `key`. Best effort: a cache that cannot be written
+    /// only costs a later compile.
+    pub fn save(&mut self, key: Key, artifact: &Artifact) {
+        let Ok(code) = artifact.serialize() else {
+            return;
+        };
+        if create_private_dir(&self.dir).is_err() {
+            return;
+        }
+        let file = self.file(key);
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |since| since.subsec_nanos());
+        let temp = self.dir.join(format!(
+            ".{:032x}.{}.{nanos}.tmp",
+            key.0,
+            std::process::id()
+        ));
+        let written = write_entry(&temp, key, &code).and_then(|()| fs::rename(&temp, &file));
+        if written.is_err() {
+            let _ = fs::remove_file(&temp);
+            return;
+        }
+        let size = (HEADER + code.len()) as u64;
+        match &mut self.held {
+            Some(held) if held.saturating_add(size) <= self.budget => *held += size,
+            _ => self.evict(),
+        }
+    }
+
+    /// Removes the least recently used entries until the folder fits the
+    /// budget, and temporary files left by sessions that died while writing.
+    fn evict(&mut self) {
+        let Ok(listing) = fs::read_dir(&self.dir) else {
+            return;
+        };
+        let now = SystemTime::now();
+        let mut entries = Vec::new();
+        for entry in listing.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            let modified = meta.modified().unwrap_or(now);
+            let is = |ext| path.extension().is_some_and(|found| found == ext);
+            if is("tmp") && now.duration_since(modified).unwrap_or_default() > STALE {
+                let _ = fs::remove_file(&path);
+            } else if is("cwasm") && meta.is_file() {
+                entries.push((modified, meta.len(), path));
+            }
+        }
+        entries.sort();
+        let mut held: u64 = entries.iter().map(|(_, size, _)| size).sum();
+        // The newest entry stays even when it alone passes the budget: it is
+        // the one in use.
+        for (_, size, path) in entries.iter().rev().skip(1).rev() {
+            if held <= self.budget {
+                break;
+            }
+            if fs::remove_file(path).is_ok() {
+                held -= size;
+            }
+        }
+        self.held = Some(held);
+    }
+}
+
+/// The file at `path` if it is a regular file, read without blocking on a FIFO
+/// or a device someone put there.
+fn read_regular_file(path: &Path) -> Option<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).ok()?);
+    file.read_to_end(&mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// The payload of an entry, if its header says it is whole and for `key`.
+fn checked_payload(bytes: &[u8], key: Key) -> Option<&[u8]> {
+    let (header, payload) = bytes.split_at_checked(HEADER)?;
+    let (magic, rest) = header.split_at(8);
+    let (stored_key, rest) = rest.split_at(16);
+    let (length, checksum) = rest.split_at(8);
+    let whole = magic == MAGIC
+        && stored_key == key.0.to_le_bytes()
+        && u64::from_le_bytes(length.try_into().ok()?) == payload.len() as u64
+        && checksum == xxh3_128(payload).to_le_bytes();
+    whole.then_some(payload)
+}
+
+fn write_entry(path: &Path, key: Key, code: &[u8]) -> std::io::Result<()> {
+    let mut header = Vec::with_capacity(HEADER);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&key.0.to_le_bytes());
+    header.extend_from_slice(&(code.len() as u64).to_le_bytes());
+    header.extend_from_slice(&xxh3_128(code).to_le_bytes());
+    let mut file = File::create_new(path)?;
+    file.write_all(&header)?;
+    file.write_all(code)
+}
+
+/// Creates `dir` readable by its owner only: its files are loaded as code.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn module(engine: &Engine, text: &str) -> (Vec<u8>, Artifact) {
+        let wasm = wat::parse_str(text).expect("wat");
+        let module = wasmtime::Module::new(engine, &wasm).expect("compiles");
+        (wasm, Artifact::Module(module))
+    }
+
+    fn entries(dir: &Path) -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = fs::read_dir(dir)
+            .expect("cache dir")
+            .map(|entry| entry.expect("entry").path())
+            .collect();
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn an_entry_comes_back_only_whole_and_for_its_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Engine::default();
+        let mut cache = DiskCache::new(dir.path().join("c"), u64::MAX, &engine);
+        let (wasm, artifact) = module(&engine, "(module (func (export \"f\")))");
+        let key = cache.key(&wasm);
+        assert!(cache.load(&engine, Kind::Module, key).is_none());
+        cache.save(key, &artifact);
+        let loaded = cache.load(&engine, Kind::Module, key);
+        assert!(matches!(loaded, Some(Artifact::Module(m)) if m.get_export("f").is_some()));
+
+        let file = cache.file(key);
+        let whole = fs::read(&file).expect("entry");
+        // Truncated, one byte flipped, or another entry under this name: refused.
+        fs::write(&file, &whole[..whole.len() - 1]).expect("truncate");
+        assert!(cache.load(&engine, Kind::Module, key).is_none());
+        let mut flipped = whole.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        fs::write(&file, &flipped).expect("flip");
+        assert!(cache.load(&engine, Kind::Module, key).is_none());
+        let (other_wasm, other) = module(&engine, "(module (func (export \"g\")))");
+        let other_key = cache.key(&other_wasm);
+        cache.save(other_key, &other);
+        fs::copy(cache.file(other_key), &file).expect("copy");
+        assert!(cache.load(&engine, Kind::Module, key).is_none());
+
+        // Saved again, it is whole again.
+        cache.save(key, &artifact);
+        assert!(cache.load(&engine, Kind::Module, key).is_some());
+    }
+
+    #[test]
+    fn another_engine_setting_is_another_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plain = Engine::default();
+        let mut config = wasmtime::Config::new();
+        config.consume_fuel(true);
+        let fuel = Engine::new(&config).expect("engine");
+        let wasm = wat::parse_str("(module)").expect("wat");
+        let a = DiskCache::new(dir.path().to_path_buf(), u64::MAX, &plain);
+        let b = DiskCache::new(dir.path().to_path_buf(), u64::MAX, &fuel);
+        assert_ne!(a.key(&wasm), b.key(&wasm));
+    }
+
+    #[test]
+    fn a_full_cache_evicts_the_least_recently_used() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Engine::default();
+        let texts = ["(module $a)", "(module $b)", "(module $c)"];
+        let compiled: Vec<_> = texts.iter().map(|text| module(&engine, text)).collect();
+        let probe = DiskCache::new(dir.path().join("probe"), u64::MAX, &engine);
+        let key = |index: usize| probe.key(&compiled[index].0);
+        let mut sizing = DiskCache::new(dir.path().join("size"), u64::MAX, &engine);
+        sizing.save(key(0), &compiled[0].1);
+        let size = fs::metadata(sizing.file(key(0))).expect("entry").len();
+
+        // Room for two entries (and a little more).
+        let mut cache = DiskCache::new(dir.path().join("c"), 2 * size + size / 2, &engine);
+        let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        cache.save(key(0), &compiled[0].1);
+        cache.save(key(1), &compiled[1].1);
+        for index in [0, 1] {
+            let file = File::options().write(true).open(cache.file(key(index)));
+            file.expect("entry")
+                .set_modified(an_hour_ago + Duration::from_secs(index as u64))
+                .expect("age it");
+        }
+        // Using `a` makes `b` the least recently used: `c` replaces `b`.
+        assert!(cache.load(&engine, Kind::Module, key(0)).is_some());
+        cache.save(key(2), &compiled[2].1);
+        let mut kept = vec![cache.file(key(0)), cache.file(key(2))];
+        kept.sort();
+        assert_eq!(entries(&cache.dir), kept);
+
+        // A session that does not know what others wrote still keeps to the budget.
+        let mut other = DiskCache::new(cache.dir.clone(), 2 * size + size / 2, &engine);
+        other.save(key(1), &compiled[1].1);
+        assert_eq!(entries(&cache.dir).len(), 2);
+        assert!(other.load(&engine, Kind::Module, key(1)).is_some());
+    }
+
+    #[test]
+    fn two_sessions_writing_at_once_leave_one_whole_entry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Engine::default();
+        let (wasm, artifact) = module(&engine, "(module (func (export \"f\")))");
+        let writers: Vec<_> = (0..4)
+            .map(|_| {
+                let (dir, engine, artifact) =
+                    (dir.path().to_path_buf(), engine.clone(), artifact.clone());
+                let wasm = wasm.clone();
+                std::thread::spawn(move || {
+                    let mut cache = DiskCache::new(dir, u64::MAX, &engine);
+                    for _ in 0..20 {
+                        let key = cache.key(&wasm);
+                        cache.save(key, &artifact);
+                        assert!(cache.load(&engine, Kind::Module, key).is_some());
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().expect("writer");
+        }
+        assert_eq!(entries(dir.path()).len(), 1, "{:?}", entries(dir.path()));
+    }
+
+    #[test]
+    fn a_fifo_in_the_cache_is_not_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Engine::default();
+        let cache = DiskCache::new(dir.path().to_path_buf(), u64::MAX, &engine);
+        let key = cache.key(b"\0asm\x01\0\0\0");
+        let fifo = std::ffi::CString::new(cache.file(key).into_os_string().into_encoded_bytes())
+            .expect("path");
+        // SAFETY: a valid C string; mkfifo only creates a file.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert!(cache.load(&engine, Kind::Module, key).is_none());
+    }
+}

@@ -1,0 +1,138 @@
+//! The disk cache: on by default in the user's cache folder, shared by sessions
+//! running at once, never trusting a damaged entry, bounded in size.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use crate::guests::print;
+use crate::support::{Dir, once};
+
+/// The cache entries of the sessions run on `dir`, and whether any temporary
+/// file was left behind.
+fn entries(dir: &Dir) -> Vec<PathBuf> {
+    let Ok(listing) = std::fs::read_dir(dir.cache()) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = listing.map(|entry| entry.expect("entry").path()).collect();
+    found.sort();
+    for path in &found {
+        assert!(
+            path.extension().is_some_and(|ext| ext == "cwasm"),
+            "not an entry: {}",
+            path.display()
+        );
+    }
+    found
+}
+
+/// Runs `--once --events json` and returns what the entry's `compiled` event
+/// says of the cache (`hit` or `miss`).
+fn cache_said(dir: &Dir, args: &[&str], expected_stdout: &str) -> String {
+    let mut all = vec!["--events", "json"];
+    all.extend_from_slice(args);
+    let (code, stdout, stderr) = once(dir, &all);
+    assert_eq!((code, stdout.as_str()), (0, expected_stdout), "{stderr}");
+    let compiled = stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|event| event["event"] == "compiled")
+        .unwrap_or_else(|| panic!("no compiled event in {stderr}"));
+    compiled["cache"].as_str().expect("cache field").to_owned()
+}
+
+#[test]
+fn a_second_session_starts_from_the_default_cache() {
+    let dir = Dir::new();
+    dir.write("main.wat", &print("from the cache"));
+    assert_eq!(cache_said(&dir, &["main.wat"], "from the cache\n"), "miss");
+    assert_eq!(entries(&dir).len(), 1);
+    assert_eq!(cache_said(&dir, &["main.wat"], "from the cache\n"), "hit");
+    // Turned off, it is neither read nor written.
+    assert_eq!(
+        cache_said(&dir, &["--no-cache", "main.wat"], "from the cache\n"),
+        "miss"
+    );
+    dir.write("main.wat", &print("changed"));
+    cache_said(&dir, &["--no-cache", "main.wat"], "changed\n");
+    assert_eq!(entries(&dir).len(), 1);
+}
+
+#[test]
+fn two_sessions_at_once_share_the_cache() {
+    let dir = Dir::new();
+    dir.write("main.wat", &many_functions("together", 3000));
+    let sessions: Vec<_> = (0..2)
+        .map(|_| {
+            dir.command()
+                .args(["--once", "main.wat"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start live-wasm")
+        })
+        .collect();
+    for session in sessions {
+        let output = session.wait_with_output().expect("wait");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "together\n");
+    }
+    assert_eq!(entries(&dir).len(), 1, "one whole entry, no leftovers");
+    assert_eq!(cache_said(&dir, &["main.wat"], "together\n"), "hit");
+}
+
+#[test]
+fn a_truncated_entry_is_compiled_again_and_rewritten() {
+    let dir = Dir::new();
+    dir.write("main.wat", &print("whole"));
+    cache_said(&dir, &["main.wat"], "whole\n");
+    let [entry] = entries(&dir).try_into().expect("one entry");
+    let whole = std::fs::read(&entry).expect("entry");
+    std::fs::write(&entry, &whole[..whole.len() / 2]).expect("truncate");
+
+    assert_eq!(cache_said(&dir, &["main.wat"], "whole\n"), "miss");
+    assert_eq!(std::fs::read(&entry).expect("entry"), whole, "rewritten");
+    assert_eq!(cache_said(&dir, &["main.wat"], "whole\n"), "hit");
+
+    // Junk under the entry's name is no better than a truncated entry.
+    std::fs::write(&entry, b"\0asm junk").expect("junk");
+    assert_eq!(cache_said(&dir, &["main.wat"], "whole\n"), "miss");
+}
+
+#[test]
+fn a_full_cache_drops_what_was_used_least_recently() {
+    let dir = Dir::new();
+    for name in ["a", "b", "c"] {
+        dir.write(&format!("{name}.wat"), &print(&format!("module {name}")));
+    }
+    cache_said(&dir, &["a.wat"], "module a\n");
+    let [entry_a] = entries(&dir).try_into().expect("one entry");
+    let size = std::fs::metadata(&entry_a).expect("entry").len();
+    // Room for two entries, not three.
+    let budget = (size * 5 / 2).to_string();
+    let limited =
+        |file: &str, output: &str| cache_said(&dir, &["--cache-size", &budget, file], output);
+    assert_eq!(limited("b.wat", "module b\n"), "miss");
+    assert_eq!(limited("a.wat", "module a\n"), "hit");
+    assert_eq!(limited("c.wat", "module c\n"), "miss");
+    // `b` was the least recently used: it went, `a` stayed.
+    assert_eq!(entries(&dir).len(), 2);
+    assert_eq!(limited("a.wat", "module a\n"), "hit");
+    assert_eq!(limited("c.wat", "module c\n"), "hit");
+    assert_eq!(limited("b.wat", "module b\n"), "miss");
+}
+
+/// A module that prints `line`, with `count` more functions, so it takes a while
+/// to compile.
+fn many_functions(line: &str, count: usize) -> String {
+    let functions: String = (0..count)
+        .map(|i| format!("(func (export \"f{i}\") (param i32) (result i32) (i32.mul (local.get 0) (i32.const {i})))\n"))
+        .collect();
+    let printer = print(line);
+    let end = printer.rfind(')').expect("a module");
+    format!("{}{functions})", &printer[..end])
+}
