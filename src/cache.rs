@@ -12,13 +12,13 @@ mod disk;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
-use crate::source::{self, ContentHash, Kind};
+use crate::source::{self, ContentHash, Fingerprint, Kind};
 pub use disk::DiskCache;
 
 /// The compile cache of a session.
@@ -65,20 +65,16 @@ impl Artifact {
     }
 }
 
-/// What `stat` says of a file: if none of it changed, neither did the bytes, and
-/// a big unchanged dependency is not even read.
+/// A file's fingerprint, when it can be trusted to change with its bytes: if
+/// none of it changed, neither did the bytes, and a big unchanged dependency is
+/// not even read.
 ///
 /// File times are coarse (a clock tick, milliseconds): two same-size saves in
-/// one tick look alike. So, as git does for its index, a stamp is only trusted
-/// when the file was last modified well before the stamp was taken; a file
+/// one tick look alike. So, as git does for its index, a fingerprint is only
+/// trusted when the file was last modified well before it was taken; a file
 /// saved moments ago is read and hashed again (it is small: it is being edited).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    len: u64,
-    inode: u64,
-    modified: SystemTime,
-    changed: SystemTime,
-}
+struct Stamp(Fingerprint);
 
 /// How much older than its stamp a file must be for the stamp to be trusted:
 /// many clock ticks, so a later write is sure to show a newer time.
@@ -86,29 +82,10 @@ const SETTLED: Duration = Duration::from_millis(100);
 
 impl Stamp {
     /// The file's stamp, if it can be trusted to change with its bytes.
-    #[cfg(unix)]
     fn of(path: &Path) -> Option<Stamp> {
-        use std::os::unix::fs::MetadataExt;
         let taken = SystemTime::now();
-        let meta = std::fs::metadata(path).ok()?;
-        let changed = UNIX_EPOCH
-            + Duration::new(
-                u64::try_from(meta.ctime()).ok()?,
-                u32::try_from(meta.ctime_nsec()).ok()?,
-            );
-        let stamp = Stamp {
-            len: meta.len(),
-            inode: meta.ino(),
-            modified: meta.modified().ok()?,
-            changed,
-        };
-        (stamp.modified.max(stamp.changed) + SETTLED <= taken).then_some(stamp)
-    }
-
-    /// Elsewhere every load reads and hashes the file.
-    #[cfg(not(unix))]
-    fn of(_: &Path) -> Option<Stamp> {
-        None
+        let print = Fingerprint::of(path)?;
+        (print.modified.max(print.changed) + SETTLED <= taken).then_some(Stamp(print))
     }
 }
 

@@ -34,7 +34,7 @@ use wasmtime::{Engine, Linker, Store, Trap};
 
 use crate::cache::{Artifact, DiskCache, ModuleCache};
 use crate::plan::{Limits, Plan, Sandbox};
-use crate::source::ModuleFile;
+use crate::source::{ModuleFile, ReadFile};
 use files::FileAccess;
 use host::Host;
 use limits::{MemoryCap, Refusal};
@@ -89,7 +89,7 @@ pub(crate) struct RunReport {
     pub(crate) modules: Vec<ModuleFile>,
     /// The files the guest read (or looked for) through WASI and did not
     /// write: watched too.
-    pub(crate) read: Vec<PathBuf>,
+    pub(crate) read: Vec<ReadFile>,
     /// The modules the run loaded, cached or compiled.
     pub(crate) compiled: Vec<Compiled>,
     /// Fuel the run used, when `--fuel` is set.

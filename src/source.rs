@@ -4,6 +4,7 @@
 //! when a file's bytes did not change.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
 
@@ -18,6 +19,15 @@ pub struct ModuleFile {
     pub path: PathBuf,
     /// The hash of the bytes the run used; `None` if it did not exist.
     pub hash: Option<ContentHash>,
+}
+
+/// A file a run read through WASI, or looked for: the watcher watches it too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadFile {
+    /// The file (absolute).
+    pub path: PathBuf,
+    /// Its fingerprint when the run first opened it; `None` if it did not exist.
+    pub seen: Option<Fingerprint>,
 }
 
 /// What a wasm binary holds: the run takes a different path for each, decided
@@ -49,6 +59,42 @@ pub fn content_hash(bytes: &[u8]) -> ContentHash {
 /// The hash of a file's current bytes, or `None` when it cannot be read (missing).
 pub fn file_hash(path: &Path) -> Option<ContentHash> {
     std::fs::read(path).ok().map(|bytes| content_hash(&bytes))
+}
+
+/// What `stat` says of a file that changes with its bytes: length, inode,
+/// modification and change times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub len: u64,
+    pub inode: u64,
+    pub modified: SystemTime,
+    pub changed: SystemTime,
+}
+
+impl Fingerprint {
+    /// The file's fingerprint; `None` when it cannot be read.
+    #[cfg(unix)]
+    pub fn of(path: &Path) -> Option<Fingerprint> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).ok()?;
+        let changed = UNIX_EPOCH
+            + Duration::new(
+                u64::try_from(meta.ctime()).ok()?,
+                u32::try_from(meta.ctime_nsec()).ok()?,
+            );
+        Some(Fingerprint {
+            len: meta.len(),
+            inode: meta.ino(),
+            modified: meta.modified().ok()?,
+            changed,
+        })
+    }
+
+    /// Elsewhere there is none: every file is read and hashed.
+    #[cfg(not(unix))]
+    pub fn of(_: &Path) -> Option<Fingerprint> {
+        None
+    }
 }
 
 /// Reads a module file, with an error that names it.

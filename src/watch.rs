@@ -30,7 +30,7 @@ use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 use notify::{Event, RecursiveMode, Watcher as _};
 
 use crate::plan::WatcherKind;
-use crate::source::{self, ContentHash, ModuleFile};
+use crate::source::{self, ContentHash, Fingerprint, ModuleFile, ReadFile};
 use sources::Sources;
 
 /// What one batch of file-system events amounts to.
@@ -180,14 +180,14 @@ impl Watcher {
 
     /// A run has ended: the files it used become the watched ones, those no
     /// longer used stop being watched. `modules` are its module files; `read`
-    /// the files the guest read through WASI (the content they have now is the
-    /// one acted on). What the guest wrote is taken as it is now: its late
-    /// events are not saves. Returns the modules whose content already differs
-    /// from what the run used (saved while it ran, before they were watched).
+    /// the files the guest read through WASI. What the guest wrote is taken as
+    /// it is now: its late events are not saves. Returns the files that already
+    /// differ from what the run used (saved while it ran, before they were
+    /// watched).
     pub fn run_finished(
         &mut self,
         modules: &[ModuleFile],
-        read: &[PathBuf],
+        read: &[ReadFile],
     ) -> Result<Vec<PathBuf>> {
         for path in std::mem::take(&mut self.guest_writes) {
             if let Some(last) = self.files.get_mut(&path).or(self.tree_files.get_mut(&path)) {
@@ -197,7 +197,7 @@ impl Watcher {
         let used: HashSet<&Path> = modules
             .iter()
             .map(|m| m.path.as_path())
-            .chain(read.iter().map(PathBuf::as_path))
+            .chain(read.iter().map(|file| file.path.as_path()))
             .collect();
         let base = &self.base;
         self.files
@@ -215,9 +215,13 @@ impl Watcher {
                 changed.push(module.path.clone());
             }
         }
-        for path in read {
-            if !self.files.contains_key(path) && !path.is_dir() {
-                self.add(path, source::file_hash(path))?;
+        for file in read {
+            if self.files.contains_key(&file.path) || file.path.is_dir() {
+                continue;
+            }
+            self.add(&file.path, source::file_hash(&file.path))?;
+            if !writing::being_written(&file.path) && Fingerprint::of(&file.path) != file.seen {
+                changed.push(file.path.clone());
             }
         }
         Ok(changed)

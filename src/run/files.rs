@@ -13,11 +13,12 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::Result;
 use crossbeam_channel::Sender;
-use wasmtime::{Caller, Extern, Linker};
-use wasmtime_wasi::p1::wasi_snapshot_preview1 as wasi;
+use wasmtime::{AsContextMut, Caller, Extern, Linker};
+use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as wasi, WasiSnapshotPreview1};
 
 use super::host::Host;
 use crate::plan::Preopen;
+use crate::source::{Fingerprint, ReadFile};
 
 const MODULE: &str = "wasi_snapshot_preview1";
 /// The first descriptor after stdin, stdout and stderr: the first preopen.
@@ -36,7 +37,7 @@ pub struct FileAccess {
     /// The host folder of each directory descriptor the run holds.
     dirs: HashMap<u32, PathBuf>,
     /// Every file read or looked for, in order, once.
-    read: Vec<PathBuf>,
+    read: Vec<ReadFile>,
     seen: HashSet<PathBuf>,
     /// Every file opened for writing.
     written: HashSet<PathBuf>,
@@ -62,10 +63,10 @@ impl FileAccess {
     }
 
     /// The files the run read or looked for and did not write, in order.
-    pub fn read(&self) -> Vec<PathBuf> {
+    pub fn read(&self) -> Vec<ReadFile> {
         self.read
             .iter()
-            .filter(|path| !self.written.contains(*path))
+            .filter(|file| !self.written.contains(&file.path))
             .cloned()
             .collect()
     }
@@ -77,9 +78,12 @@ impl FileAccess {
         beneath(dir, Path::new(std::str::from_utf8(path).ok()?))
     }
 
+    /// Notes a read, the first time with the file's fingerprint (one `stat`):
+    /// a save before the watcher has it is still seen.
     fn note_read(&mut self, path: PathBuf) {
         if self.seen.insert(path.clone()) {
-            self.read.push(path);
+            let seen = Fingerprint::of(&path);
+            self.read.push(ReadFile { path, seen });
         }
     }
 
@@ -121,6 +125,21 @@ fn guest_bytes(memory: &[u8], ptr: i32, len: i32) -> Option<Vec<u8>> {
     memory.get(start..end).map(<[u8]>::to_vec)
 }
 
+/// The caller's memory and the store's state, ready for one of wasmtime-wasi's
+/// own WASI functions: given the store's host-call fuel, as its linker does
+/// (the fuel bounds what the host copies out of the guest).
+fn memory_and_host<'a>(
+    caller: &'a mut Caller<'_, Host>,
+) -> wasmtime::Result<(&'a mut [u8], &'a mut Host)> {
+    let fuel = caller.as_context_mut().hostcall_fuel();
+    let Some(memory) = caller.get_export("memory").and_then(Extern::into_memory) else {
+        wasmtime::bail!("missing required memory export");
+    };
+    let (bytes, host) = memory.data_and_store_mut(caller);
+    host.wasi.set_hostcall_fuel(fuel);
+    Ok((bytes, host))
+}
+
 /// Shadows `path_open` and `path_filestat_get` in `linker` with versions that
 /// note what the guest opens.
 pub fn shadow_path_calls(linker: &mut Linker<Host>) -> Result<()> {
@@ -139,10 +158,7 @@ pub fn shadow_path_calls(linker: &mut Linker<Host>) -> Result<()> {
          fdflags: i32,
          opened: i32|
          -> wasmtime::Result<i32> {
-            let Some(memory) = caller.get_export("memory").and_then(Extern::into_memory) else {
-                wasmtime::bail!("missing required memory export");
-            };
-            let (bytes, host) = memory.data_and_store_mut(&mut caller);
+            let (bytes, host) = memory_and_host(&mut caller)?;
             let name = guest_bytes(bytes, path, path_len);
             let mut guest = wiggle::GuestMemory::Unshared(bytes);
             let errno = wasmtime_wasi::runtime::in_tokio(wasi::path_open(
@@ -187,10 +203,7 @@ pub fn shadow_path_calls(linker: &mut Linker<Host>) -> Result<()> {
          path_len: i32,
          stat: i32|
          -> wasmtime::Result<i32> {
-            let Some(memory) = caller.get_export("memory").and_then(Extern::into_memory) else {
-                wasmtime::bail!("missing required memory export");
-            };
-            let (bytes, host) = memory.data_and_store_mut(&mut caller);
+            let (bytes, host) = memory_and_host(&mut caller)?;
             let name = guest_bytes(bytes, path, path_len);
             let mut guest = wiggle::GuestMemory::Unshared(bytes);
             let errno = wasmtime_wasi::runtime::in_tokio(wasi::path_filestat_get(
@@ -256,7 +269,8 @@ mod tests {
         files.note_read(out.clone());
         files.note_write(out.clone());
         files.note_write(out.clone());
-        assert_eq!(files.read(), vec![helper, data]);
+        let read: Vec<PathBuf> = files.read().into_iter().map(|file| file.path).collect();
+        assert_eq!(read, vec![helper, data]);
         assert_eq!(announced.try_iter().collect::<Vec<_>>(), vec![out]);
     }
 }

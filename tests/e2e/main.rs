@@ -9,6 +9,7 @@ mod invoke;
 mod languages;
 mod limits;
 mod once;
+mod reads;
 mod sandbox;
 mod support;
 mod uses;
