@@ -11,11 +11,10 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use support::{Samples, Save, Session, ms, on_path, option, percentile, save};
+use support::{Samples, Save, Session, ms, on_path, option, percentile, process_stats, save};
 
 fn main() {
     let options = Options::from_args();
@@ -326,28 +325,4 @@ fn reloads(options: &Options) {
         end.fds,
         end.threads
     );
-}
-
-#[derive(Clone, Copy)]
-struct Stats {
-    rss_kib: u64,
-    fds: usize,
-    threads: usize,
-}
-
-fn process_stats(pid: u32) -> Stats {
-    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
-    let status = std::fs::read_to_string(proc_dir.join("status")).unwrap_or_default();
-    let rss_kib = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-        .unwrap_or(0);
-    let count = |sub: &str| std::fs::read_dir(proc_dir.join(sub)).map_or(0, |dir| dir.count());
-    Stats {
-        rss_kib,
-        fds: count("fd"),
-        threads: count("task"),
-    }
 }

@@ -40,13 +40,22 @@ impl Samples {
     }
 
     pub fn row(&self, label: &str) {
+        println!("{}", self.cells(label));
+    }
+
+    /// A row with one more cell at its end.
+    pub fn row_with(&self, label: &str, last: &str) {
+        println!("{} {last} |", self.cells(label));
+    }
+
+    fn cells(&self, label: &str) -> String {
         let rest: Vec<f64> = self
             .total
             .iter()
             .zip(self.compile.iter().zip(&self.run))
             .map(|(total, (compile, run))| total - compile - run)
             .collect();
-        println!(
+        format!(
             "| {label} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
             percentile(&self.total, 50.0),
             percentile(&self.total, 95.0),
@@ -54,7 +63,7 @@ impl Samples {
             percentile(&self.compile, 50.0),
             percentile(&self.run, 50.0),
             percentile(&rest, 50.0),
-        );
+        )
     }
 }
 
@@ -216,4 +225,29 @@ pub fn on_path(program: &str) -> Option<PathBuf> {
             .map(|dir| dir.join(program))
             .find(|candidate| candidate.is_file())
     })
+}
+
+/// What a process holds.
+#[derive(Clone, Copy)]
+pub struct Stats {
+    pub rss_kib: u64,
+    pub fds: usize,
+    pub threads: usize,
+}
+
+pub fn process_stats(pid: u32) -> Stats {
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    let status = std::fs::read_to_string(proc_dir.join("status")).unwrap_or_default();
+    let rss_kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .unwrap_or(0);
+    let count = |sub: &str| std::fs::read_dir(proc_dir.join(sub)).map_or(0, |dir| dir.count());
+    Stats {
+        rss_kib,
+        fds: count("fd"),
+        threads: count("task"),
+    }
 }

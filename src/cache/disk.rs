@@ -5,15 +5,17 @@
 //! wasm bytes and everything that changes the machine code (wasmtime's version
 //! and the engine's settings). Files are written under a temporary name and
 //! renamed, so a reader (this session or another at once) sees all of a file or
-//! none. Each file starts with a header repeating its key and giving the length
-//! and checksum of what follows: a truncated, damaged or foreign file fails the
-//! check, is compiled again and rewritten, and is never handed to wasmtime as
-//! code. The folder is bounded: past its budget the entries used least recently
-//! go (a hit refreshes the file's modification time).
+//! none. Each file is wasmtime's compiled code followed by a trailer repeating
+//! its key and giving the length and checksum of the code: a truncated, damaged
+//! or foreign file fails the check, is compiled again and rewritten, and is
+//! never handed to wasmtime as code. A checked entry is mapped, not copied:
+//! wasmtime runs the code from the file's pages, so a 40 MB interpreter loads
+//! in milliseconds. The folder is bounded: past its budget the entries used
+//! least recently go (a hit refreshes the file's modification time).
 
 use std::fs::{self, File};
 use std::hash::{Hash, Hasher};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -24,10 +26,10 @@ use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 use super::Artifact;
 use crate::source::Kind;
 
-/// What every entry starts with: the format, and its version.
-const MAGIC: &[u8; 8] = b"lwcache1";
-/// Magic, key, payload length, payload checksum.
-const HEADER: usize = 8 + 16 + 8 + 16;
+/// What every entry ends with: the format, and its version.
+const MAGIC: &[u8; 8] = b"lwcache2";
+/// Key, code length, code checksum, magic.
+const TRAILER: usize = 16 + 8 + 16 + 8;
 /// A temporary file this old was left by a session that died while writing.
 const STALE: Duration = Duration::from_secs(3600);
 
@@ -74,24 +76,28 @@ impl DiskCache {
 
     /// The compiled code of `key`, if the cache holds an intact entry for it.
     pub fn load(&self, engine: &Engine, kind: Kind, key: Key) -> Option<Artifact> {
-        let file = self.file(key);
-        let bytes = read_regular_file(&file)?;
-        let code = checked_payload(&bytes, key)?;
-        // SAFETY: `code` is what `save` wrote for this key: the header repeats the
-        // key (hash of the wasm and of this engine's settings) and the checksum of
-        // the payload matched, so it is not truncated, damaged or another file.
-        // wasmtime checks its own header too and refuses another version or
-        // configuration. The folder is the user's own, trusted like our binary.
+        let path = self.file(key);
+        let mut file = open_regular_file(&path)?;
+        if !is_whole(&mut file, key) {
+            return None;
+        }
+        // SAFETY: the file holds what `save` wrote for this key: its trailer
+        // repeats the key (hash of the wasm and of this engine's settings) and the
+        // checksum of the code matched, so it is not truncated, damaged or
+        // another file. wasmtime checks its own header too and refuses another
+        // version or configuration. Entries are never written in place (a new
+        // file is renamed over), so the mapped pages stay what was checked. The
+        // folder is the user's own, trusted like our binary.
         let artifact = match kind {
-            Kind::Module => {
-                Artifact::Module(unsafe { wasmtime::Module::deserialize(engine, code) }.ok()?)
-            }
+            Kind::Module => Artifact::Module(
+                unsafe { wasmtime::Module::deserialize_open_file(engine, file) }.ok()?,
+            ),
             Kind::Component => {
-                Artifact::Component(unsafe { Component::deserialize(engine, code) }.ok()?)
+                Artifact::Component(unsafe { Component::deserialize_file(engine, &path) }.ok()?)
             }
         };
         // Least recently used goes first: a hit makes the entry young again.
-        if let Ok(opened) = File::options().write(true).open(&file) {
+        if let Ok(opened) = File::options().write(true).open(&path) {
             let _ = opened.set_modified(SystemTime::now());
         }
         Some(artifact)
@@ -120,7 +126,7 @@ impl DiskCache {
             let _ = fs::remove_file(&temp);
             return;
         }
-        let size = (HEADER + code.len()) as u64;
+        let size = (code.len() + TRAILER) as u64;
         match &mut self.held {
             Some(held) if held.saturating_add(size) <= self.budget => *held += size,
             _ => self.evict(),
@@ -162,46 +168,76 @@ impl DiskCache {
     }
 }
 
-/// The file at `path` if it is a regular file, read without blocking on a FIFO
-/// or a device someone put there.
-fn read_regular_file(path: &Path) -> Option<Vec<u8>> {
+/// The file at `path` if it is a regular file, opened without blocking on a
+/// FIFO or a device someone put there.
+fn open_regular_file(path: &Path) -> Option<File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = File::options()
+    let file = File::options()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(path)
         .ok()?;
-    let meta = file.metadata().ok()?;
-    if !meta.is_file() {
-        return None;
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).ok()?);
-    file.read_to_end(&mut bytes).ok()?;
-    Some(bytes)
+    file.metadata().ok()?.is_file().then_some(file)
 }
 
-/// The payload of an entry, if its header says it is whole and for `key`.
-fn checked_payload(bytes: &[u8], key: Key) -> Option<&[u8]> {
-    let (header, payload) = bytes.split_at_checked(HEADER)?;
-    let (magic, rest) = header.split_at(8);
-    let (stored_key, rest) = rest.split_at(16);
-    let (length, checksum) = rest.split_at(8);
-    let whole = magic == MAGIC
-        && stored_key == key.0.to_le_bytes()
-        && u64::from_le_bytes(length.try_into().ok()?) == payload.len() as u64
-        && checksum == xxh3_128(payload).to_le_bytes();
-    whole.then_some(payload)
+/// True when `file` is an entry for `key` whose code has the length and
+/// checksum its trailer gives. Reads it through a small buffer: the pages stay
+/// the page cache's, ready for wasmtime to map.
+fn is_whole(file: &mut File, key: Key) -> bool {
+    let Ok(meta) = file.metadata() else {
+        return false;
+    };
+    let Some(code_len) = meta.len().checked_sub(TRAILER as u64) else {
+        return false;
+    };
+    let mut trailer = [0u8; TRAILER];
+    if file.seek(SeekFrom::Start(code_len)).is_err() || file.read_exact(&mut trailer).is_err() {
+        return false;
+    }
+    if trailer != make_trailer(key, code_len, read_checksum(&trailer)) {
+        return false;
+    }
+    if file.seek(SeekFrom::Start(0)).is_err() {
+        return false;
+    }
+    let mut hasher = Xxh3::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    let mut left = code_len;
+    while left > 0 {
+        let want = usize::try_from(left.min(buffer.len() as u64)).unwrap_or(buffer.len());
+        match file.read(&mut buffer[..want]) {
+            Ok(0) | Err(_) => return false,
+            Ok(read) => {
+                hasher.update(&buffer[..read]);
+                left -= read as u64;
+            }
+        }
+    }
+    hasher.digest128() == read_checksum(&trailer)
+}
+
+/// The checksum a trailer gives.
+fn read_checksum(trailer: &[u8; TRAILER]) -> u128 {
+    let mut checksum = [0u8; 16];
+    checksum.copy_from_slice(&trailer[24..40]);
+    u128::from_le_bytes(checksum)
+}
+
+/// Key, code length, code checksum, magic.
+fn make_trailer(key: Key, code_len: u64, checksum: u128) -> [u8; TRAILER] {
+    let mut trailer = [0u8; TRAILER];
+    trailer[..16].copy_from_slice(&key.0.to_le_bytes());
+    trailer[16..24].copy_from_slice(&code_len.to_le_bytes());
+    trailer[24..40].copy_from_slice(&checksum.to_le_bytes());
+    trailer[40..].copy_from_slice(MAGIC);
+    trailer
 }
 
 fn write_entry(path: &Path, key: Key, code: &[u8]) -> std::io::Result<()> {
-    let mut header = Vec::with_capacity(HEADER);
-    header.extend_from_slice(MAGIC);
-    header.extend_from_slice(&key.0.to_le_bytes());
-    header.extend_from_slice(&(code.len() as u64).to_le_bytes());
-    header.extend_from_slice(&xxh3_128(code).to_le_bytes());
+    let trailer = make_trailer(key, code.len() as u64, xxh3_128(code));
     let mut file = File::create_new(path)?;
-    file.write_all(&header)?;
-    file.write_all(code)
+    file.write_all(code)?;
+    file.write_all(&trailer)
 }
 
 /// Creates `dir` readable by its owner only: its files are loaded as code.
@@ -250,8 +286,7 @@ mod tests {
         fs::write(&file, &whole[..whole.len() - 1]).expect("truncate");
         assert!(cache.load(&engine, Kind::Module, key).is_none());
         let mut flipped = whole.clone();
-        let last = flipped.len() - 1;
-        flipped[last] ^= 1;
+        flipped[whole.len() / 2] ^= 1;
         fs::write(&file, &flipped).expect("flip");
         assert!(cache.load(&engine, Kind::Module, key).is_none());
         let (other_wasm, other) = module(&engine, "(module (func (export \"g\")))");

@@ -9,10 +9,10 @@
 //! in the run's [`Modules`](super::modules::Modules); nothing survives into the
 //! next run.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, PoisonError};
 
 use wasmtime::{
-    AsContextMut, Extern, ExternType, Func, FuncType, ImportType, Instance, Module,
+    AsContextMut, Extern, ExternType, Func, FuncType, ImportType, Instance, InstancePre, Module,
     StoreContextMut, WasmBacktrace,
 };
 
@@ -112,11 +112,17 @@ fn instantiate(
     module: &Module,
     file: &str,
 ) -> wasmtime::Result<Instance> {
-    let mut externs = Vec::new();
-    for import in module.imports() {
-        externs.push(import_extern(store.as_context_mut(), &import, file)?);
-    }
-    Instance::new(&mut store, module, &externs).map_err(|err| {
+    let instantiated = match prelinked(&store, module, file) {
+        Some(pre) => pre.instantiate(&mut store),
+        None => {
+            let mut externs = Vec::new();
+            for import in module.imports() {
+                externs.push(import_extern(store.as_context_mut(), &import, file)?);
+            }
+            Instance::new(&mut store, module, &externs)
+        }
+    };
+    instantiated.map_err(|err| {
         // Errors from running the start function (traps, a failed `use` inside
         // it) pass through as they are; the rest are link errors of this module.
         let ran = err.is::<wasmtime::Trap>()
@@ -134,6 +140,37 @@ fn instantiate(
         }
         .into()
     })
+}
+
+/// `module` linked to the host's functions ahead of the run, when all it
+/// imports is the host's (a WASI command: an interpreter, a compiled program):
+/// linked once per version of `file`, then only instantiated in each run.
+fn prelinked(
+    store: &StoreContextMut<'_, Host>,
+    module: &Module,
+    file: &str,
+) -> Option<InstancePre<Host>> {
+    let host = store.data();
+    let linking = &host.modules.linking;
+    let mut prelinked = linking
+        .prelinked
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(pre) = prelinked.get(file)
+        && Module::same(pre.module(), module)
+    {
+        return Some(pre.clone());
+    }
+    if !module
+        .imports()
+        .all(|import| names::is_host_namespace(import.module()))
+    {
+        return None;
+    }
+    // An import the host does not define: the usual path says which.
+    let pre = host.linker.instantiate_pre(module).ok()?;
+    prelinked.insert(file.to_owned(), pre.clone());
+    Some(pre)
 }
 
 /// What one import of `file` is bound to: a host item, a trampoline, or another

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use wasmtime::{Engine, Instance, Module};
+use wasmtime::{Engine, Instance, InstancePre, Module};
+
+use super::host::Host;
 
 use super::use_error::{Site, UseError};
 use crate::cache::{Artifact, ModuleCache};
@@ -21,6 +23,9 @@ pub struct Linking {
     pub(super) entry: PathBuf,
     pub(super) engine: Engine,
     pub(super) cache: Mutex<ModuleCache>,
+    /// Modules that import only the host's functions, linked once per version,
+    /// by file (so an old version's code is let go when a new one is linked).
+    pub(super) prelinked: Mutex<HashMap<String, InstancePre<Host>>>,
 }
 
 impl Linking {
@@ -37,6 +42,7 @@ impl Linking {
             entry: entry.to_path_buf(),
             engine: engine.clone(),
             cache: Mutex::new(cache),
+            prelinked: Mutex::new(HashMap::new()),
         }
     }
 

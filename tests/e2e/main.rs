@@ -5,6 +5,7 @@ mod cache;
 mod events;
 mod examples;
 mod guests;
+mod interpreters;
 mod invoke;
 mod languages;
 mod limits;

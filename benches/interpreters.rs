@@ -1,0 +1,303 @@
+//! Save-to-output of the interpreted examples (`--interpreter`), beside a
+//! `wasmtime run` of the same interpreter and script with its warm compile cache.
+//!
+//! `cargo bench --bench interpreters [-- --saves N --pause MS --reloads N --starts N]`
+//!
+//! Needs the interpreters (`guest-examples/python/fetch`,
+//! `guest-examples/javascript/fetch`); `wasmtime` is looked for on PATH and in
+//! `.toolchains/venv/bin` (`.ci/install-peers` puts the 48.0.2 CLI there).
+//! One session per script, in a copy of its example. Interleaved N times, each
+//! after a pause (a person saves after thinking, default 250 ms): a one-line
+//! edit of the Python script, of the module it imports, of the JavaScript
+//! script, each timed from the save to the changed line on stdout; and a
+//! `wasmtime run` of each interpreter on the same script, timed from its start
+//! to the same line. Then the first run of new sessions with the disk cache
+//! warm, and RSS across many reloads of the Python script.
+
+#[path = "../tests/e2e/examples.rs"]
+mod examples;
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::{Samples, Save, Session, lines, ms, option, percentile, process_stats};
+
+/// One interpreted example: its folder, interpreter, script and module.
+struct Script {
+    folder: &'static str,
+    interpreter: &'static str,
+    main: &'static str,
+    module: &'static str,
+    /// The script's text printing `name`'s greeting (then `fib(30)`).
+    script: fn(name: &str) -> String,
+    /// The module's text greeting with `greeting`.
+    library: fn(greeting: &str) -> String,
+}
+
+const PYTHON: Script = Script {
+    folder: "python",
+    interpreter: "python.wasm",
+    main: "main.py",
+    module: "helper.py",
+    script: |name| {
+        format!(
+            "import helper\n\nprint(helper.greet(\"{name}\"))\nprint(\"fib(30) =\", helper.fib(30))\n"
+        )
+    },
+    library: |greeting| {
+        format!(
+            "def greet(name):\n    return f\"{greeting} {{name}}!\"\n\n\ndef fib(n):\n    a, b = 0, 1\n    \
+             for _ in range(n):\n        a, b = b, a + b\n    return a\n"
+        )
+    },
+};
+
+const JAVASCRIPT: Script = Script {
+    folder: "javascript",
+    interpreter: "quickjs.wasm",
+    main: "main.js",
+    module: "helper.js",
+    script: |name| {
+        format!(
+            "import {{ greet, fib }} from \"./helper.js\";\n\nconsole.log(greet(\"{name}\"));\n\
+             console.log(\"fib(30) =\", fib(30));\n"
+        )
+    },
+    library: |greeting| {
+        format!(
+            "export function greet(name) {{\n  return `{greeting} ${{name}}!`;\n}}\n\n\
+             export function fib(n) {{\n  let [a, b] = [0, 1];\n  \
+             for (let i = 0; i < n; i++) [a, b] = [b, a + b];\n  return a;\n}}\n"
+        )
+    },
+};
+
+/// A live session on a copy of an example, and what its files say now.
+struct Live {
+    script: &'static Script,
+    dir: tempfile::TempDir,
+    interpreter: PathBuf,
+    session: Session,
+    name: String,
+    greeting: String,
+}
+
+impl Live {
+    fn start(script: &'static Script) -> Option<Live> {
+        let interpreter = examples::examples()
+            .join(script.folder)
+            .join(script.interpreter);
+        if !interpreter.is_file() {
+            println!(
+                "{}: missing, run guest-examples/{}/fetch",
+                interpreter.display(),
+                script.folder
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        examples::copy_example(script.folder, dir.path());
+        let (name, greeting) = ("start".to_owned(), "Hello from".to_owned());
+        std::fs::write(dir.path().join(script.main), (script.script)(&name)).expect("write");
+        std::fs::write(dir.path().join(script.module), (script.library)(&greeting)).expect("write");
+        let path = interpreter.to_string_lossy().into_owned();
+        let session = Session::start(dir.path(), &["--interpreter", &path, script.main]);
+        session.output("Hello from start!");
+        session.status();
+        Some(Live {
+            script,
+            dir,
+            interpreter,
+            session,
+            name,
+            greeting,
+        })
+    }
+
+    fn line(&self) -> String {
+        format!("{} {}!", self.greeting, self.name)
+    }
+
+    /// Saves the script (by rename, as most editors do) with a new name in it.
+    fn edit_script(&mut self, samples: &mut Samples, number: usize) {
+        self.name = format!("run {number}");
+        let file = self.dir.path().join(self.script.main);
+        let text = (self.script.script)(&self.name);
+        self.session
+            .measure(samples, &file, text, Save::Rename, &self.line());
+    }
+
+    /// Saves the imported module (in place) with a new greeting in it.
+    fn edit_module(&mut self, samples: &mut Samples, number: usize) {
+        self.greeting = format!("Hello #{number} from");
+        let file = self.dir.path().join(self.script.module);
+        let text = (self.script.library)(&self.greeting);
+        self.session
+            .measure(samples, &file, text, Save::InPlace, &self.line());
+    }
+
+    /// `wasmtime run` of the same interpreter on the same script: from its start
+    /// to the line the script prints first.
+    fn wasmtime_run(&self, wasmtime: &Path) -> f64 {
+        let started = Instant::now();
+        let mut child = Command::new(wasmtime)
+            .args(["run", "--dir", ".::."])
+            .arg(&self.interpreter)
+            .arg(self.script.main)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("wasmtime run");
+        let out = lines(child.stdout.take().expect("stdout"));
+        let expected = self.line();
+        let printed = loop {
+            let (at, line) = out
+                .recv_timeout(support::WAIT)
+                .expect("wasmtime run prints");
+            if line == expected {
+                break at;
+            }
+        };
+        assert!(child.wait().expect("wait").success());
+        ms(printed - started)
+    }
+}
+
+fn main() {
+    let saves = option("--saves", 20) as usize;
+    let pause = Duration::from_millis(option("--pause", 250));
+    let reloads = option("--reloads", 500) as usize;
+    let starts = option("--starts", 5) as usize;
+    let wasmtime = wasmtime();
+    println!(
+        "interpreters, save-to-output, {saves} saves each after a {} ms pause ({})",
+        pause.as_millis(),
+        env!("CARGO_BIN_EXE_live-wasm")
+    );
+    let (Some(mut python), Some(mut javascript)) = (Live::start(&PYTHON), Live::start(&JAVASCRIPT))
+    else {
+        return;
+    };
+    if let Some(wasmtime) = &wasmtime {
+        // Its first run compiles into its own cache: the runs measured find it warm.
+        python.wasmtime_run(wasmtime);
+        javascript.wasmtime_run(wasmtime);
+    }
+
+    let mut rows: Vec<(&str, Samples)> = [
+        "Python script, one line edited",
+        "Python module it imports, one line edited",
+        "JavaScript script, one line edited",
+    ]
+    .into_iter()
+    .map(|label| (label, Samples::default()))
+    .collect();
+    let mut peers = [Vec::new(), Vec::new()];
+    for number in 0..saves {
+        thread::sleep(pause);
+        python.edit_script(&mut rows[0].1, number);
+        thread::sleep(pause);
+        python.edit_module(&mut rows[1].1, number);
+        thread::sleep(pause);
+        javascript.edit_script(&mut rows[2].1, number);
+        if let Some(wasmtime) = &wasmtime {
+            thread::sleep(pause);
+            peers[0].push(python.wasmtime_run(wasmtime));
+            thread::sleep(pause);
+            peers[1].push(javascript.wasmtime_run(wasmtime));
+        }
+    }
+
+    println!();
+    println!(
+        "| scenario | p50 ms | p95 ms | max ms | compile p50 ms | run p50 ms | rest p50 ms | x `wasmtime run` p50 |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (index, (label, samples)) in rows.iter().enumerate() {
+        let peer = &peers[usize::from(index == 2)];
+        let ratio = if peer.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("{:.2}", samples.p50() / percentile(peer, 50.0))
+        };
+        samples.row_with(label, &ratio);
+    }
+    for (label, peer) in [("python.wasm", &peers[0]), ("quickjs.wasm", &peers[1])] {
+        if peer.is_empty() {
+            continue;
+        }
+        println!(
+            "| `wasmtime run` of {label} on the script (warm cache) | {:.2} | {:.2} | {:.2} | | | | 1.00 |",
+            percentile(peer, 50.0),
+            percentile(peer, 95.0),
+            percentile(peer, 100.0),
+        );
+    }
+    if wasmtime.is_none() {
+        println!("wasmtime: not on PATH nor in .toolchains/venv/bin, no comparison measured");
+    }
+    drop(javascript);
+
+    println!();
+    first_runs(&python, starts);
+    println!();
+    python_reloads(&mut python, reloads);
+}
+
+/// The first run of new sessions on the Python example, with the disk cache
+/// warm: from the start of the process to the script's first line.
+fn first_runs(python: &Live, starts: usize) {
+    let mut total = Vec::new();
+    let mut compile = Vec::new();
+    let path = python.interpreter.to_string_lossy().into_owned();
+    for _ in 0..starts {
+        let started = Instant::now();
+        let session = Session::start(python.dir.path(), &["--interpreter", &path, PYTHON.main]);
+        let printed = session.output(&python.line());
+        total.push(ms(printed - started));
+        compile.push(session.status().0);
+    }
+    println!(
+        "first run of a new session on python.wasm, disk cache warm ({starts} sessions): \
+         start to first line p50 {:.1} ms (max {:.1}), loading the compiled interpreter p50 {:.1} ms",
+        percentile(&total, 50.0),
+        percentile(&total, 100.0),
+        percentile(&compile, 50.0),
+    );
+}
+
+/// RSS of the Python session across `reloads` saves of the script.
+fn python_reloads(python: &mut Live, reloads: usize) {
+    let before = process_stats(python.session.pid());
+    let mut samples = Samples::default();
+    for number in 0..reloads {
+        python.edit_script(&mut samples, 1_000_000 + number);
+    }
+    let after = process_stats(python.session.pid());
+    println!(
+        "Python session: RSS {:.1} MiB, {} fds, {} threads after its first runs; after {reloads} \
+         more reloads RSS {:.1} MiB ({:+.2} MiB), {} fds, {} threads (save-to-output p50 {:.1} ms \
+         back to back)",
+        before.rss_kib as f64 / 1024.0,
+        before.fds,
+        before.threads,
+        after.rss_kib as f64 / 1024.0,
+        (after.rss_kib as f64 - before.rss_kib as f64) / 1024.0,
+        after.fds,
+        after.threads,
+        samples.p50(),
+    );
+}
+
+/// `wasmtime` on PATH, else the one `.ci/install-peers` puts in the toolchains.
+fn wasmtime() -> Option<PathBuf> {
+    let path = examples::toolchain_path();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("wasmtime"))
+        .find(|candidate| candidate.is_file())
+}

@@ -1,0 +1,4 @@
+import helper
+
+print(helper.greet("Python"))
+print("fib(30) =", helper.fib(30))

@@ -1,0 +1,134 @@
+//! Interpreted languages live: the Python and JavaScript examples run by the
+//! real interpreters compiled to WebAssembly (`guest-examples/*/fetch` puts
+//! them there), with `--interpreter`, edited the ways a person edits.
+//!
+//! A test whose interpreter is missing is skipped with the reason printed, and
+//! fails when `CI=true` (`.ci/install-guests` fetches them there).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::examples::{copy_example, examples};
+use crate::support::{Dir, Stream, live_wasm, once};
+
+/// The first run compiles the interpreter (CPython: 26 MB, 5-17 s here, more
+/// on a busy machine).
+const COMPILE_WAIT: Duration = Duration::from_secs(240);
+
+/// One example and the edits a test makes to it.
+struct Script {
+    /// Its folder under `guest-examples/`, which `fetch` puts the interpreter in.
+    folder: &'static str,
+    interpreter: &'static str,
+    /// The script run, and the module it imports.
+    main: &'static str,
+    module: &'static str,
+    /// The first line it prints, found in `module`.
+    hello: &'static str,
+    /// A line of `main` that prints `more`.
+    more: &'static str,
+    /// Text the interpreter refuses, and what its error says.
+    broken: &'static str,
+    error: &'static str,
+}
+
+#[test]
+fn python() {
+    live_script(&Script {
+        folder: "python",
+        interpreter: "python.wasm",
+        main: "main.py",
+        module: "helper.py",
+        hello: "Hello from",
+        more: "print(\"more\")\n",
+        broken: "def broken(:\n",
+        error: "SyntaxError",
+    });
+}
+
+#[test]
+fn javascript() {
+    live_script(&Script {
+        folder: "javascript",
+        interpreter: "quickjs.wasm",
+        main: "main.js",
+        module: "helper.js",
+        hello: "Hello from",
+        more: "console.log(\"more\");\n",
+        broken: "export function broken( {\n",
+        error: "SyntaxError",
+    });
+}
+
+/// Start, edit the imported module, edit the script, break the module, fix it;
+/// then a second session starts from the disk cache.
+fn live_script(script: &Script) {
+    let Some(interpreter) = interpreter(script) else {
+        return;
+    };
+    let interpreter = interpreter.to_string_lossy().into_owned();
+    let dir = Dir::new();
+    copy_example(script.folder, dir.root());
+    let args = ["--interpreter", &interpreter, script.main];
+    let mut live = live_wasm(&dir, &args);
+    live.set_wait(COMPILE_WAIT);
+    live.expect(Stream::Out, |line| line.starts_with(script.hello));
+    live.expect_stdout("fib(30) = 832040");
+    live.expect_run(1, "start: ok");
+    live.set_wait(crate::support::WAIT);
+
+    let module = dir.read(script.module);
+    dir.write(script.module, &module.replace(script.hello, "Hi from"));
+    live.expect(Stream::Out, |line| line.starts_with("Hi from"));
+    live.expect_run(2, &format!("{} changed: ok", script.module));
+
+    let main = dir.read(script.main);
+    dir.write_rename(script.main, &format!("{main}{}", script.more));
+    live.expect_stdout("more");
+    live.expect_run(3, &format!("{} changed: ok", script.main));
+
+    dir.write(script.module, &format!("{module}{}", script.broken));
+    live.expect(Stream::Err, |line| line.contains(script.error));
+    live.expect_run(4, &format!("{} changed: exit 1", script.module));
+
+    dir.delete_recreate(script.module, &module);
+    live.expect(Stream::Out, |line| line.starts_with(script.hello));
+    live.expect_run(5, &format!("{} changed: ok", script.module));
+    drop(live);
+
+    // A new session: the interpreter comes compiled from the disk cache.
+    let mut all = vec!["--events", "json"];
+    all.extend(args);
+    let (code, stdout, stderr) = once(&dir, &all);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("more"), "{stdout}");
+    assert!(
+        stderr.contains(r#""cache":"hit","event":"compiled""#),
+        "not from the cache: {stderr}"
+    );
+}
+
+/// The example's interpreter, or `None` (the skip said) when it was not
+/// fetched and this is not CI.
+fn interpreter(script: &Script) -> Option<PathBuf> {
+    let path = examples().join(script.folder).join(script.interpreter);
+    if path.is_file() {
+        return Some(path);
+    }
+    let missing = format!(
+        "{} is missing: run guest-examples/{}/fetch",
+        path.display(),
+        script.folder
+    );
+    if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+        panic!("{missing} (CI does, in .ci/install-guests)");
+    }
+    // Past the test harness's capture, which would hide it.
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped the {} example: {missing}",
+        script.folder
+    );
+    None
+}
