@@ -279,15 +279,18 @@ fn python_reloads(python: &mut Live, reloads: usize) {
         python.edit_script(&mut samples, 1_000_000 + number);
     }
     let after = process_stats(python.session.pid());
+    let mib = |kib: u64| kib as f64 / 1024.0;
     println!(
-        "Python session: RSS {:.1} MiB, {} fds, {} threads after its first runs; after {reloads} \
-         more reloads RSS {:.1} MiB ({:+.2} MiB), {} fds, {} threads (save-to-output p50 {:.1} ms \
-         back to back)",
-        before.rss_kib as f64 / 1024.0,
+        "Python session: RSS {:.1} MiB ({:.1} MiB anonymous), {} fds, {} threads after its \
+         first runs; after {reloads} more reloads RSS {:.1} MiB ({:.1} MiB anonymous, {:+.2} MiB), \
+         {} fds, {} threads (save-to-output p50 {:.1} ms back to back)",
+        mib(before.rss_kib),
+        mib(before.anon_kib),
         before.fds,
         before.threads,
-        after.rss_kib as f64 / 1024.0,
-        (after.rss_kib as f64 - before.rss_kib as f64) / 1024.0,
+        mib(after.rss_kib),
+        mib(after.anon_kib),
+        mib(after.anon_kib) - mib(before.anon_kib),
         after.fds,
         after.threads,
         samples.p50(),

@@ -32,7 +32,8 @@ pub struct Cli {
     #[arg(long, value_name = "WASM")]
     pub interpreter: Option<PathBuf>,
 
-    /// Arguments passed to the guest (after `--`); the guest's argv[0] is ENTRY's file name.
+    /// Arguments passed to the guest (after `--`); the guest's argv[0] is the module's
+    /// file name (with `--interpreter`, the script's name comes next).
     #[arg(value_name = "GUEST_ARGS", last = true)]
     pub guest_args: Vec<String>,
 

@@ -231,6 +231,8 @@ pub fn on_path(program: &str) -> Option<PathBuf> {
 #[derive(Clone, Copy)]
 pub struct Stats {
     pub rss_kib: u64,
+    /// The part of RSS that is anonymous memory (not file or shared pages).
+    pub anon_kib: u64,
     pub fds: usize,
     pub threads: usize,
 }
@@ -238,15 +240,18 @@ pub struct Stats {
 pub fn process_stats(pid: u32) -> Stats {
     let proc_dir = PathBuf::from(format!("/proc/{pid}"));
     let status = std::fs::read_to_string(proc_dir.join("status")).unwrap_or_default();
-    let rss_kib = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-        .unwrap_or(0);
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .unwrap_or(0)
+    };
     let count = |sub: &str| std::fs::read_dir(proc_dir.join(sub)).map_or(0, |dir| dir.count());
     Stats {
-        rss_kib,
+        rss_kib: field("VmRSS:"),
+        anon_kib: field("RssAnon:"),
         fds: count("fd"),
         threads: count("task"),
     }

@@ -61,6 +61,25 @@ fn javascript() {
     });
 }
 
+#[test]
+fn every_interpreted_example_has_a_readme_with_its_start_command() {
+    for (folder, interpreter) in [("python", "python.wasm"), ("javascript", "quickjs.wasm")] {
+        let path = examples().join(folder).join("README.md");
+        let readme = std::fs::read_to_string(&path)
+            .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+        let start = format!("./fetch && live-wasm --interpreter {interpreter} main.");
+        assert!(
+            readme.contains(&start),
+            "{} gives no start command",
+            path.display()
+        );
+        assert!(
+            examples().join(folder).join("fetch").is_file(),
+            "{folder}/fetch"
+        );
+    }
+}
+
 /// Start, edit the imported module, edit the script, break the module, fix it;
 /// then a second session starts from the disk cache.
 fn live_script(script: &Script) {
