@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use wasmtime::{Engine, Instance, InstancePre, Module};
 
 use super::host::Host;
-
 use super::use_error::{Site, UseError};
 use crate::cache::{Artifact, ModuleCache};
 use crate::names;
