@@ -32,13 +32,39 @@ const O_TRUNC: i32 = 8;
 /// `rights`: fd_write.
 const RIGHT_FD_WRITE: i64 = 1 << 6;
 
+/// What an open is for, from its flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// A folder: later paths may be relative to it.
+    Folder,
+    /// Creating, truncating or writing a file.
+    Write,
+    /// Reading a file, or looking at it (`stat`).
+    Read,
+}
+
+impl Access {
+    fn of_open(oflags: i32, rights: i64) -> Access {
+        if oflags & O_DIRECTORY != 0 {
+            Access::Folder
+        } else if oflags & (O_CREAT | O_TRUNC) != 0 || rights & RIGHT_FD_WRITE != 0 {
+            Access::Write
+        } else {
+            Access::Read
+        }
+    }
+}
+
 /// What one run opened, and where its writes are announced.
 pub struct FileAccess {
     /// The host folder of each directory descriptor the run holds.
     dirs: HashMap<u32, PathBuf>,
     /// Every file read or looked for, in order, once.
     read: Vec<ReadFile>,
-    seen: HashSet<PathBuf>,
+    noted: HashSet<PathBuf>,
+    /// The names already read, as the guest gave them, per directory
+    /// descriptor: a file read again costs a lookup, no allocation.
+    seen: HashMap<u32, HashSet<Box<[u8]>>>,
     /// Every file opened for writing.
     written: HashSet<PathBuf>,
     /// Told of a write before it happens, so its file event is known for the
@@ -56,7 +82,8 @@ impl FileAccess {
         Self {
             dirs,
             read: Vec::new(),
-            seen: HashSet::new(),
+            noted: HashSet::new(),
+            seen: HashMap::new(),
             written: HashSet::new(),
             announce,
         }
@@ -71,27 +98,62 @@ impl FileAccess {
             .collect()
     }
 
-    /// `path` (as the guest wrote it) relative to directory descriptor `dirfd`,
-    /// on the host; `None` for a descriptor that is not a known folder.
-    fn host_path(&self, dirfd: i32, path: &[u8]) -> Option<PathBuf> {
-        let dir = self.dirs.get(&u32::try_from(dirfd).ok()?)?;
-        beneath(dir, Path::new(std::str::from_utf8(path).ok()?))
+    /// True unless `name` under `dirfd` is a read already noted.
+    fn is_new(&self, dirfd: i32, name: &[u8], access: Access) -> bool {
+        let seen = || {
+            let fd = u32::try_from(dirfd).ok()?;
+            Some(self.seen.get(&fd)?.contains(name))
+        };
+        access != Access::Read || seen() != Some(true)
     }
 
-    /// Notes a read, the first time with the file's fingerprint (one `stat`):
-    /// a save before the watcher has it is still seen.
-    fn note_read(&mut self, path: PathBuf) {
-        if self.seen.insert(path.clone()) {
-            let seen = Fingerprint::of(&path);
-            self.read.push(ReadFile { path, seen });
+    /// Notes what a call did with `name` under `dirfd`: `errno` is its result,
+    /// `opened` the descriptor it returned (read only for a folder).
+    fn note(
+        &mut self,
+        dirfd: i32,
+        name: &[u8],
+        access: Access,
+        errno: i32,
+        opened: impl FnOnce() -> Option<u32>,
+    ) {
+        let Ok(fd) = u32::try_from(dirfd) else { return };
+        let Some(path) = self.host_path(fd, name) else {
+            return;
+        };
+        match access {
+            Access::Folder => {
+                if errno == ERRNO_SUCCESS
+                    && let Some(opened) = opened()
+                {
+                    // A reused descriptor is another folder now.
+                    self.seen.remove(&opened);
+                    self.dirs.insert(opened, path);
+                }
+            }
+            Access::Write => {
+                if self.written.insert(path.clone()) {
+                    let _ = self.announce.send(path);
+                }
+            }
+            // The first time, with the file's fingerprint (one `stat`): a save
+            // before the watcher has it is still seen.
+            Access::Read if errno == ERRNO_SUCCESS || errno == ERRNO_NOENT => {
+                self.seen.entry(fd).or_default().insert(name.into());
+                if self.noted.insert(path.clone()) {
+                    let seen = Fingerprint::of(&path);
+                    self.read.push(ReadFile { path, seen });
+                }
+            }
+            Access::Read => {}
         }
     }
 
-    fn note_write(&mut self, path: PathBuf) {
-        if !self.written.contains(&path) {
-            let _ = self.announce.send(path.clone());
-            self.written.insert(path);
-        }
+    /// `name` (a path as the guest wrote it) relative to directory descriptor
+    /// `fd`, on the host; `None` for a descriptor that is not a known folder.
+    fn host_path(&self, fd: u32, name: &[u8]) -> Option<PathBuf> {
+        let dir = self.dirs.get(&fd)?;
+        beneath(dir, Path::new(std::str::from_utf8(name).ok()?))
     }
 }
 
@@ -117,12 +179,11 @@ fn beneath(dir: &Path, relative: &Path) -> Option<PathBuf> {
     Some(path)
 }
 
-/// The bytes of the guest string at `ptr..ptr + len`, copied (the memory is
-/// handed to wasmtime-wasi next).
-fn guest_bytes(memory: &[u8], ptr: i32, len: i32) -> Option<Vec<u8>> {
+/// The bytes of the guest string at `ptr..ptr + len`.
+fn guest_bytes(memory: &[u8], ptr: i32, len: i32) -> Option<&[u8]> {
     let start = usize::try_from(ptr).ok()?;
     let end = start.checked_add(usize::try_from(len).ok()?)?;
-    memory.get(start..end).map(<[u8]>::to_vec)
+    memory.get(start..end)
 }
 
 /// The caller's memory and the store's state, ready for one of wasmtime-wasi's
@@ -159,7 +220,11 @@ pub fn shadow_path_calls(linker: &mut Linker<Host>) -> Result<()> {
          opened: i32|
          -> wasmtime::Result<i32> {
             let (bytes, host) = memory_and_host(&mut caller)?;
-            let name = guest_bytes(bytes, path, path_len);
+            let access = Access::of_open(oflags, rights);
+            // Copied (the memory goes to wasmtime-wasi next) only when new.
+            let name = guest_bytes(bytes, path, path_len)
+                .filter(|name| host.files.is_new(dirfd, name, access))
+                .map(<[u8]>::to_vec);
             let mut guest = wiggle::GuestMemory::Unshared(bytes);
             let errno = wasmtime_wasi::runtime::in_tokio(wasi::path_open(
                 &mut host.wasi,
@@ -174,21 +239,12 @@ pub fn shadow_path_calls(linker: &mut Linker<Host>) -> Result<()> {
                 fdflags,
                 opened,
             ))?;
-            let files = &mut host.files;
-            let Some(path) = name.and_then(|name| files.host_path(dirfd, &name)) else {
-                return Ok(errno);
-            };
-            if oflags & O_DIRECTORY != 0 {
-                if errno == ERRNO_SUCCESS
-                    && let Some(fd) = guest_bytes(bytes, opened, 4)
-                    && let Ok(fd) = <[u8; 4]>::try_from(fd)
-                {
-                    files.dirs.insert(u32::from_le_bytes(fd), path);
-                }
-            } else if oflags & (O_CREAT | O_TRUNC) != 0 || rights & RIGHT_FD_WRITE != 0 {
-                files.note_write(path);
-            } else if errno == ERRNO_SUCCESS || errno == ERRNO_NOENT {
-                files.note_read(path);
+            if let Some(name) = name {
+                let opened = || {
+                    let fd = guest_bytes(bytes, opened, 4)?;
+                    Some(u32::from_le_bytes(fd.try_into().ok()?))
+                };
+                host.files.note(dirfd, &name, access, errno, opened);
             }
             Ok(errno)
         },
@@ -204,7 +260,9 @@ pub fn shadow_path_calls(linker: &mut Linker<Host>) -> Result<()> {
          stat: i32|
          -> wasmtime::Result<i32> {
             let (bytes, host) = memory_and_host(&mut caller)?;
-            let name = guest_bytes(bytes, path, path_len);
+            let name = guest_bytes(bytes, path, path_len)
+                .filter(|name| host.files.is_new(dirfd, name, Access::Read))
+                .map(<[u8]>::to_vec);
             let mut guest = wiggle::GuestMemory::Unshared(bytes);
             let errno = wasmtime_wasi::runtime::in_tokio(wasi::path_filestat_get(
                 &mut host.wasi,
@@ -215,10 +273,8 @@ pub fn shadow_path_calls(linker: &mut Linker<Host>) -> Result<()> {
                 path_len,
                 stat,
             ))?;
-            if (errno == ERRNO_SUCCESS || errno == ERRNO_NOENT)
-                && let Some(path) = name.and_then(|name| host.files.host_path(dirfd, &name))
-            {
-                host.files.note_read(path);
+            if let Some(name) = name {
+                host.files.note(dirfd, &name, Access::Read, errno, || None);
             }
             Ok(errno)
         },
@@ -260,17 +316,34 @@ mod tests {
             read_only: false,
         };
         let mut files = FileAccess::new(&[preopen], announce);
-        let path = |name: &[u8]| files.host_path(3, name).expect("known folder");
-        let (helper, data, out) = (path(b"helper.py"), path(b"data.txt"), path(b"out.txt"));
-        assert_eq!(files.host_path(4, b"helper.py"), None, "not a folder");
-        files.note_read(helper.clone());
-        files.note_read(data.clone());
-        files.note_read(helper.clone());
-        files.note_read(out.clone());
-        files.note_write(out.clone());
-        files.note_write(out.clone());
+        let mut open = |name: &[u8], access, errno| {
+            if files.is_new(3, name, access) {
+                files.note(3, name, access, errno, || Some(9));
+            }
+        };
+        open(b"helper.py", Access::Read, ERRNO_SUCCESS);
+        open(b"later.py", Access::Read, ERRNO_NOENT);
+        open(b"./helper.py", Access::Read, ERRNO_SUCCESS);
+        open(b"helper.py", Access::Read, ERRNO_SUCCESS);
+        open(b"denied.py", Access::Read, 2);
+        open(b"out.txt", Access::Read, ERRNO_SUCCESS);
+        open(b"out.txt", Access::Write, ERRNO_SUCCESS);
+        open(b"out.txt", Access::Write, ERRNO_SUCCESS);
+        open(b"lib", Access::Folder, ERRNO_SUCCESS);
+        files.note(9, b"inner.py", Access::Read, ERRNO_SUCCESS, || None);
+        files.note(4, b"elsewhere.py", Access::Read, ERRNO_SUCCESS, || None);
+
         let read: Vec<PathBuf> = files.read().into_iter().map(|file| file.path).collect();
-        assert_eq!(read, vec![helper, data]);
-        assert_eq!(announced.try_iter().collect::<Vec<_>>(), vec![out]);
+        let expected = ["helper.py", "later.py", "lib/inner.py"];
+        let expected: Vec<PathBuf> = expected
+            .iter()
+            .map(|name| Path::new("/project").join(name))
+            .collect();
+        assert_eq!(
+            read, expected,
+            "./helper.py is another name for the same file"
+        );
+        let written: Vec<PathBuf> = announced.try_iter().collect();
+        assert_eq!(written, vec![PathBuf::from("/project/out.txt")]);
     }
 }

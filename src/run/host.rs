@@ -50,6 +50,11 @@ impl Host {
         files: FileAccess,
     ) -> Result<Self> {
         let mut wasi = WasiCtxBuilder::new();
+        // File operations run on the runner's thread, as `wasmtime run` does,
+        // not on a thread pool: a hop to another thread per call made each
+        // `path_open` cost ~45 µs instead of ~1.5 µs. (Set before the preopens,
+        // which take it.)
+        wasi.allow_blocking_current_thread(true);
         wasi.inherit_stdout().inherit_stderr().args(&sandbox.args);
         for (key, value) in &sandbox.env {
             wasi.env(key, value);
