@@ -1,7 +1,7 @@
 //! Save-to-output of the interpreted examples (`--interpreter`), beside a
 //! `wasmtime run` of the same interpreter and script with its warm compile cache.
 //!
-//! `cargo bench --bench interpreters [-- --saves N --pause MS --reloads N --starts N]`
+//! `cargo bench --bench interpreters [-- --saves N --pause MS --reloads N --starts N --opens N]`
 //!
 //! Needs the interpreters (`guest-examples/python/fetch`,
 //! `guest-examples/javascript/fetch`); `wasmtime` is looked for on PATH and in
@@ -11,8 +11,10 @@
 //! edit of the Python script, of the module it imports, of the JavaScript
 //! script, each timed from the save to the changed line on stdout; and a
 //! `wasmtime run` of each interpreter on the same script, timed from its start
-//! to the same line. Then the first run of new sessions with the disk cache
-//! warm, and RSS across many reloads of the Python script.
+//! to the same line. Then what noting the files a guest opens costs (a guest
+//! opening a file N times, against `wasmtime run`), the first run of new
+//! sessions with the disk cache warm, and RSS across many reloads of the
+//! Python script.
 
 #[path = "../tests/e2e/examples.rs"]
 mod examples;
@@ -244,9 +246,113 @@ fn main() {
     drop(javascript);
 
     println!();
+    if let Some(wasmtime) = &wasmtime {
+        file_opens(wasmtime, option("--opens", 200_000));
+        println!();
+    }
     first_runs(&python, starts);
     println!();
     python_reloads(&mut python, reloads);
+}
+
+/// What noting the files a guest opens costs: a guest that opens and closes
+/// files `opens` times, run whole by `live-wasm --once` and by `wasmtime run`,
+/// interleaved; per open+close, with the start-up of a guest opening nothing
+/// taken off.
+fn file_opens(wasmtime: &Path, opens: u64) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("d")).expect("mkdir");
+    for number in 0..2000 {
+        std::fs::write(dir.path().join(format!("d/{number:04}")), "x").expect("write");
+    }
+    let guests = [
+        ("none", 0, false),
+        ("same", opens, false),
+        ("distinct", opens, true),
+    ];
+    for (name, count, distinct) in guests {
+        std::fs::write(
+            dir.path().join(format!("{name}.wat")),
+            opener(count, distinct),
+        )
+        .expect("write");
+    }
+    let time = |program: &Path, args: &[&str]| {
+        let started = Instant::now();
+        let status = Command::new(program)
+            .args(args)
+            .current_dir(dir.path())
+            .status()
+            .expect("run");
+        assert!(status.success(), "{} {args:?}", program.display());
+        ms(started.elapsed())
+    };
+    let live = Path::new(env!("CARGO_BIN_EXE_live-wasm"));
+    let mut times: Vec<[Vec<f64>; 2]> = guests.iter().map(|_| Default::default()).collect();
+    for (index, (name, _, _)) in guests.iter().enumerate() {
+        let file = format!("{name}.wat");
+        // The first runs compile into both disk caches.
+        time(wasmtime, &["run", "--dir", ".", &file]);
+        time(live, &["--once", "--dir", ".::.", &file]);
+        for _ in 0..9 {
+            times[index][0].push(time(wasmtime, &["run", "--dir", ".", &file]));
+            times[index][1].push(time(live, &["--once", "--dir", ".::.", &file]));
+        }
+    }
+    let per_open = |index: usize, tool: usize| {
+        let spent = percentile(&times[index][tool], 50.0) - percentile(&times[0][tool], 50.0);
+        spent * 1000.0 / opens as f64
+    };
+    println!(
+        "a guest opening and closing a file {opens} times: {:.2} us per open+close \
+         ({:.2} us cycling through 2,000 files) against {:.2} us ({:.2} us) with \
+         `wasmtime run` (whole processes, medians of 9, start-up taken off)",
+        per_open(1, 1),
+        per_open(2, 1),
+        per_open(1, 0),
+        per_open(2, 0),
+    );
+}
+
+/// A WASI command that opens `d/0000` (or `d/0000`..`d/1999` in turn when
+/// `distinct`) and closes it, `count` times.
+fn opener(count: u64, distinct: bool) -> String {
+    let digit = |place: usize, divisor: u32| {
+        format!(
+            "(i32.store8 (i32.const {place}) (i32.add (i32.const 48) (i32.rem_u \
+             (i32.div_u (local.get $n) (i32.const {divisor})) (i32.const 10))))"
+        )
+    };
+    let name = if distinct {
+        format!(
+            "(local.set $n (i32.rem_u (local.get $i) (i32.const 2000))) {} {} {} {}",
+            digit(105, 1),
+            digit(104, 10),
+            digit(103, 100),
+            digit(102, 1000)
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "path_open" (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_close" (func $fd_close (param i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 100) "d/0000")
+  (func (export "_start") (local $i i32) (local $n i32)
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (i32.const {count})))
+      {name}
+      (if (call $path_open (i32.const 3) (i32.const 1) (i32.const 100) (i32.const 6)
+                           (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 16))
+        (then (call $proc_exit (i32.const 9))))
+      (drop (call $fd_close (i32.load (i32.const 16))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next)))))
+"#
+    )
 }
 
 /// The first run of new sessions on the Python example, with the disk cache
