@@ -81,6 +81,9 @@ impl DiskCache {
         if !is_whole(&mut file, key) {
             return None;
         }
+        // Least recently used goes first: a hit makes the entry young again
+        // (the owner may set the times through a read-only descriptor).
+        let _ = file.set_modified(SystemTime::now());
         // SAFETY: the file holds what `save` wrote for this key: its trailer
         // repeats the key (hash of the wasm and of this engine's settings) and the
         // checksum of the code matched, so it is not truncated, damaged or
@@ -96,10 +99,6 @@ impl DiskCache {
                 Artifact::Component(unsafe { Component::deserialize_file(engine, &path) }.ok()?)
             }
         };
-        // Least recently used goes first: a hit makes the entry young again.
-        if let Ok(opened) = File::options().write(true).open(&path) {
-            let _ = opened.set_modified(SystemTime::now());
-        }
         Some(artifact)
     }
 

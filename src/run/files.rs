@@ -179,8 +179,15 @@ fn beneath(dir: &Path, relative: &Path) -> Option<PathBuf> {
     Some(path)
 }
 
+/// The longest path noted: the system opens no longer one (PATH_MAX), and a
+/// hostile guest's 200 MB name is not copied.
+const LONGEST_PATH: i32 = 4096;
+
 /// The bytes of the guest string at `ptr..ptr + len`.
 fn guest_bytes(memory: &[u8], ptr: i32, len: i32) -> Option<&[u8]> {
+    if len > LONGEST_PATH {
+        return None;
+    }
     let start = usize::try_from(ptr).ok()?;
     let end = start.checked_add(usize::try_from(len).ok()?)?;
     memory.get(start..end)
