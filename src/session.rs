@@ -173,12 +173,7 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
         select! {
             recv(watcher.events()) -> event => {
                 let Ok(event) = event else { continue };
-                // Announced before the write: an event of the guest's own
-                // write finds its file here.
-                for path in runner.writes().try_iter() {
-                    watcher.guest_writes(path);
-                }
-                let changes = watcher.changes(event);
+                let changes = watcher.changes(event, runner.writes().try_iter());
                 for warning in &changes.warnings {
                     reporter.warning(warning);
                 }

@@ -91,6 +91,9 @@ pub struct Watcher {
     suspects: HashSet<PathBuf>,
     /// Files the running guest opened for writing: their events are its own.
     guest_writes: HashSet<PathBuf>,
+    /// Files the last run wrote: an event of its writes may still be on its way
+    /// when a person starts saving the file, and must not read it half-written.
+    written_by_last_run: HashSet<PathBuf>,
 }
 
 /// A folder watched recursively.
@@ -158,6 +161,7 @@ impl Watcher {
             outputs: HashSet::new(),
             suspects: HashSet::new(),
             guest_writes: HashSet::new(),
+            written_by_last_run: HashSet::new(),
         })
     }
 
@@ -189,9 +193,13 @@ impl Watcher {
         modules: &[ModuleFile],
         read: &[ReadFile],
     ) -> Result<Vec<PathBuf>> {
-        for path in std::mem::take(&mut self.guest_writes) {
-            if let Some(last) = self.files.get_mut(&path).or(self.tree_files.get_mut(&path)) {
-                *last = source::file_hash(&path);
+        self.written_by_last_run = std::mem::take(&mut self.guest_writes);
+        for path in &self.written_by_last_run {
+            let now = source::file_hash(path);
+            if let Some(last) = self.files.get_mut(path) {
+                *last = now;
+            } else if self.in_tree(path) {
+                self.tree_files.insert(path.clone(), now);
             }
         }
         let used: HashSet<&Path> = modules
@@ -383,20 +391,32 @@ impl Watcher {
                 break;
             }
         }
-        self.process(batch)
+        self.process(batch, std::iter::empty())
     }
 
     /// The watched files that `first`, and every event already queued behind it,
     /// really changed. Never waits: a burst is whatever has arrived by now.
-    pub fn changes(&mut self, first: notify::Result<Event>) -> ChangeSet {
+    /// `guest_writes` are the files the running guest announced it is about to
+    /// write (see [`Self::process`]).
+    pub fn changes(
+        &mut self,
+        first: notify::Result<Event>,
+        guest_writes: impl Iterator<Item = PathBuf>,
+    ) -> ChangeSet {
         let batch =
             std::iter::once(first).chain(std::iter::from_fn(|| self.events.try_recv().ok()));
         let batch = batch.collect();
-        self.process(batch)
+        self.process(batch, guest_writes)
     }
 
-    /// What a batch of events changed.
-    fn process(&mut self, batch: Vec<notify::Result<Event>>) -> ChangeSet {
+    /// What a batch of events changed. The guest's announced writes are taken
+    /// after the files' contents are read: a guest announces a write before it
+    /// makes it, so any content of its own we read was announced by then.
+    fn process(
+        &mut self,
+        batch: Vec<notify::Result<Event>>,
+        guest_writes: impl Iterator<Item = PathBuf>,
+    ) -> ChangeSet {
         let mut set = ChangeSet::default();
         let mut candidates: Vec<PathBuf> = self.rehome();
         for event in batch {
@@ -413,11 +433,23 @@ impl Watcher {
                     .push(format!("file watcher: {}", watch_failure(&err))),
             }
         }
+        let mut changed = Vec::new();
         for path in candidates {
-            if set.changed.contains(&path)
-                || self.guest_writes.contains(&path)
-                || !self.content_changed(&path)
+            // A late event of the last run's write, while someone writes the
+            // file again: that write's own close is the save.
+            let rewritten =
+                || self.written_by_last_run.contains(&path) && writing::being_written(&path);
+            if !changed.contains(&path)
+                && !self.guest_writes.contains(&path)
+                && !rewritten()
+                && self.content_changed(&path)
             {
+                changed.push(path);
+            }
+        }
+        self.guest_writes.extend(guest_writes);
+        for path in changed {
+            if self.guest_writes.contains(&path) {
                 continue;
             }
             if self.is_source(&path) {
@@ -649,9 +681,18 @@ mod tests {
         watcher.watch_file(&file).expect("watch");
         std::fs::write(&file, "two").expect("write");
         let overflow = Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan);
-        assert_eq!(watcher.changes(Ok(overflow)).changed, [file]);
+        assert_eq!(
+            watcher.changes(Ok(overflow), std::iter::empty()).changed,
+            [file]
+        );
         let again = Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan);
-        assert!(watcher.changes(Ok(again)).changed.is_empty(), "once");
+        assert!(
+            watcher
+                .changes(Ok(again), std::iter::empty())
+                .changed
+                .is_empty(),
+            "once"
+        );
     }
 
     #[test]

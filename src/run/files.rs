@@ -107,6 +107,24 @@ impl FileAccess {
         access != Access::Read || seen() != Some(true)
     }
 
+    /// Announces a write of `name` under `dirfd` before the call that opens it:
+    /// opening with `O_TRUNC` already changes the file, and its events must
+    /// find it known as the guest's own.
+    fn before(&mut self, dirfd: i32, name: &[u8], access: Access) {
+        if access != Access::Write {
+            return;
+        }
+        let Some(path) = u32::try_from(dirfd)
+            .ok()
+            .and_then(|fd| self.host_path(fd, name))
+        else {
+            return;
+        };
+        if self.written.insert(path.clone()) {
+            let _ = self.announce.send(path);
+        }
+    }
+
     /// Notes what a call did with `name` under `dirfd`: `errno` is its result,
     /// `opened` the descriptor it returned (read only for a folder).
     fn note(
@@ -131,11 +149,8 @@ impl FileAccess {
                     self.dirs.insert(opened, path);
                 }
             }
-            Access::Write => {
-                if self.written.insert(path.clone()) {
-                    let _ = self.announce.send(path);
-                }
-            }
+            // Announced by `before`.
+            Access::Write => {}
             // The first time, with the file's fingerprint (one `stat`): a save
             // before the watcher has it is still seen.
             Access::Read if errno == ERRNO_SUCCESS || errno == ERRNO_NOENT => {
@@ -232,6 +247,9 @@ pub fn shadow_path_calls(linker: &mut Linker<Host>) -> Result<()> {
             let name = guest_bytes(bytes, path, path_len)
                 .filter(|name| host.files.is_new(dirfd, name, access))
                 .map(<[u8]>::to_vec);
+            if let Some(name) = &name {
+                host.files.before(dirfd, name, access);
+            }
             let mut guest = wiggle::GuestMemory::Unshared(bytes);
             let errno = wasmtime_wasi::runtime::in_tokio(wasi::path_open(
                 &mut host.wasi,
@@ -325,6 +343,7 @@ mod tests {
         let mut files = FileAccess::new(&[preopen], announce);
         let mut open = |name: &[u8], access, errno| {
             if files.is_new(3, name, access) {
+                files.before(3, name, access);
                 files.note(3, name, access, errno, || Some(9));
             }
         };

@@ -116,3 +116,23 @@ fn what_the_guest_writes_never_starts_a_run() {
     session.expect_stdout("last");
     session.expect_run(5, "data.txt changed: ok");
 }
+
+#[test]
+fn what_the_guest_writes_in_a_watched_folder_never_starts_a_run() {
+    let dir = Dir::new();
+    std::fs::create_dir(dir.path("gen")).expect("mkdir");
+    dir.write("data.txt", "one\n");
+    dir.write("main.wat", &reader("data.txt", Some("gen/out.txt")));
+    let mut session = live_wasm(&dir, &["--dir", ".::.", "--watch", "gen", "main.wat"]);
+    session.expect_stdout("one");
+    session.expect_run(1, "start: ok");
+    assert_eq!(dir.read("gen/out.txt"), "x");
+    for (run, text) in [(2, "two"), (3, "three")] {
+        dir.write("data.txt", &format!("{text}\n"));
+        session.expect_stdout(text);
+        session.expect_run(run, "data.txt changed: ok");
+    }
+    // A save of the folder's file by hand is one.
+    dir.write("gen/out.txt", "by hand");
+    session.expect_run(4, "gen/out.txt changed: ok");
+}
