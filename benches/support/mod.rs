@@ -100,6 +100,7 @@ pub struct Session {
     child: Child,
     out: Receiver<(Instant, String)>,
     err: Receiver<(Instant, String)>,
+    _cache: tempfile::TempDir,
 }
 
 impl Session {
@@ -108,9 +109,15 @@ impl Session {
     }
 
     /// A session with these variables in its environment (and its builds').
+    /// Each session has a disk cache of its own (unless `env` sets
+    /// `XDG_CACHE_HOME`): a bench edits files to the same texts in every run and
+    /// in every scenario, which a person's edits are not, so a shared cache
+    /// would answer what the bench means to compile.
     pub fn start_with_env(dir: &Path, env: &[(String, String)], args: &[&str]) -> Session {
+        let cache = tempfile::tempdir().expect("tempdir");
         let mut child = Command::new(env!("CARGO_BIN_EXE_live-wasm"))
             .args(args)
+            .env("XDG_CACHE_HOME", cache.path())
             .envs(env.iter().map(|(key, value)| (key, value)))
             .current_dir(dir)
             .stdin(Stdio::null())
@@ -120,7 +127,12 @@ impl Session {
             .expect("start live-wasm");
         let out = lines(child.stdout.take().expect("stdout"));
         let err = lines(child.stderr.take().expect("stderr"));
-        Session { child, out, err }
+        Session {
+            child,
+            out,
+            err,
+            _cache: cache,
+        }
     }
 
     /// Waits for stdout line `text`; returns when it arrived.
