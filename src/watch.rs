@@ -435,15 +435,15 @@ impl Watcher {
         }
         let mut changed = Vec::new();
         for path in candidates {
-            // A late event of the last run's write, while someone writes the
-            // file again: that write's own close is the save.
-            let rewritten =
-                || self.written_by_last_run.contains(&path) && writing::being_written(&path);
-            if !changed.contains(&path)
-                && !self.guest_writes.contains(&path)
-                && !rewritten()
-                && self.content_changed(&path)
-            {
+            if changed.contains(&path) || self.guest_writes.contains(&path) {
+                continue;
+            }
+            // A late event of the last run's write may be read while someone
+            // writes the file again: what was read is then not a save, that
+            // write's own close will be. (Asked after the read, so a write
+            // begun during it is seen.)
+            let rewritten = self.written_by_last_run.contains(&path);
+            if self.content_changed_unless(&path, || rewritten && writing::being_written(&path)) {
                 changed.push(path);
             }
         }
@@ -495,6 +495,16 @@ impl Watcher {
 
     /// Compares `path`'s content with the last we acted on, and remembers it.
     fn content_changed(&mut self, path: &Path) -> bool {
+        self.content_changed_unless(path, || false)
+    }
+
+    /// [`Self::content_changed`], unless `being_written` says, after the read,
+    /// that what was read may be half a write (then nothing is remembered).
+    fn content_changed_unless(
+        &mut self,
+        path: &Path,
+        being_written: impl FnOnce() -> bool,
+    ) -> bool {
         let last = if let Some(last) = self.files.get_mut(path) {
             last
         } else if self.in_tree(path) {
@@ -504,7 +514,7 @@ impl Watcher {
         };
         let now = source::file_hash(path);
         // A vanished file is not a save: the editor is about to write it again.
-        if now.is_none() || now == *last {
+        if now.is_none() || now == *last || being_written() {
             return false;
         }
         *last = now;
