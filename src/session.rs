@@ -240,12 +240,10 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
             recv(runner.reports()) -> report => {
                 let report = report.context("the runner thread has stopped")?;
                 let Some(run) = running.take() else { continue };
-                for path in runner.writes().try_iter() {
-                    watcher.guest_writes(path);
-                }
                 // Watched before the status line says the run is over: a save
                 // made after that line is always seen.
-                let watched = watcher.run_finished(&report.modules, &report.read);
+                let writes = runner.writes().try_iter();
+                let watched = watcher.run_finished(&report.modules, &report.read, writes);
                 finished(runner, reporter, runs, &run.trigger, run.built, &report);
                 match watched {
                     Ok(changed) if !changed.is_empty() => pending.add(changed, false),

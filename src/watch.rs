@@ -177,22 +177,19 @@ impl Watcher {
         self.add(file, source::file_hash(file))
     }
 
-    /// The running guest is about to write `path`: what it writes is not a save.
-    pub fn guest_writes(&mut self, path: PathBuf) {
-        self.guest_writes.insert(path);
-    }
-
     /// A run has ended: the files it used become the watched ones, those no
     /// longer used stop being watched. `modules` are its module files; `read`
-    /// the files the guest read through WASI. What the guest wrote is taken as
-    /// it is now: its late events are not saves. Returns the files that already
-    /// differ from what the run used (saved while it ran, before they were
-    /// watched).
+    /// the files the guest read through WASI; `guest_writes` the last files it
+    /// announced writing. What the guest wrote is taken as it is now: its late
+    /// events are not saves. Returns the files that already differ from what the
+    /// run used (saved while it ran, before they were watched).
     pub fn run_finished(
         &mut self,
         modules: &[ModuleFile],
         read: &[ReadFile],
+        guest_writes: impl Iterator<Item = PathBuf>,
     ) -> Result<Vec<PathBuf>> {
+        self.guest_writes.extend(guest_writes);
         self.written_by_last_run = std::mem::take(&mut self.guest_writes);
         for path in &self.written_by_last_run {
             let now = source::file_hash(path);

@@ -107,13 +107,10 @@ impl FileAccess {
         access != Access::Read || seen() != Some(true)
     }
 
-    /// Announces a write of `name` under `dirfd` before the call that opens it:
+    /// Announces a write of `name` under `dirfd`, before the call that opens it:
     /// opening with `O_TRUNC` already changes the file, and its events must
     /// find it known as the guest's own.
-    fn before(&mut self, dirfd: i32, name: &[u8], access: Access) {
-        if access != Access::Write {
-            return;
-        }
+    fn announce_write(&mut self, dirfd: i32, name: &[u8]) {
         let Some(path) = u32::try_from(dirfd)
             .ok()
             .and_then(|fd| self.host_path(fd, name))
@@ -149,7 +146,7 @@ impl FileAccess {
                     self.dirs.insert(opened, path);
                 }
             }
-            // Announced by `before`.
+            // Announced before the call.
             Access::Write => {}
             // The first time, with the file's fingerprint (one `stat`): a save
             // before the watcher has it is still seen.
@@ -247,8 +244,8 @@ pub fn shadow_path_calls(linker: &mut Linker<Host>) -> Result<()> {
             let name = guest_bytes(bytes, path, path_len)
                 .filter(|name| host.files.is_new(dirfd, name, access))
                 .map(<[u8]>::to_vec);
-            if let Some(name) = &name {
-                host.files.before(dirfd, name, access);
+            if let Some(name) = name.as_deref().filter(|_| access == Access::Write) {
+                host.files.announce_write(dirfd, name);
             }
             let mut guest = wiggle::GuestMemory::Unshared(bytes);
             let errno = wasmtime_wasi::runtime::in_tokio(wasi::path_open(
@@ -343,7 +340,9 @@ mod tests {
         let mut files = FileAccess::new(&[preopen], announce);
         let mut open = |name: &[u8], access, errno| {
             if files.is_new(3, name, access) {
-                files.before(3, name, access);
+                if access == Access::Write {
+                    files.announce_write(3, name);
+                }
                 files.note(3, name, access, errno, || Some(9));
             }
         };
