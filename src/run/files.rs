@@ -98,6 +98,25 @@ impl FileAccess {
             .collect()
     }
 
+    /// Before a call that opens the guest's path `ptr..ptr + len` under
+    /// `dirfd` for `access`: announces a write, and returns the name to note
+    /// after the call, copied (the memory goes to wasmtime-wasi next) only when
+    /// this run has not noted it yet.
+    fn before_call(
+        &mut self,
+        memory: &[u8],
+        dirfd: i32,
+        ptr: i32,
+        len: i32,
+        access: Access,
+    ) -> Option<Vec<u8>> {
+        let name = guest_bytes(memory, ptr, len).filter(|name| self.is_new(dirfd, name, access))?;
+        if access == Access::Write {
+            self.announce_write(dirfd, name);
+        }
+        Some(name.to_vec())
+    }
+
     /// True unless `name` under `dirfd` is a read already noted.
     fn is_new(&self, dirfd: i32, name: &[u8], access: Access) -> bool {
         let seen = || {
@@ -107,8 +126,8 @@ impl FileAccess {
         access != Access::Read || seen() != Some(true)
     }
 
-    /// Announces a write of `name` under `dirfd`, before the call that opens it:
-    /// opening with `O_TRUNC` already changes the file, and its events must
+    /// Announces a write of `name` under `dirfd`: before the call that opens it,
+    /// as opening with `O_TRUNC` already changes the file, and its events must
     /// find it known as the guest's own.
     fn announce_write(&mut self, dirfd: i32, name: &[u8]) {
         let Some(path) = u32::try_from(dirfd)
@@ -240,13 +259,7 @@ pub fn shadow_path_calls(linker: &mut Linker<Host>) -> Result<()> {
          -> wasmtime::Result<i32> {
             let (bytes, host) = memory_and_host(&mut caller)?;
             let access = Access::of_open(oflags, rights);
-            // Copied (the memory goes to wasmtime-wasi next) only when new.
-            let name = guest_bytes(bytes, path, path_len)
-                .filter(|name| host.files.is_new(dirfd, name, access))
-                .map(<[u8]>::to_vec);
-            if let Some(name) = name.as_deref().filter(|_| access == Access::Write) {
-                host.files.announce_write(dirfd, name);
-            }
+            let name = host.files.before_call(bytes, dirfd, path, path_len, access);
             let mut guest = wiggle::GuestMemory::Unshared(bytes);
             let errno = wasmtime_wasi::runtime::in_tokio(wasi::path_open(
                 &mut host.wasi,
@@ -282,9 +295,9 @@ pub fn shadow_path_calls(linker: &mut Linker<Host>) -> Result<()> {
          stat: i32|
          -> wasmtime::Result<i32> {
             let (bytes, host) = memory_and_host(&mut caller)?;
-            let name = guest_bytes(bytes, path, path_len)
-                .filter(|name| host.files.is_new(dirfd, name, Access::Read))
-                .map(<[u8]>::to_vec);
+            let name = host
+                .files
+                .before_call(bytes, dirfd, path, path_len, Access::Read);
             let mut guest = wiggle::GuestMemory::Unshared(bytes);
             let errno = wasmtime_wasi::runtime::in_tokio(wasi::path_filestat_get(
                 &mut host.wasi,
@@ -339,11 +352,9 @@ mod tests {
         };
         let mut files = FileAccess::new(&[preopen], announce);
         let mut open = |name: &[u8], access, errno| {
-            if files.is_new(3, name, access) {
-                if access == Access::Write {
-                    files.announce_write(3, name);
-                }
-                files.note(3, name, access, errno, || Some(9));
+            let len = i32::try_from(name.len()).expect("short name");
+            if let Some(name) = files.before_call(name, 3, 0, len, access) {
+                files.note(3, &name, access, errno, || Some(9));
             }
         };
         open(b"helper.py", Access::Read, ERRNO_SUCCESS);
