@@ -91,9 +91,6 @@ pub struct Watcher {
     suspects: HashSet<PathBuf>,
     /// Files the running guest opened for writing: their events are its own.
     guest_writes: HashSet<PathBuf>,
-    /// Files the last run wrote: an event of its writes may still be on its way
-    /// when a person starts saving the file, and must not read it half-written.
-    written_by_last_run: HashSet<PathBuf>,
 }
 
 /// A folder watched recursively.
@@ -161,7 +158,6 @@ impl Watcher {
             outputs: HashSet::new(),
             suspects: HashSet::new(),
             guest_writes: HashSet::new(),
-            written_by_last_run: HashSet::new(),
         })
     }
 
@@ -190,13 +186,12 @@ impl Watcher {
         guest_writes: impl Iterator<Item = PathBuf>,
     ) -> Result<Vec<PathBuf>> {
         self.guest_writes.extend(guest_writes);
-        self.written_by_last_run = std::mem::take(&mut self.guest_writes);
-        for path in &self.written_by_last_run {
-            let now = source::file_hash(path);
-            if let Some(last) = self.files.get_mut(path) {
+        for path in std::mem::take(&mut self.guest_writes) {
+            let now = source::file_hash(&path);
+            if let Some(last) = self.files.get_mut(&path) {
                 *last = now;
-            } else if self.in_tree(path) {
-                self.tree_files.insert(path.clone(), now);
+            } else if self.in_tree(&path) {
+                self.tree_files.insert(path, now);
             }
         }
         let used: HashSet<&Path> = modules
@@ -432,15 +427,10 @@ impl Watcher {
         }
         let mut changed = Vec::new();
         for path in candidates {
-            if changed.contains(&path) || self.guest_writes.contains(&path) {
-                continue;
-            }
-            // A late event of the last run's write may be read while someone
-            // writes the file again: what was read is then not a save, that
-            // write's own close will be. (Asked after the read, so a write
-            // begun during it is seen.)
-            let rewritten = self.written_by_last_run.contains(&path);
-            if self.content_changed_unless(&path, || rewritten && writing::being_written(&path)) {
+            if !changed.contains(&path)
+                && !self.guest_writes.contains(&path)
+                && self.content_changed(&path)
+            {
                 changed.push(path);
             }
         }
@@ -492,16 +482,6 @@ impl Watcher {
 
     /// Compares `path`'s content with the last we acted on, and remembers it.
     fn content_changed(&mut self, path: &Path) -> bool {
-        self.content_changed_unless(path, || false)
-    }
-
-    /// [`Self::content_changed`], unless `being_written` says, after the read,
-    /// that what was read may be half a write (then nothing is remembered).
-    fn content_changed_unless(
-        &mut self,
-        path: &Path,
-        being_written: impl FnOnce() -> bool,
-    ) -> bool {
         let last = if let Some(last) = self.files.get_mut(path) {
             last
         } else if self.in_tree(path) {
@@ -511,7 +491,7 @@ impl Watcher {
         };
         let now = source::file_hash(path);
         // A vanished file is not a save: the editor is about to write it again.
-        if now.is_none() || now == *last || being_written() {
+        if now.is_none() || now == *last {
             return false;
         }
         *last = now;
