@@ -5,13 +5,12 @@
 //! A test whose toolchain is missing is skipped with the reason printed, and
 //! fails when `CI=true` (`.ci/install-guests` installs them all there).
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::examples::{copy_example, examples, toolchain_path};
-use crate::support::{Dir, LiveWasm, Stream, live_wasm_with_env};
+use crate::support::{Dir, LiveWasm, Stream, live_wasm_with_env, skip_example};
 
 /// A first build compiles a language's standard library (Go: about 20 s), and
 /// the machine may be busy: compilers get longer than the usual bounded wait.
@@ -273,17 +272,8 @@ struct Session {
 fn start(example: &Example) -> Option<Session> {
     let mut env = match toolchain(example.folder) {
         Ok(env) => env,
-        Err(missing) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
-            panic!("{missing}: CI installs it with .ci/install-guests")
-        }
         Err(missing) => {
-            // Past the test harness's capture, which would hide it: a skip is
-            // worth seeing.
-            let _ = writeln!(
-                std::io::stderr(),
-                "skipped the {} example: {missing}",
-                example.folder
-            );
+            skip_example(example.folder, &missing);
             return None;
         }
     };

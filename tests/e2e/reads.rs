@@ -3,16 +3,21 @@
 
 use crate::support::{Dir, live_wasm};
 
-/// A WASI command that writes `x` to `write` (when given), then prints the
-/// content of `read` (opened from the first preopen), or `missing`.
-fn reader(read: &str, write: Option<&str>) -> String {
-    let write = write.map_or(String::new(), |name| {
+/// `oflags` of a write: create or truncate, and create only when missing.
+const REWRITE: i32 = 9;
+const CREATE_NEW: i32 = 5;
+
+/// A WASI command that writes `x` to `write` (when given, opened with its
+/// `oflags`), then prints the content of `read` (opened from the first
+/// preopen), or `missing`.
+fn reader(read: &str, write: Option<(&str, i32)>) -> String {
+    let write = write.map_or(String::new(), |(name, oflags)| {
         format!(
             r#"(data (i32.const 300) "{name}")
   (data (i32.const 400) "x")
   (func $write
     (if (i32.eqz (call $path_open (i32.const 3) (i32.const 1) (i32.const 300) (i32.const {len})
-                  (i32.const 9) (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 16)))
+                  (i32.const {oflags}) (i64.const 64) (i64.const 0) (i32.const 0) (i32.const 16)))
       (then
         (i32.store (i32.const 20) (i32.const 400))
         (i32.store (i32.const 24) (i32.const 1))
@@ -99,7 +104,7 @@ fn what_the_guest_writes_never_starts_a_run() {
     session.expect_stdout("before");
     session.expect_run(1, "start: ok");
 
-    dir.write("main.wat", &reader("data.txt", Some("out.txt")));
+    dir.write("main.wat", &reader("data.txt", Some(("out.txt", REWRITE))));
     session.expect_stdout("data");
     session.expect_run(2, "main.wat changed: ok");
     assert_eq!(dir.read("out.txt"), "x");
@@ -122,12 +127,9 @@ fn what_the_guest_writes_in_a_watched_folder_never_starts_a_run() {
     let dir = Dir::new();
     std::fs::create_dir(dir.path("gen")).expect("mkdir");
     dir.write("data.txt", "one\n");
-    // The guest creates gen/out.txt when it is missing (O_CREAT | O_EXCL): the
-    // first run writes it, later runs only try.
-    let guest = reader("data.txt", Some("gen/out.txt")).replace(
-        "(i32.const 9) (i64.const 64)",
-        "(i32.const 5) (i64.const 64)",
-    );
+    // The guest creates gen/out.txt when it is missing: the first run writes
+    // it, later runs only try.
+    let guest = reader("data.txt", Some(("gen/out.txt", CREATE_NEW)));
     dir.write("main.wat", &guest);
     let mut session = live_wasm(&dir, &["--dir", ".::.", "--watch", "gen", "main.wat"]);
     session.expect_stdout("one");

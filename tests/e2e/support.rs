@@ -2,7 +2,7 @@
 //! `live-wasm` binary driven on it, and bounded waits on its output.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
@@ -312,4 +312,16 @@ pub fn once_fails(dir: &Dir, args: &[&str], code: i32, expected: &str) -> String
         "{expected:?} not in stderr of {args:?}:\n{stderr}"
     );
     stderr
+}
+
+/// A test of example `folder` cannot run here, for want of `missing`: says so
+/// and lets the test skip, except under CI (`CI=true`), where
+/// `.ci/install-guests` installs everything and a skip would hide a failure.
+pub fn skip_example(folder: &str, missing: &str) {
+    if std::env::var("CI").is_ok_and(|ci| ci == "true") {
+        panic!("{missing}: CI installs it with .ci/install-guests");
+    }
+    // Past the test harness's capture, which would hide it: a skip is worth
+    // seeing.
+    let _ = writeln!(std::io::stderr(), "skipped the {folder} example: {missing}");
 }
