@@ -11,8 +11,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser};
 
 use crate::plan::{
-    BuildPlan, Compiler, EngineOptions, EventsTarget, Limits, Plan, Preopen, Presentation, Sandbox,
-    StdinSource, WatcherKind,
+    BuildPlan, Compiler, EngineOptions, EventsTarget, Limits, Network, Plan, Preopen, Presentation,
+    Sandbox, StdinSource, WatcherKind,
 };
 
 /// Live coding with WebAssembly: every save re-runs ENTRY from a clean state, in a sandbox.
@@ -156,6 +156,12 @@ pub struct SandboxArgs {
     /// changes). Without it the guest's stdin is empty; with `--once` it reads ours.
     #[arg(long = "stdin", value_name = "FILE")]
     pub stdin: Option<PathBuf>,
+
+    /// Grant a WASI 0.2 capability, named as `wasmtime run -S` names it:
+    /// `inherit-network` (sockets may reach any address) or
+    /// `allow-ip-name-lookup` (resolve host names). `NAME=n` turns one off.
+    #[arg(short = 'S', value_name = "NAME[=y|n]")]
+    pub wasi: Vec<String>,
 }
 
 /// How runs are shown.
@@ -291,6 +297,7 @@ impl Cli {
                 env,
                 preopens,
                 stdin,
+                network: parse_network(&self.sandbox.wasi)?,
             },
             limits: Limits {
                 timeout: self.limits.timeout,
@@ -373,6 +380,28 @@ fn parse_preopen(cwd: &Path, spec: &str) -> Result<Preopen> {
 
 /// `KEY=VALUE`, or `KEY` to pass on ours; when we have none, the warning to give
 /// instead.
+/// The `-S` grants: the network ones; HTTP and the rest are not offered.
+fn parse_network(specs: &[String]) -> Result<Network> {
+    let mut network = Network::default();
+    for spec in specs {
+        let (name, value) = spec.split_once('=').unwrap_or((spec, "y"));
+        let on = match value {
+            "y" | "yes" | "true" => true,
+            "n" | "no" | "false" => false,
+            _ => bail!("-S {spec}: the value must be y or n"),
+        };
+        match name {
+            "inherit-network" => network.inherit = on,
+            "allow-ip-name-lookup" => network.name_lookup = on,
+            _ => bail!(
+                "-S {name}: not a grant live-wasm offers; it knows inherit-network and \
+                 allow-ip-name-lookup (no HTTP, no other WASI proposals)"
+            ),
+        }
+    }
+    Ok(network)
+}
+
 fn parse_env(spec: &str) -> Result<Result<(String, String), String>> {
     let (key, value) = match spec.split_once('=') {
         Some((key, value)) => (key, Some(value.to_owned())),
@@ -428,6 +457,21 @@ mod tests {
     #[test]
     fn verify_cli() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn network_grants() {
+        let grant = |specs: &[&str]| {
+            parse_network(&specs.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        };
+        assert_eq!(grant(&[]).expect("none"), Network::default());
+        let both = grant(&["inherit-network", "allow-ip-name-lookup=y"]).expect("both");
+        assert!(both.inherit && both.name_lookup);
+        let off = grant(&["inherit-network", "inherit-network=n"]).expect("off again");
+        assert!(!off.inherit);
+        let http = grant(&["http"]).expect_err("no http");
+        assert!(http.to_string().contains("not a grant"), "{http}");
+        assert!(grant(&["inherit-network=maybe"]).is_err());
     }
 
     #[test]

@@ -84,6 +84,17 @@ pub struct Sandbox {
     pub preopens: Vec<Preopen>,
     /// Where the guest's stdin comes from.
     pub stdin: StdinSource,
+    /// What of the host's network a component may use (WASI 0.2 sockets).
+    pub network: Network,
+}
+
+/// The network grants of `-S`: none by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Network {
+    /// Sockets may connect to and bind any address (`-S inherit-network`).
+    pub inherit: bool,
+    /// Host names may be resolved (`-S allow-ip-name-lookup`).
+    pub name_lookup: bool,
 }
 
 /// A host directory made visible to the guest.

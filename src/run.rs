@@ -4,9 +4,11 @@
 //! This is the face of the run room: the rest of the program sees only what is
 //! declared here. Inside, the kind of the entry is the one branch point: a core
 //! module takes the [`core`] path (linking modules on demand, `live`, WASI
-//! preview 1). The [`Runtime`] lives for the whole session (one engine, one
+//! preview 1), a component the [`component`] path (linking sibling components
+//! on demand, `live:live`, WASI 0.2). The [`Runtime`] lives for the whole session (one engine, one
 //! linker, the compile cache); everything a guest can touch is new in every run.
 
+mod component;
 mod core;
 mod describe;
 mod files;
@@ -28,15 +30,15 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Sender, unbounded};
-use wasmtime::{Engine, Linker, Store, Trap};
+use wasmtime::{Engine, Store, Trap};
 
 use crate::cache::{Artifact, DiskCache, ModuleCache};
 use crate::plan::{Limits, Plan, Sandbox};
 use crate::source::{ModuleFile, ReadFile};
 use files::FileAccess;
-use host::Host;
+use host::{Host, Linkers};
 use limits::{MemoryCap, Refusal};
 use modules::{Linking, Modules};
 use notes::Notes;
@@ -113,7 +115,7 @@ impl RunReport {
 /// The session-long part of running: engine, host functions and compile cache.
 pub(crate) struct Runtime {
     engine: Engine,
-    linker: Arc<Linker<Host>>,
+    linkers: Arc<Linkers>,
     linking: Arc<Linking>,
     root: PathBuf,
     sandbox: Sandbox,
@@ -125,14 +127,17 @@ impl Runtime {
     /// Builds the engine and defines the host functions, once.
     pub(crate) fn new(plan: &Plan) -> Result<Self> {
         let engine = crate::engine::new_engine(&plan.engine, plan.limits.fuel.is_some())?;
-        let linker = Arc::new(core::linker(&engine)?);
+        let linkers = Arc::new(Linkers {
+            core: core::linker(&engine)?,
+            component: component::linker(&engine)?,
+        });
         let disk = (plan.engine.cache_dir.clone())
             .map(|dir| DiskCache::new(dir, plan.engine.cache_size, &engine));
         let cache = ModuleCache::new(disk);
         let linking = Arc::new(Linking::new(&plan.entry, &plan.root, &engine, cache));
         Ok(Self {
             engine,
-            linker,
+            linkers,
             linking,
             root: plan.root.clone(),
             sandbox: plan.sandbox.clone(),
@@ -205,14 +210,14 @@ impl Runtime {
         notes: Notes,
         files: FileAccess,
     ) -> Result<Store<Host>> {
-        let linker = Arc::clone(&self.linker);
+        let linkers = Arc::clone(&self.linkers);
         let host = Host::new(
             &self.sandbox,
             interrupt,
             modules,
             memory,
             notes,
-            linker,
+            linkers,
             files,
         )?;
         let mut store = Store::new(&self.engine, host);
@@ -232,11 +237,9 @@ impl Runtime {
         }
         match link::load_entry(store)? {
             Artifact::Module(module) => core::run(store, &module, self.invoke.as_deref()),
-            Artifact::Component(_) => bail!(
-                "{} is a WebAssembly component (WASI 0.2): live-wasm runs core modules \
-                 so far; build a core module instead (for Rust, `--target wasm32-wasip1`)",
-                self.linking.entry_label()
-            ),
+            Artifact::Component(component) => {
+                component::run(store, &component, self.invoke.as_deref())
+            }
         }
     }
 }

@@ -1,14 +1,14 @@
 //! The state of one store: what the host gives a guest in one run (its WASI
 //! context, stop switch, module instances, memory cap), and the session's
-//! [`Linker`] of host functions, defined once.
+//! [`Linkers`] of host functions, defined once.
 
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use wasmtime::Linker;
+use wasmtime::{Linker, component};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::files::FileAccess;
 use super::interrupt::Interrupt;
@@ -17,10 +17,20 @@ use super::modules::Modules;
 use super::notes::Notes;
 use crate::plan::{Sandbox, StdinSource};
 
+/// The host functions of the session, defined once: what core modules import
+/// (WASI preview 1, `live`) and what components import (WASI 0.2, `live:live`).
+pub struct Linkers {
+    /// For core modules.
+    pub core: Linker<Host>,
+    /// For components.
+    pub component: component::Linker<Host>,
+}
+
 /// The state of one store (`Store<Host>`): one run's WASI context, stop switch
 /// and module instances.
 pub struct Host {
-    /// WASI preview 1 (also serves the older `wasi_unstable`).
+    /// WASI preview 1 (also serves the older `wasi_unstable`), over the WASI
+    /// 0.2 context and resource table that components use.
     pub wasi: WasiP1Ctx,
     /// Lets a sleeping guest be woken by a save or Ctrl-C.
     pub interrupt: Arc<Interrupt>,
@@ -32,8 +42,8 @@ pub struct Host {
     pub notes: Notes,
     /// The guest's argv (`--invoke` reads its arguments from it).
     pub args: Vec<String>,
-    /// The host functions, to bind the imports of modules instantiated in the run.
-    pub linker: Arc<Linker<Host>>,
+    /// The host functions, to bind the imports of what the run instantiates.
+    pub linkers: Arc<Linkers>,
     /// The files the guest opened through WASI.
     pub files: FileAccess,
 }
@@ -46,7 +56,7 @@ impl Host {
         modules: Modules,
         memory: MemoryCap,
         notes: Notes,
-        linker: Arc<Linker<Host>>,
+        linkers: Arc<Linkers>,
         files: FileAccess,
     ) -> Result<Self> {
         let mut wasi = WasiCtxBuilder::new();
@@ -56,6 +66,10 @@ impl Host {
         // which take it.)
         wasi.allow_blocking_current_thread(true);
         wasi.inherit_stdout().inherit_stderr().args(&sandbox.args);
+        if sandbox.network.inherit {
+            wasi.inherit_network();
+        }
+        wasi.allow_ip_name_lookup(sandbox.network.name_lookup);
         for (key, value) in &sandbox.env {
             wasi.env(key, value);
         }
@@ -87,8 +101,15 @@ impl Host {
             memory,
             notes,
             args: sandbox.args.clone(),
-            linker,
+            linkers,
             files,
         })
+    }
+}
+
+/// Components reach the same WASI context as core modules: one sandbox.
+impl WasiView for Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        self.wasi.ctx()
     }
 }

@@ -1,10 +1,14 @@
 //! Stopping a running guest from another thread: a save or Ctrl-C.
 //!
 //! Wasm code is stopped by an epoch tick (the store's deadline is one tick away);
-//! a guest asleep in the host is woken through a condition variable. The reason is
-//! recorded before the tick so the report can say why the run stopped.
+//! a guest asleep in the host is woken through a condition variable, or, when
+//! it waits in wasmtime-wasi's async code (a component's pollables), through
+//! the wakers of [`Interrupt::stopped`]. The reason is recorded before the tick
+//! so the report can say why the run stopped.
 
+use std::future::{Future, poll_fn};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use wasmtime::Engine;
@@ -25,6 +29,7 @@ pub struct Interrupt {
     engine: Engine,
     reason: Mutex<Option<StopReason>>,
     wake: Condvar,
+    wakers: Mutex<Vec<Waker>>,
 }
 
 impl Interrupt {
@@ -34,6 +39,7 @@ impl Interrupt {
             engine: engine.clone(),
             reason: Mutex::new(None),
             wake: Condvar::new(),
+            wakers: Mutex::new(Vec::new()),
         })
     }
 
@@ -41,6 +47,8 @@ impl Interrupt {
     pub fn request(&self, reason: StopReason) {
         self.lock().get_or_insert(reason);
         self.wake.notify_all();
+        let wakers = std::mem::take(&mut *self.wakers());
+        wakers.into_iter().for_each(Waker::wake);
         // After the reason is set: a run that checks `reason()` after arming its
         // epoch deadline either sees the reason or is caught by this tick.
         self.engine.increment_epoch();
@@ -74,6 +82,42 @@ impl Interrupt {
         }
     }
 
+    /// Resolves when the run is asked to stop, with the reason.
+    pub fn stopped(&self) -> impl Future<Output = StopReason> + '_ {
+        poll_fn(|cx| {
+            if let Some(reason) = self.reason() {
+                return Poll::Ready(reason);
+            }
+            let mut wakers = self.wakers();
+            if !wakers.iter().any(|waker| waker.will_wake(cx.waker())) {
+                wakers.push(cx.waker().clone());
+            }
+            drop(wakers);
+            // A request between the first look and the push took no waker of ours.
+            match self.reason() {
+                Some(reason) => Poll::Ready(reason),
+                None => Poll::Pending,
+            }
+        })
+    }
+
+    /// Runs `work` until it finishes or the run is asked to stop.
+    pub async fn or_stop<F: Future>(&self, work: F) -> Result<F::Output, StopReason> {
+        let mut work = std::pin::pin!(work);
+        let mut stopped = std::pin::pin!(self.stopped());
+        poll_fn(|cx| {
+            if let Poll::Ready(reason) = stopped.as_mut().poll(cx) {
+                return Poll::Ready(Err(reason));
+            }
+            work.as_mut().poll(cx).map(Ok)
+        })
+        .await
+    }
+
+    fn wakers(&self) -> MutexGuard<'_, Vec<Waker>> {
+        self.wakers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Option<StopReason>> {
         self.reason.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -100,5 +144,22 @@ mod tests {
 
         interrupt.request(StopReason::CtrlC);
         assert_eq!(interrupt.reason(), Some(StopReason::Change));
+    }
+
+    #[test]
+    fn async_work_is_cut_short_by_a_stop() {
+        let interrupt = Interrupt::new(&Engine::default());
+        let done = wasmtime_wasi::runtime::in_tokio(interrupt.or_stop(async { 7 }));
+        assert_eq!(done, Ok(7));
+
+        let waker = Arc::clone(&interrupt);
+        let thread = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            waker.request(StopReason::Timeout);
+        });
+        let never = std::future::pending::<()>();
+        let stopped = wasmtime_wasi::runtime::in_tokio(interrupt.or_stop(never));
+        assert_eq!(stopped, Err(StopReason::Timeout));
+        thread.join().expect("waker");
     }
 }

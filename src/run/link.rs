@@ -49,15 +49,7 @@ pub fn instance(
     if let Some((instance, _)) = modules.instances.get(name) {
         return Ok(*instance);
     }
-    if let Some(start) = modules.in_progress.iter().position(|busy| busy == name) {
-        let mut path = modules.in_progress[start..].to_vec();
-        path.push(name.to_owned());
-        return Err(UseError::Cycle {
-            site: site.clone(),
-            path,
-        }
-        .into());
-    }
+    modules.check_cycle(name, site)?;
     let path = modules.resolve(name, site)?;
     let module = match modules.load(name, &path, site)? {
         Artifact::Module(module) => module,
@@ -168,7 +160,7 @@ fn prelinked(
         return None;
     }
     // An import the host does not define: the usual path says which.
-    let pre = host.linker.instantiate_pre(module).ok()?;
+    let pre = host.linkers.core.instantiate_pre(module).ok()?;
     prelinked.insert(file.to_owned(), pre.clone());
     Some(pre)
 }
@@ -187,8 +179,9 @@ fn import_extern(
     };
     let target = import.module();
     if names::is_host_namespace(target) {
-        let linker = Arc::clone(&store.data().linker);
-        return linker
+        let linkers = Arc::clone(&store.data().linkers);
+        return linkers
+            .core
             .get_by_import(&mut store, import)
             .ok_or_else(|| UseError::UnknownHostImport { site: site() }.into());
     }

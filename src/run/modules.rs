@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use wasmtime::component::{self, Component};
 use wasmtime::{Engine, Instance, InstancePre, Module};
 
 use super::host::Host;
@@ -25,6 +26,10 @@ pub struct Linking {
     /// Modules that import only the host's functions, linked once per version,
     /// by file (so an old version's code is let go when a new one is linked).
     pub(super) prelinked: Mutex<HashMap<String, InstancePre<Host>>>,
+    /// Components linked to the host and to trampolines for what they import
+    /// from siblings, by file, with the hash of the version linked.
+    pub(super) prelinked_components:
+        Mutex<HashMap<String, (ContentHash, component::InstancePre<Host>)>>,
 }
 
 impl Linking {
@@ -42,6 +47,7 @@ impl Linking {
             engine: engine.clone(),
             cache: Mutex::new(cache),
             prelinked: Mutex::new(HashMap::new()),
+            prelinked_components: Mutex::new(HashMap::new()),
         }
     }
 
@@ -77,11 +83,23 @@ pub struct Compiled {
     pub duration: Duration,
 }
 
+/// A component instance of a run, and what calling into it needs.
+pub struct ComponentInstance {
+    /// The instance.
+    pub instance: component::Instance,
+    /// Its component, for the names of its exports.
+    pub component: Component,
+    /// Its file, relative to the root.
+    pub file: String,
+}
+
 /// The modules of one run: its instances, and what it resolved.
 pub struct Modules {
     pub(super) linking: Arc<Linking>,
     /// Ready instances by module name, with their file label.
     pub(super) instances: HashMap<String, (Instance, String)>,
+    /// Ready component instances by name.
+    pub(super) components: HashMap<String, ComponentInstance>,
     /// Names being instantiated right now, outermost first.
     pub(super) in_progress: Vec<String>,
     /// Every file resolved or tried, in order.
@@ -98,6 +116,7 @@ impl Modules {
         Self {
             linking,
             instances: HashMap::new(),
+            components: HashMap::new(),
             in_progress: Vec::new(),
             files: Vec::new(),
             labels: Vec::new(),
@@ -155,6 +174,25 @@ impl Modules {
             }
             Err(why) => Err(bad_name(why)),
         }
+    }
+
+    /// Refuses `name` while it is being instantiated: asking for it then closes
+    /// a cycle.
+    pub(super) fn check_cycle(&self, name: &str, site: &Site) -> Result<(), UseError> {
+        let Some(start) = self.in_progress.iter().position(|busy| busy == name) else {
+            return Ok(());
+        };
+        let mut path = self.in_progress[start..].to_vec();
+        path.push(name.to_owned());
+        Err(UseError::Cycle {
+            site: site.clone(),
+            path,
+        })
+    }
+
+    /// The hash of the bytes this run loaded from `path`.
+    pub(super) fn hash_of(&self, path: &Path) -> Option<ContentHash> {
+        self.files.iter().find(|file| file.path == path)?.hash
     }
 
     fn record(&mut self, path: &Path, hash: Option<ContentHash>) {

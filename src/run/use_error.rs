@@ -122,6 +122,14 @@ pub enum UseError {
         /// Who asked.
         site: Site,
     },
+    /// A component import that nothing here can provide (HTTP, a resource
+    /// crossing components, a plain function import).
+    Unlinkable {
+        /// Who asked.
+        site: Site,
+        /// Why, and what to do.
+        why: String,
+    },
 }
 
 impl fmt::Display for UseError {
@@ -171,6 +179,7 @@ impl fmt::Display for UseError {
             UseError::UnknownHostImport { site } => {
                 write!(f, "{site}the host does not provide this import")
             }
+            UseError::Unlinkable { site, why } => write!(f, "{site}{why}"),
         }
     }
 }
@@ -185,7 +194,8 @@ impl UseError {
             UseError::Invalid { .. }
             | UseError::MissingExport { .. }
             | UseError::TypeMismatch { .. }
-            | UseError::UnknownHostImport { .. } => INVALID,
+            | UseError::UnknownHostImport { .. }
+            | UseError::Unlinkable { .. } => INVALID,
             UseError::Cycle { .. } => CYCLE,
             UseError::BadName { .. } => BAD_NAME,
         }
@@ -215,7 +225,8 @@ impl UseError {
             UseError::Cycle { site, .. } => ("cycle", importer(site), None),
             UseError::MissingExport { site, .. }
             | UseError::TypeMismatch { site, .. }
-            | UseError::UnknownHostImport { site } => ("link", importer(site), None),
+            | UseError::UnknownHostImport { site }
+            | UseError::Unlinkable { site, .. } => ("link", importer(site), None),
         };
         Problem {
             file,

@@ -1,0 +1,52 @@
+//! The component path of a run: the host functions components import (WASI
+//! 0.2, `live:live`), and a run of the entry: instantiated (the interfaces it
+//! imports from sibling components are linked on demand, see [`link`]), then
+//! its `wasi:cli/run` export, or the function `--invoke` names.
+
+mod invoke;
+mod link;
+mod live;
+mod poll;
+
+use anyhow::{Context, Result};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::I32Exit;
+use wasmtime_wasi::p2::bindings::sync::Command;
+
+use super::host::Host;
+
+/// The session's linker for components: WASI 0.2 (its pollables waiting on
+/// the run's stop switch too) and `live:live`. No HTTP: nothing grants it.
+pub fn linker(engine: &Engine) -> Result<Linker<Host>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    poll::shadow(&mut linker)?;
+    live::add_to_linker(&mut linker)?;
+    Ok(linker)
+}
+
+/// Runs the entry `component`: its `wasi:cli/run`, or the call `invoke` spells
+/// in WAVE (`add(1, 2)`), whose results are printed in WAVE.
+pub fn run(store: &mut Store<Host>, component: &Component, invoke: Option<&str>) -> Result<()> {
+    let call = invoke.map(invoke::Call::parse).transpose()?;
+    let instance = link::instantiate_entry(store, component)?;
+    if let Some(call) = call {
+        return call.run(store, component, &instance);
+    }
+    let label = store.data().modules.linking.entry_label();
+    let command = Command::new(&mut *store, &instance)
+        .map_err(anyhow::Error::from)
+        .with_context(|| {
+            format!(
+                "{label} is a component without `wasi:cli/run`: run a command component \
+             (for Rust, a `bin` built for wasm32-wasip2), or call one of its \
+             functions with --invoke 'NAME(ARGS)'"
+            )
+        })?;
+    match command.wasi_cli_run().call_run(&mut *store)? {
+        Ok(()) => Ok(()),
+        // `run` returned `err`: a failed command, status 1, as `wasmtime run` says.
+        Err(()) => Err(I32Exit(1).into()),
+    }
+}

@@ -1,0 +1,282 @@
+//! `use` across components: an import of an interface the host does not
+//! provide (not `wasi:*`, not `live:*`) is served by the sibling component its
+//! package names (`demo:testmod/api` -> `testmod.wat`, else `testmod.wasm`).
+//!
+//! Each function of such an interface is bound to a trampoline that, on its
+//! first call in a run, reads, compiles and instantiates the provider, then
+//! forwards the call: a provider nobody calls is never loaded. One instance per
+//! name per run, shared by every importer. A component's linker (the host's
+//! functions and its trampolines) is built once per version of its file.
+
+use std::sync::{Arc, PoisonError};
+
+use wasmtime::component::types::{ComponentFunc, ComponentItem};
+use wasmtime::component::{Component, Instance, InstancePre, Val};
+use wasmtime::{AsContextMut, Store, StoreContextMut, Trap, WasmBacktrace};
+
+use crate::cache::Artifact;
+use crate::run::host::Host;
+use crate::run::modules::ComponentInstance;
+use crate::run::use_error::{Site, UseError};
+
+/// Interfaces of these packages are the host's.
+const HOST_NAMESPACES: &[&str] = &["wasi:", "live:"];
+
+/// Instantiates the entry component under its name (so a provider that
+/// imports it back is a cycle, not a hang).
+pub fn instantiate_entry(
+    store: &mut Store<Host>,
+    component: &Component,
+) -> wasmtime::Result<Instance> {
+    let linking = Arc::clone(&store.data().modules.linking);
+    let entry = linking.entry.clone();
+    let name = linking.entry_name.clone();
+    instantiate_named(store.as_context_mut(), &name, component, &entry)
+}
+
+/// The instance of component `name` in this run, instantiated now if this run
+/// has not yet. `site` is who asked, for error messages.
+pub fn instance(
+    mut store: StoreContextMut<'_, Host>,
+    name: &str,
+    site: &Site,
+) -> wasmtime::Result<Instance> {
+    let modules = &mut store.data_mut().modules;
+    if let Some(ready) = modules.components.get(name) {
+        return Ok(ready.instance);
+    }
+    modules.check_cycle(name, site)?;
+    let path = modules.resolve(name, site)?;
+    let component = match modules.load(name, &path, site)? {
+        Artifact::Component(component) => component,
+        Artifact::Module(_) => {
+            return Err(UseError::Invalid {
+                site: site.clone(),
+                file: modules.linking.label(&path),
+                message: "it is a core module: a component's imports are served by \
+                          components"
+                    .to_owned(),
+                place: None,
+                validation: false,
+            }
+            .into());
+        }
+    };
+    instantiate_named(store, name, &component, &path)
+}
+
+fn instantiate_named(
+    mut store: StoreContextMut<'_, Host>,
+    name: &str,
+    component: &Component,
+    path: &std::path::Path,
+) -> wasmtime::Result<Instance> {
+    let pre = prelinked(&mut store, component, path)?;
+    let modules = &mut store.data_mut().modules;
+    let file = modules.linking.label(path);
+    modules.in_progress.push(name.to_owned());
+    let instantiated = pre.instantiate(&mut store);
+    let modules = &mut store.data_mut().modules;
+    modules.in_progress.pop();
+    let instance = instantiated.map_err(|err| {
+        // What ran in its start (a trap, a failed `use`) passes through as it
+        // is; the rest says why this file could not be instantiated.
+        if err.is::<Trap>() || err.is::<UseError>() || err.is::<WasmBacktrace>() {
+            return err;
+        }
+        UseError::Invalid {
+            site: Site::entry(),
+            file: file.clone(),
+            message: format!("{err:#}"),
+            place: None,
+            validation: false,
+        }
+        .into()
+    })?;
+    let ready = ComponentInstance {
+        instance,
+        component: component.clone(),
+        file,
+    };
+    modules.components.insert(name.to_owned(), ready);
+    Ok(instance)
+}
+
+/// `component` linked to the host's functions and to trampolines for what it
+/// imports from siblings: built once per version of `path`.
+fn prelinked(
+    store: &mut StoreContextMut<'_, Host>,
+    component: &Component,
+    path: &std::path::Path,
+) -> Result<InstancePre<Host>, UseError> {
+    let host = store.data();
+    let linking = &host.modules.linking;
+    let file = linking.label(path);
+    let hash = host.modules.hash_of(path);
+    let mut prelinked = linking
+        .prelinked_components
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some((linked, pre)) = prelinked.get(&file)
+        && Some(*linked) == hash
+    {
+        return Ok(pre.clone());
+    }
+    let mut linker = host.linkers.component.clone();
+    let engine = linking.engine.clone();
+    let site = |import: &str| Site {
+        file: Some(file.clone()),
+        import: import.to_owned(),
+    };
+    for (import, item) in component.component_type().imports(&engine) {
+        if HOST_NAMESPACES.iter().any(|host| import.starts_with(host)) {
+            if import.starts_with("wasi:http/") {
+                return Err(UseError::Unlinkable {
+                    site: site(import),
+                    why: "live-wasm grants no HTTP (`wasi:http`): build the component \
+                          without it"
+                        .to_owned(),
+                });
+            }
+            continue;
+        }
+        let ComponentItem::ComponentInstance(interface) = item.ty else {
+            return Err(UseError::Unlinkable {
+                site: site(import),
+                why: "only interfaces (`namespace:package/interface`) are served by \
+                      sibling components; this import is not one"
+                    .to_owned(),
+            });
+        };
+        let provider = provider_name(import).ok_or_else(|| UseError::Unlinkable {
+            site: site(import),
+            why: "an interface name must be `namespace:package/interface`".to_owned(),
+        })?;
+        let mut bound = linker
+            .instance(import)
+            .map_err(|err| unlinkable(site(import), err))?;
+        for (name, export) in interface.exports(&engine) {
+            match export.ty {
+                ComponentItem::ComponentFunc(_) => {
+                    let call = Trampoline {
+                        provider: provider.to_owned(),
+                        interface: import.to_owned(),
+                        func: name.to_owned(),
+                        site: site(&format!("{import}.{name}")),
+                    };
+                    bound
+                        .func_new(name, move |store, ty, params, results| {
+                            call.call(store, &ty, params, results)
+                        })
+                        .map_err(|err| unlinkable(site(import), err))?;
+                }
+                ComponentItem::Type(_) => {}
+                ComponentItem::Resource(_) => {
+                    return Err(UseError::Unlinkable {
+                        site: site(import),
+                        why: format!(
+                            "resource `{name}`: resources do not cross components yet; \
+                             pass plain values (records, lists, strings, variants)"
+                        ),
+                    });
+                }
+                _ => {
+                    return Err(UseError::Unlinkable {
+                        site: site(import),
+                        why: format!("`{name}` is not a function: only functions are linked"),
+                    });
+                }
+            }
+        }
+    }
+    let pre = linker
+        .instantiate_pre(component)
+        .map_err(|err| unlinkable(site(""), err))?;
+    if let Some(hash) = hash {
+        prelinked.insert(file, (hash, pre.clone()));
+    }
+    Ok(pre)
+}
+
+fn unlinkable(site: Site, err: wasmtime::Error) -> UseError {
+    UseError::Unlinkable {
+        site,
+        why: format!("{err:#}"),
+    }
+}
+
+/// The module name an interface's package gives: `demo:testmod/api@0.1.0` ->
+/// `testmod`.
+fn provider_name(interface: &str) -> Option<&str> {
+    let (package, _) = interface.split_once('/')?;
+    let (_, name) = package.rsplit_once(':')?;
+    (!name.is_empty()).then_some(name)
+}
+
+/// A function of an imported interface, forwarded to its provider.
+struct Trampoline {
+    provider: String,
+    interface: String,
+    func: String,
+    site: Site,
+}
+
+impl Trampoline {
+    fn call(
+        &self,
+        mut store: StoreContextMut<'_, Host>,
+        _ty: &ComponentFunc,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> wasmtime::Result<()> {
+        let instance = instance(store.as_context_mut(), &self.provider, &self.site)?;
+        let func = self.export(&mut store, instance)?;
+        func.call(&mut store, params, results)
+    }
+
+    /// The provider's export of this function: under the interface's exact name,
+    /// else under the same interface at another version.
+    fn export(
+        &self,
+        store: &mut StoreContextMut<'_, Host>,
+        instance: Instance,
+    ) -> Result<wasmtime::component::Func, UseError> {
+        let provided = &store.data().modules.components[&self.provider];
+        let file = provided.file.clone();
+        let unversioned = |name: &str| name.split('@').next().unwrap_or(name).to_owned();
+        let wanted = unversioned(&self.interface);
+        let engine = store.engine().clone();
+        let exported = provided
+            .component
+            .component_type()
+            .exports(&engine)
+            .map(|(name, _)| name.to_owned())
+            .find(|name| *name == self.interface || unversioned(name) == wanted);
+        let missing = |export: String| UseError::MissingExport {
+            site: self.site.clone(),
+            file: file.clone(),
+            export,
+            expected: "a function".to_owned(),
+        };
+        let interface = exported.ok_or_else(|| missing(self.interface.clone()))?;
+        let func = instance
+            .get_export_index(&mut *store, None, &interface)
+            .and_then(|index| instance.get_export_index(&mut *store, Some(&index), &self.func))
+            .and_then(|index| instance.get_func(&mut *store, index));
+        func.ok_or_else(|| missing(format!("{interface}.{}", self.func)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packages_name_their_providers() {
+        assert_eq!(provider_name("demo:testmod/api@0.1.0"), Some("testmod"));
+        assert_eq!(provider_name("demo:testmod/api"), Some("testmod"));
+        assert_eq!(provider_name("a:b:lib/x"), Some("lib"));
+        assert_eq!(provider_name("plain"), None);
+        assert_eq!(provider_name("demo:/api"), None);
+    }
+}
