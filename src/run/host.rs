@@ -67,7 +67,9 @@ impl Host {
         wasi.allow_blocking_current_thread(true);
         wasi.inherit_stdout().inherit_stderr().args(&sandbox.args);
         if sandbox.network.inherit {
-            wasi.inherit_network();
+            // TCP and UDP are off in wasmtime-wasi until allowed; `wasmtime run`
+            // allows both and checks addresses, which this grant lets through.
+            wasi.inherit_network().allow_tcp(true).allow_udp(true);
         }
         wasi.allow_ip_name_lookup(sandbox.network.name_lookup);
         for (key, value) in &sandbox.env {

@@ -14,11 +14,11 @@ use crate::support::{Dir, LiveWasm, Stream, live_wasm_with_env, skip_example};
 
 /// A first build compiles a language's standard library (Go: about 20 s), and
 /// the machine may be busy: compilers get longer than the usual bounded wait.
-const BUILD_WAIT: Duration = Duration::from_secs(240);
+pub(crate) const BUILD_WAIT: Duration = Duration::from_secs(240);
 
 /// One language's build at a time: compilers use every core, and a test
 /// waiting on another's build would only measure the queue.
-static ONE_BUILD_AT_A_TIME: Mutex<()> = Mutex::new(());
+pub(crate) static ONE_BUILD_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// One language's example and the edits a test makes to it.
 struct Example {
@@ -303,7 +303,7 @@ fn file_name(path: &str) -> &str {
 
 /// The environment that puts the example's compiler on the build's PATH, or
 /// why there is none.
-fn toolchain(folder: &str) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn toolchain(folder: &str) -> Result<Vec<(String, String)>, String> {
     let path = toolchain_path();
     let needs: &[(&str, &[&str], &str)] = match folder {
         "c" => &[(
@@ -353,6 +353,19 @@ fn toolchain(folder: &str) -> Result<Vec<(String, String)>, String> {
                 "guest-examples/assemblyscript/node_modules/assemblyscript/bin/asc.js",
             ],
             "the AssemblyScript compiler (npm ci in guest-examples/assemblyscript)",
+        )],
+        "components/rust" | "components/use-demo" | "sandbox-probe" => &[(
+            "sh",
+            &[
+                "-c",
+                "test -d \"$(rustc --print sysroot)/lib/rustlib/wasm32-wasip2\"",
+            ],
+            "Rust's wasm32-wasip2 target (rustup target add wasm32-wasip2)",
+        )],
+        "components/python" => &[(
+            "componentize-py",
+            &["--version"],
+            "componentize-py (pip install componentize-py==0.25.1)",
         )],
         other => return Err(format!("no toolchain known for {other}")),
     };

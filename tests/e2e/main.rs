@@ -2,6 +2,7 @@
 
 mod build;
 mod cache;
+mod components;
 mod events;
 mod examples;
 mod guests;

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use anyhow::{Context, Result, anyhow, bail};
 use wasmtime::Store;
-use wasmtime::component::types::{ComponentFunc, ComponentItem};
+use wasmtime::component::types::{ComponentFunc, ComponentInstance, ComponentItem};
 use wasmtime::component::wasm_wave::untyped::UntypedFuncCall;
 use wasmtime::component::wasm_wave::wasm::{DisplayFuncResults, WasmFunc};
 use wasmtime::component::{Component, ComponentExportIndex, Instance, Val};
@@ -56,15 +56,49 @@ impl Call {
 }
 
 /// The exported function `name` names: `f` at the top level, else the one `f`
-/// of an exported interface; `interface.f` (or `interface#f`) inside one.
+/// of an exported interface; `interface.f` inside one, the
+/// interface named in full, without its version, or by its last part.
 fn find_func(
     store: &Store<Host>,
     component: &Component,
     name: &str,
 ) -> Result<(ComponentExportIndex, ComponentFunc)> {
-    let split = name.rsplit_once('#').or_else(|| name.rsplit_once('.'));
-    if let Some((interface, func)) = split {
-        let inside = component.get_export_index(None, interface);
+    let engine = store.engine();
+    let interfaces: Vec<(String, ComponentInstance)> = component
+        .component_type()
+        .exports(engine)
+        .filter_map(|(name, export)| match export.ty {
+            ComponentItem::ComponentInstance(exports) => Some((name.to_owned(), exports)),
+            _ => None,
+        })
+        .collect();
+    if let Some((given, func)) = name.rsplit_once('.') {
+        // `demo:math/api`, or just `api`, stands for `demo:math/api@0.1.0`.
+        let unversioned = |name: &str| name.split('@').next().unwrap_or(name).to_owned();
+        let short = |name: &str| {
+            unversioned(name)
+                .rsplit('/')
+                .next()
+                .unwrap_or("")
+                .to_owned()
+        };
+        let matches: Vec<&String> = interfaces
+            .iter()
+            .map(|(name, _)| name)
+            .filter(|name| *name == given || unversioned(name) == given || short(name) == given)
+            .collect();
+        let interface = match matches.as_slice() {
+            [interface] => interface,
+            [] => bail!("--invoke: the component exports no interface `{given}`"),
+            many => bail!(
+                "--invoke: `{given}` could be any of {}: name it in full",
+                many.iter()
+                    .map(|name| name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let inside = component.get_export_index(None, interface.as_str());
         return match component.get_export(inside.as_ref(), func) {
             Some((ComponentItem::ComponentFunc(ty), index)) if inside.is_some() => Ok((index, ty)),
             _ => bail!("--invoke: the component exports no function `{func}` in `{interface}`"),
@@ -73,16 +107,11 @@ fn find_func(
     if let Some((ComponentItem::ComponentFunc(ty), index)) = component.get_export(None, name) {
         return Ok((index, ty));
     }
-    let engine = store.engine();
-    let mut found = Vec::new();
-    for (interface, export) in component.component_type().exports(engine) {
-        let ComponentItem::ComponentInstance(exports) = export.ty else {
-            continue;
-        };
-        if exports.get_export(engine, name).is_some() {
-            found.push(interface.to_owned());
-        }
-    }
+    let found: Vec<String> = interfaces
+        .iter()
+        .filter(|(_, exports)| exports.get_export(engine, name).is_some())
+        .map(|(interface, _)| interface.clone())
+        .collect();
     match found.as_slice() {
         [interface] => {
             let inside = component.get_export_index(None, interface.as_str());
