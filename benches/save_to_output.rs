@@ -9,8 +9,15 @@
 //! Prints a table a reader can paste; where `wasmtime` is on PATH it measures a
 //! cold `wasmtime run` of the same module for comparison.
 
+#[path = "../tests/e2e/component_wat.rs"]
+#[allow(dead_code)] // What only the tests use.
+mod component_wat;
+#[path = "../tests/e2e/examples.rs"]
+#[allow(dead_code)]
+mod examples;
 mod support;
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
@@ -56,6 +63,25 @@ fn main() {
         big_module_edit(&options, flags).row(label);
     }
     runaway(&options).row("runaway guest replaced by a save");
+    let component = component_edit(&options);
+    component.row("small edit of a component, in place");
+    provider_edit(&options).row("edit of a component's provider (two .wat components)");
+    match use_demo_provider_rebuilt(&options) {
+        Ok(samples) => samples
+            .row("two-component demo (Rust, 3 MB each): the provider rebuilt, one string changed"),
+        Err(why) => println!("| two-component demo: skipped, {why} | | | | | | |"),
+    }
+    match sibling_of_a_big_component(&options) {
+        Ok((samples, megabytes)) => samples.row(&format!(
+            "edit of a provider, {megabytes:.1} MB Python component unchanged"
+        )),
+        Err(why) => println!("| Python component: skipped, {why} | | | | | | |"),
+    }
+    println!();
+    println!(
+        "a component's small edit takes {:.2}x the core module's (p50)",
+        component.p50() / small.p50()
+    );
     println!();
 
     compare_with_wasmtime(&options, small.p50());
@@ -264,6 +290,137 @@ fn runaway(options: &Options) -> Samples {
         samples.run.push(0.0);
     }
     samples
+}
+
+fn component_edit(options: &Options) -> Samples {
+    let dir = temp_dir();
+    let main = dir.path().join("main.wat");
+    std::fs::write(&main, component_wat::command("start", "", 0)).expect("write");
+    let session = Session::start(dir.path(), &["main.wat"]);
+    session.output("start");
+    session.status();
+    let mut samples = Samples::default();
+    for i in 0..options.saves {
+        let line = format!("v{i}");
+        let source = component_wat::command(&line, "", 0);
+        session.measure(&mut samples, &main, source, Save::InPlace, &line);
+    }
+    samples
+}
+
+/// The provider of the Python example: `greeting()` returns its text.
+fn greeter(text: &str) -> String {
+    let example = examples::examples().join("components/python/greeter.wat");
+    let source = std::fs::read_to_string(example).expect("greeter.wat");
+    source.replace("hello from greeter.wat", text)
+}
+
+fn provider_edit(options: &Options) -> Samples {
+    let dir = temp_dir();
+    std::fs::write(
+        dir.path().join("main.wat"),
+        component_wat::greeting_printer(),
+    )
+    .expect("write");
+    let provider = dir.path().join("greeter.wat");
+    std::fs::write(&provider, greeter("start")).expect("write");
+    let session = Session::start(dir.path(), &["main.wat"]);
+    session.output("start");
+    session.status();
+    let mut samples = Samples::default();
+    for i in 0..options.saves {
+        let line = format!("g{i}");
+        session.measure(
+            &mut samples,
+            &provider,
+            greeter(&line),
+            Save::InPlace,
+            &line,
+        );
+    }
+    samples
+}
+
+/// Runs the `build` script of component example `folder` in place (quick when
+/// it is built already); the example's folder, or why it could not be built.
+fn build_example(folder: &str) -> Result<PathBuf, String> {
+    let dir = examples::examples().join(folder);
+    let built = Command::new(dir.join("build"))
+        .current_dir(&dir)
+        .env("PATH", examples::toolchain_path())
+        .output()
+        .map_err(|err| format!("cannot run its build: {err}"))?;
+    if !built.status.success() {
+        let stderr = String::from_utf8_lossy(&built.stderr);
+        return Err(format!(
+            "its build failed (toolchain missing?): {}",
+            stderr.trim()
+        ));
+    }
+    Ok(dir)
+}
+
+/// `guest-examples/components/use-demo`: its provider rebuilt with one string
+/// literal changed (the bytes a one-line edit gives), without cargo's time.
+fn use_demo_provider_rebuilt(options: &Options) -> Result<Samples, String> {
+    let example = build_example("components/use-demo")?;
+    let built = example.join("target/wasm32-wasip2/debug");
+    let dir = temp_dir();
+    for file in ["main.wasm", "testmod.wasm"] {
+        std::fs::copy(built.join(file), dir.path().join(file)).map_err(|e| e.to_string())?;
+    }
+    let original = std::fs::read(built.join("testmod.wasm")).map_err(|e| e.to_string())?;
+    let literal = b", from testmod";
+    let at = original
+        .windows(literal.len())
+        .position(|window| window == literal)
+        .ok_or("no \", from testmod\" in testmod.wasm")?;
+    let provider = dir.path().join("testmod.wasm");
+    let session = Session::start(dir.path(), &["main.wasm"]);
+    session.output("hello, live-wasm, from testmod");
+    session.status();
+    let mut samples = Samples::default();
+    for i in 0..options.saves.min(50) {
+        let edited = format!(", from t{i:05}d");
+        let mut bytes = original.clone();
+        bytes[at..at + literal.len()].copy_from_slice(edited.as_bytes());
+        let line = format!("hello, live-wasm{edited}");
+        session.measure(&mut samples, &provider, bytes, Save::InPlace, &line);
+    }
+    Ok(samples)
+}
+
+/// `guest-examples/components/python`: `app.wasm` (CPython inside) stays as it
+/// is while the provider it imports is edited. Returns its size in MB.
+fn sibling_of_a_big_component(options: &Options) -> Result<(Samples, f64), String> {
+    let example = build_example("components/python")?;
+    let app = example.join("app.wasm");
+    let dir = temp_dir();
+    std::fs::copy(&app, dir.path().join("app.wasm")).map_err(|e| e.to_string())?;
+    let megabytes = file_megabytes(&app);
+    let provider = dir.path().join("greeter.wat");
+    std::fs::write(&provider, greeter("start")).expect("write");
+    // The first run compiles CPython (seconds); then every save is timed.
+    let session = Session::start(dir.path(), &["app.wasm"]);
+    session.output("greeter.wat says: start");
+    session.status();
+    let mut samples = Samples::default();
+    for i in 0..options.saves.min(50) {
+        let text = format!("p{i}");
+        let line = format!("greeter.wat says: {text}");
+        session.measure(
+            &mut samples,
+            &provider,
+            greeter(&text),
+            Save::InPlace,
+            &line,
+        );
+    }
+    Ok((samples, megabytes))
+}
+
+fn file_megabytes(path: &Path) -> f64 {
+    std::fs::metadata(path).map_or(0.0, |meta| meta.len() as f64 / 1e6)
 }
 
 /// Where `wasmtime` is on PATH: a cold `wasmtime run` of the same module.

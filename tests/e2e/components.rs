@@ -9,73 +9,10 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+use crate::component_wat::{command, greeting_printer, provider, sleeping};
 use crate::examples::copy_example;
 use crate::languages::{BUILD_WAIT, ONE_BUILD_AT_A_TIME, toolchain};
 use crate::support::{Dir, Stream, live_wasm, live_wasm_with_env, once, once_fails, skip_example};
-
-/// A `wasi:cli/run` command component that prints `text` as a line, then
-/// runs the core instructions `then` (which may call `$sleep_ms`), then
-/// returns `status` (0: ok, 1: err).
-fn command(text: &str, then: &str, status: u32) -> String {
-    let len = text.len() + 1;
-    format!(
-        r#"(component
-  (import "wasi:io/error@0.2.0" (instance $error (export "error" (type (sub resource)))))
-  (alias export $error "error" (type $error-t))
-  (import "wasi:io/poll@0.2.0" (instance $poll
-    (export "pollable" (type $p (sub resource)))
-    (export "[method]pollable.block" (func (param "self" (borrow $p))))))
-  (alias export $poll "pollable" (type $pollable))
-  (import "wasi:clocks/monotonic-clock@0.2.0" (instance $clock
-    (alias outer 1 $pollable (type $p'))
-    (export "pollable" (type $p (eq $p')))
-    (export "subscribe-duration" (func (param "when" u64) (result (own $p))))))
-  (import "wasi:io/streams@0.2.0" (instance $streams
-    (alias outer 1 $error-t (type $err))
-    (export "error" (type $error (eq $err)))
-    (export "output-stream" (type $os (sub resource)))
-    (type $stream-error (variant (case "last-operation-failed" (own $error)) (case "closed")))
-    (export "stream-error" (type $se (eq $stream-error)))
-    (export "[method]output-stream.blocking-write-and-flush"
-      (func (param "self" (borrow $os)) (param "contents" (list u8)) (result (result (error $se)))))))
-  (alias export $streams "output-stream" (type $output-stream))
-  (import "wasi:cli/stdout@0.2.0" (instance $stdout
-    (alias outer 1 $output-stream (type $os'))
-    (export "output-stream" (type $os (eq $os')))
-    (export "get-stdout" (func (result (own $os))))))
-  (core module $memory (memory (export "memory") 1))
-  (core instance $memory (instantiate $memory))
-  (core func $get-stdout (canon lower (func $stdout "get-stdout")))
-  (core func $write (canon lower (func $streams "[method]output-stream.blocking-write-and-flush")
-    (memory (core memory $memory "memory"))))
-  (core func $subscribe (canon lower (func $clock "subscribe-duration")))
-  (core func $block (canon lower (func $poll "[method]pollable.block")))
-  (core module $main
-    (import "host" "memory" (memory 1))
-    (import "host" "get-stdout" (func $get-stdout (result i32)))
-    (import "host" "write" (func $write (param i32 i32 i32 i32)))
-    (import "host" "subscribe" (func $subscribe (param i64) (result i32)))
-    (import "host" "block" (func $block (param i32)))
-    (data (i32.const 100) "{text}\n")
-    (func $sleep_ms (param $ms i64)
-      (call $block (call $subscribe (i64.mul (local.get $ms) (i64.const 1000000)))))
-    (func (export "run") (result i32)
-      (call $write (call $get-stdout) (i32.const 100) (i32.const {len}) (i32.const 0))
-      {then}
-      (i32.const {status})))
-  (core instance $host
-    (export "memory" (memory $memory "memory"))
-    (export "get-stdout" (func $get-stdout))
-    (export "write" (func $write))
-    (export "subscribe" (func $subscribe))
-    (export "block" (func $block)))
-  (core instance $main (instantiate $main (with "host" (instance $host))))
-  (func $run (result (result)) (canon lift (core func $main "run")))
-  (instance $cli (export "run" (func $run)))
-  (export "wasi:cli/run@0.2.0" (instance $cli)))
-"#
-    )
-}
 
 /// A component exporting `add(a, b)`, `greet(name)` and `answer()`, where
 /// `answer` is `get() + 1` with `get` imported from `demo:testmod/api`.
@@ -106,24 +43,6 @@ const CALCULATOR: &str = r#"(component
       (realloc (func $i "realloc")) string-encoding=utf8))
   (func (export "answer") (result u32) (canon lift (core func $i "answer"))))
 "#;
-
-/// A provider of `demo:NAME/api` whose `get` returns `value` plus how many
-/// times this instance was called before (so a shared instance shows).
-fn provider(name: &str, value: u32) -> String {
-    format!(
-        r#"(component
-  (core module $m
-    (global $calls (mut i32) (i32.const 0))
-    (func (export "get") (result i32)
-      (global.set $calls (i32.add (global.get $calls) (i32.const 1)))
-      (i32.add (i32.const {value}) (i32.sub (global.get $calls) (i32.const 1)))))
-  (core instance $i (instantiate $m))
-  (func $get (result u32) (canon lift (core func $i "get")))
-  (instance $api (export "get" (func $get)))
-  (export "demo:{name}/api@0.1.0" (instance $api)))
-"#
-    )
-}
 
 #[test]
 fn a_component_runs_and_runs_again_on_every_kind_of_save() {
@@ -192,14 +111,11 @@ fn a_spinning_component_is_stopped_by_a_save_and_by_the_timeout() {
 #[test]
 fn a_component_asleep_in_wasi_clocks_is_woken_by_a_save_and_by_the_timeout() {
     let dir = Dir::new();
-    let sleeps = command("going to sleep", "(call $sleep_ms (i64.const 600000))", 0);
+    let sleeps = sleeping("going to sleep", 600_000);
     dir.write("main.wat", &sleeps);
     let mut live = live_wasm(&dir, &["main.wat"]);
     live.expect_stdout("going to sleep");
-    dir.write(
-        "main.wat",
-        &command("awake", "(call $sleep_ms (i64.const 1))", 0),
-    );
+    dir.write("main.wat", &sleeping("awake", 1));
     live.expect_run(1, "start: stopped by a change");
     live.expect_stdout("awake");
     live.expect_run(2, "main.wat changed: ok");
@@ -579,4 +495,24 @@ fn the_python_component_example_runs_live_and_its_provider_edits_cost_no_recompi
         ],
         "{events}"
     );
+}
+
+#[test]
+fn strings_cross_components_and_a_provider_edit_runs_again() {
+    let dir = Dir::new();
+    let greeter = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("guest-examples/components/python/greeter.wat"),
+    )
+    .expect("greeter.wat");
+    dir.write("main.wat", &greeting_printer());
+    dir.write("greeter.wat", &greeter);
+    let mut live = live_wasm(&dir, &["main.wat"]);
+    live.expect_stdout("hello from greeter.wat");
+    live.expect_run(1, "start: ok");
+    dir.write_rename(
+        "greeter.wat",
+        &greeter.replace("hello from greeter.wat", "edited"),
+    );
+    live.expect_stdout("edited");
+    live.expect_run(2, "greeter.wat changed: ok");
 }

@@ -2,6 +2,7 @@
 
 mod build;
 mod cache;
+mod component_wat;
 mod components;
 mod events;
 mod examples;
