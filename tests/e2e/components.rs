@@ -94,7 +94,7 @@ fn a_components_exit_status_is_the_status_of_once() {
 }
 
 #[test]
-fn a_spinning_component_is_stopped_by_a_save_and_by_the_timeout() {
+fn a_spinning_component_is_stopped_by_a_save_and_by_its_limits() {
     let dir = Dir::new();
     dir.write("main.wat", &command("spinning", "(loop $l (br $l))", 0));
     let mut live = live_wasm(&dir, &["main.wat"]);
@@ -106,6 +106,14 @@ fn a_spinning_component_is_stopped_by_a_save_and_by_the_timeout() {
 
     dir.write("spin.wat", &command("spinning", "(loop $l (br $l))", 0));
     once_fails(&dir, &["--timeout", "200ms", "spin.wat"], 124, "timed out");
+    once_fails(&dir, &["--fuel", "100000", "spin.wat"], 134, "out of fuel");
+    // Its memories count against --max-memory as core modules' do.
+    once_fails(
+        &dir,
+        &["--max-memory", "32KiB", "spin.wat"],
+        1,
+        "over --max-memory 32.0 KiB",
+    );
 }
 
 #[test]

@@ -219,7 +219,7 @@ fn every_error_kind_writes_only_json_to_stderr() {
         .unwrap_or_default()
         .to_owned();
     assert!(
-        message.contains("component.wat is a WebAssembly component"),
+        message.contains("component.wat is a component without `wasi:cli/run`"),
         "{message}"
     );
 }
