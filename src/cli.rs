@@ -378,8 +378,6 @@ fn parse_preopen(cwd: &Path, spec: &str) -> Result<Preopen> {
     })
 }
 
-/// `KEY=VALUE`, or `KEY` to pass on ours; when we have none, the warning to give
-/// instead.
 /// The `-S` grants: the network ones; HTTP and the rest are not offered.
 fn parse_network(specs: &[String]) -> Result<Network> {
     let mut network = Network::default();
@@ -402,6 +400,8 @@ fn parse_network(specs: &[String]) -> Result<Network> {
     Ok(network)
 }
 
+/// `KEY=VALUE`, or `KEY` to pass on ours; when we have none, the warning to give
+/// instead.
 fn parse_env(spec: &str) -> Result<Result<(String, String), String>> {
     let (key, value) = match spec.split_once('=') {
         Some((key, value)) => (key, Some(value.to_owned())),

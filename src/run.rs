@@ -5,8 +5,9 @@
 //! declared here. Inside, the kind of the entry is the one branch point: a core
 //! module takes the [`core`] path (linking modules on demand, `live`, WASI
 //! preview 1), a component the [`component`] path (linking sibling components
-//! on demand, `live:live`, WASI 0.2). The [`Runtime`] lives for the whole session (one engine, one
-//! linker, the compile cache); everything a guest can touch is new in every run.
+//! on demand, `live:live`, WASI 0.2). The [`Runtime`] lives for the whole
+//! session (one engine, the linkers, the compile cache); everything a guest can
+//! touch is new in every run.
 
 mod component;
 mod core;

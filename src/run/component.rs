@@ -35,18 +35,26 @@ pub fn run(store: &mut Store<Host>, component: &Component, invoke: Option<&str>)
         return call.run(store, component, &instance);
     }
     let label = store.data().modules.linking.entry_label();
+    let without_run = || {
+        format!(
+            "{label} is a component without `wasi:cli/run`: run a command component \
+             (for Rust, a `bin` built for wasm32-wasip2), or call one of its functions \
+             with --invoke 'NAME(ARGS)'"
+        )
+    };
     let command = Command::new(&mut *store, &instance)
         .map_err(anyhow::Error::from)
-        .with_context(|| {
-            format!(
-                "{label} is a component without `wasi:cli/run`: run a command component \
-             (for Rust, a `bin` built for wasm32-wasip2), or call one of its \
-             functions with --invoke 'NAME(ARGS)'"
-            )
-        })?;
+        .with_context(without_run)?;
     match command.wasi_cli_run().call_run(&mut *store)? {
         Ok(()) => Ok(()),
         // `run` returned `err`: a failed command, status 1, as `wasmtime run` says.
         Err(()) => Err(I32Exit(1).into()),
     }
+}
+
+/// An interface name without its version: `demo:math/api@0.1.0` ->
+/// `demo:math/api`. Imports and exports match across versions.
+fn unversioned(name: &str) -> &str {
+    name.split_once('@')
+        .map_or(name, |(unversioned, _)| unversioned)
 }

@@ -200,6 +200,25 @@ fn use_across_components_is_lazy_and_follows_the_provider() {
     dir.write("testmod.wat", "(module)");
     live.expect_run(4, "testmod.wat changed: error");
     live.expect(Stream::Err, |line| line.contains("it is a core module"));
+    // One whose function has another type says both.
+    let returns_a_string = provider("testmod", 1)
+        .replace("(func $get (result u32)", "(func $get (result string)")
+        .replace(
+            "(canon lift (core func $i \"get\"))",
+            "(canon lift (core func $i \"get\") (memory (core memory $i \"memory\")))",
+        )
+        .replace(
+            "(global $calls",
+            "(memory (export \"memory\") 1)\n    (global $calls",
+        );
+    dir.write("testmod.wat", &returns_a_string);
+    live.expect_run(5, "testmod.wat changed: error");
+    live.expect(Stream::Err, |line| {
+        line.contains(
+            "calc.wat: demo:testmod/api@0.1.0.get: type mismatch: the import expects \
+             func() -> u32, testmod.wat exports func() -> string",
+        )
+    });
 }
 
 #[test]

@@ -11,6 +11,7 @@ use wasmtime::component::wasm_wave::untyped::UntypedFuncCall;
 use wasmtime::component::wasm_wave::wasm::{DisplayFuncResults, WasmFunc};
 use wasmtime::component::{Component, ComponentExportIndex, Instance, Val};
 
+use super::unversioned;
 use crate::run::host::Host;
 
 /// A parsed `--invoke` call, not yet checked against a component.
@@ -74,14 +75,7 @@ fn find_func(
         .collect();
     if let Some((given, func)) = name.rsplit_once('.') {
         // `demo:math/api`, or just `api`, stands for `demo:math/api@0.1.0`.
-        let unversioned = |name: &str| name.split('@').next().unwrap_or(name).to_owned();
-        let short = |name: &str| {
-            unversioned(name)
-                .rsplit('/')
-                .next()
-                .unwrap_or("")
-                .to_owned()
-        };
+        let short = |name| unversioned(name).rsplit('/').next().unwrap_or_default();
         let matches: Vec<&String> = interfaces
             .iter()
             .map(|(name, _)| name)

@@ -10,10 +10,11 @@
 
 use std::sync::{Arc, PoisonError};
 
-use wasmtime::component::types::{ComponentFunc, ComponentItem};
+use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
 use wasmtime::component::{Component, Instance, InstancePre, Val};
 use wasmtime::{AsContextMut, Store, StoreContextMut, Trap, WasmBacktrace};
 
+use super::unversioned;
 use crate::cache::Artifact;
 use crate::run::host::Host;
 use crate::run::modules::ComponentInstance;
@@ -222,15 +223,26 @@ struct Trampoline {
 }
 
 impl Trampoline {
+    /// Calls the provider's function, with `ty`, the importer's type of it.
     fn call(
         &self,
         mut store: StoreContextMut<'_, Host>,
-        _ty: &ComponentFunc,
+        ty: &ComponentFunc,
         params: &[Val],
         results: &mut [Val],
     ) -> wasmtime::Result<()> {
         let instance = instance(store.as_context_mut(), &self.provider, &self.site)?;
         let func = self.export(&mut store, instance)?;
+        let found = func.ty(&store);
+        if !same_signature(ty, &found) {
+            return Err(UseError::TypeMismatch {
+                site: self.site.clone(),
+                file: store.data().modules.components[&self.provider].file.clone(),
+                expected: signature(ty),
+                found: signature(&found),
+            }
+            .into());
+        }
         func.call(&mut store, params, results)
     }
 
@@ -243,7 +255,6 @@ impl Trampoline {
     ) -> Result<wasmtime::component::Func, UseError> {
         let provided = &store.data().modules.components[&self.provider];
         let file = provided.file.clone();
-        let unversioned = |name: &str| name.split('@').next().unwrap_or(name).to_owned();
         let wanted = unversioned(&self.interface);
         let engine = store.engine().clone();
         let exported = provided
@@ -265,6 +276,55 @@ impl Trampoline {
             .and_then(|index| instance.get_func(&mut *store, index));
         func.ok_or_else(|| missing(format!("{interface}.{}", self.func)))
     }
+}
+
+/// True when both take and return the same types (names aside).
+fn same_signature(a: &ComponentFunc, b: &ComponentFunc) -> bool {
+    a.params()
+        .map(|(_, ty)| ty)
+        .eq(b.params().map(|(_, ty)| ty))
+        && a.results().eq(b.results())
+}
+
+/// `func(u32, string) -> list<u8>`, for messages.
+fn signature(func: &ComponentFunc) -> String {
+    let params: Vec<String> = func.params().map(|(_, ty)| type_name(&ty)).collect();
+    let results: Vec<String> = func.results().map(|ty| type_name(&ty)).collect();
+    match results.as_slice() {
+        [] => format!("func({})", params.join(", ")),
+        _ => format!("func({}) -> {}", params.join(", "), results.join(", ")),
+    }
+}
+
+/// A value type's WIT name, nested types spelled out where short.
+fn type_name(ty: &Type) -> String {
+    let simple = match ty {
+        Type::Bool => "bool",
+        Type::S8 => "s8",
+        Type::U8 => "u8",
+        Type::S16 => "s16",
+        Type::U16 => "u16",
+        Type::S32 => "s32",
+        Type::U32 => "u32",
+        Type::S64 => "s64",
+        Type::U64 => "u64",
+        Type::Float32 => "f32",
+        Type::Float64 => "f64",
+        Type::Char => "char",
+        Type::String => "string",
+        Type::List(list) => return format!("list<{}>", type_name(&list.ty())),
+        Type::Option(option) => return format!("option<{}>", type_name(&option.ty())),
+        Type::Record(_) => "record",
+        Type::Tuple(_) => "tuple",
+        Type::Variant(_) => "variant",
+        Type::Enum(_) => "enum",
+        Type::Result(_) => "result",
+        Type::Flags(_) => "flags",
+        Type::Own(_) => "own",
+        Type::Borrow(_) => "borrow",
+        _ => "another type",
+    };
+    simple.to_owned()
 }
 
 #[cfg(test)]
