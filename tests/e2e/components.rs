@@ -543,3 +543,20 @@ fn strings_cross_components_and_a_provider_edit_runs_again() {
     live.expect_stdout("edited");
     live.expect_run(2, "greeter.wat changed: ok");
 }
+
+#[test]
+fn every_component_example_has_a_readme_with_its_start_command() {
+    for folder in ["rust", "use-demo", "python"] {
+        let path = crate::examples::examples()
+            .join("components")
+            .join(folder)
+            .join("README.md");
+        let readme = std::fs::read_to_string(&path)
+            .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+        assert!(
+            readme.contains("live-wasm --build ./build "),
+            "{} gives no start command",
+            path.display()
+        );
+    }
+}
