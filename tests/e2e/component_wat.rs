@@ -35,7 +35,18 @@ struct Parts<'a> {
     core_funcs: &'a str,
     /// What `host` exports to the core module, besides printing.
     host_exports: &'a str,
+    /// An allocator beside the memory (`$memory`'s `realloc`), for the
+    /// strings an import returns.
+    allocator: bool,
 }
+
+/// A bump allocator, enough for the strings of one run.
+const ALLOCATOR: &str = r#"(global $next (mut i32) (i32.const 4096))
+    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+      (local $at i32)
+      (local.set $at (global.get $next))
+      (global.set $next (i32.add (global.get $next) (local.get 3)))
+      (local.get $at))"#;
 
 const SLEEP: Parts = Parts {
     imports: r#"(import "wasi:io/poll@0.2.0" (instance $poll
@@ -54,6 +65,7 @@ const SLEEP: Parts = Parts {
       (call $block (call $subscribe (i64.mul (local.get $ms) (i64.const 1000000)))))"#,
     host_exports: r#"(export "subscribe" (func $subscribe))
     (export "block" (func $block))"#,
+    allocator: false,
 };
 
 const GREETING: Parts = Parts {
@@ -69,6 +81,7 @@ const GREETING: Parts = Parts {
       (call $write (call $get-stdout) (i32.load (i32.const 8)) (i32.load (i32.const 12)) (i32.const 0))
       (call $write (call $get-stdout) (i32.const 100) (i32.const 1) (i32.const 0)))"#,
     host_exports: r#"(export "greeting" (func $greeting))"#,
+    allocator: true,
 };
 
 /// A command made of `parts`, printing `text` (if any) before `then`.
@@ -79,7 +92,9 @@ fn command_with(parts: &Parts, text: Option<&str>, then: &str, status: u32) -> S
         core_imports,
         core_funcs,
         host_exports,
+        allocator,
     } = parts;
+    let allocator = if *allocator { ALLOCATOR } else { "" };
     let line = format!("{}\n", text.unwrap_or_default());
     let print = match text {
         Some(_) => format!(
@@ -109,12 +124,7 @@ fn command_with(parts: &Parts, text: Option<&str>, then: &str, status: u32) -> S
   {imports}
   (core module $memory
     (memory (export "memory") 1)
-    (global $next (mut i32) (i32.const 4096))
-    (func (export "realloc") (param i32 i32 i32 i32) (result i32)
-      (local $at i32)
-      (local.set $at (global.get $next))
-      (global.set $next (i32.add (global.get $next) (local.get 3)))
-      (local.get $at)))
+    {allocator})
   (core instance $memory (instantiate $memory))
   (core func $get-stdout (canon lower (func $stdout "get-stdout")))
   (core func $write (canon lower (func $streams "[method]output-stream.blocking-write-and-flush")
