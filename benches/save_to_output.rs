@@ -7,7 +7,10 @@
 //! on its stdout pipe. The runner's status line gives each run's compile and run
 //! stages; the rest (file event, read, scheduling, pipe) is what the watcher adds.
 //! Prints a table a reader can paste; where `wasmtime` is on PATH it measures a
-//! cold `wasmtime run` of the same module for comparison.
+//! cold `wasmtime run` of the same module for comparison. Components have rows
+//! of their own, beside the core module's in the same run; the two built from
+//! `guest-examples/components/` (the Rust demo, the Python component) are built
+//! in place first, and skipped, saying why, when their toolchain is missing.
 
 #[path = "../tests/e2e/component_wat.rs"]
 #[allow(dead_code)] // What only the tests use.
