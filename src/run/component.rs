@@ -6,7 +6,7 @@
 mod invoke;
 mod link;
 mod live;
-mod poll;
+mod waits;
 
 use anyhow::{Context, Result};
 use wasmtime::component::{Component, Linker};
@@ -16,12 +16,13 @@ use wasmtime_wasi::p2::bindings::sync::Command;
 
 use super::host::Host;
 
-/// The session's linker for components: WASI 0.2 (its pollables waiting on
-/// the run's stop switch too) and `live:live`. No HTTP: nothing grants it.
+/// The session's linker for components: WASI 0.2 (its waits on pollables and
+/// stdin cut short by the run's stop switch) and `live:live`. No HTTP: nothing
+/// grants it.
 pub fn linker(engine: &Engine) -> Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    poll::shadow(&mut linker)?;
+    waits::shadow(&mut linker)?;
     live::add_to_linker(&mut linker)?;
     Ok(linker)
 }

@@ -2,10 +2,12 @@
 //! status, limits and stops, `--invoke` in WAVE, `use` across components, the
 //! sandbox; and the component examples built by their real toolchains.
 
+use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -406,6 +408,52 @@ fn the_sandbox_holds_for_components_until_granted() {
         );
     }
     assert_eq!(dir.read("data/out.txt"), "written by the guest");
+}
+
+#[test]
+fn a_component_blocked_reading_stdin_is_stopped_by_the_timeout() {
+    let Some(probe) = sandbox_probe() else { return };
+    let dir = Dir::new();
+    std::fs::copy(&probe, dir.path("probe.wasm")).expect("copy probe");
+    // Our stdin stays open and silent: the guest's read waits on it.
+    let mut child = dir
+        .command()
+        .args(["--once", "--timeout", "300ms", "probe.wasm", "--", "stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start live-wasm");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "still blocked after 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    let _ = child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr);
+    assert_eq!(status.code(), Some(124), "{stderr}");
+    assert!(stderr.contains("timed out"), "{stderr}");
+
+    // Given a line, it reads it.
+    let mut child = dir
+        .command()
+        .args(["--once", "probe.wasm", "--", "stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start live-wasm");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(b"typed\n").expect("type a line");
+    drop(input);
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "stdin: OK typed\n");
 }
 
 /// A copy of component example `folder` under `live-wasm --build`, its first

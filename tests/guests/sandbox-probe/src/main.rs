@@ -2,7 +2,7 @@
 //! thing, and it prints one line saying whether it could.
 //!
 //! `env` (how many variables it sees), `read:PATH`, `write:PATH`,
-//! `connect:HOST:PORT`, `lookup:HOST`.
+//! `connect:HOST:PORT`, `lookup:HOST`, `stdin` (a line of it).
 
 use std::net::{TcpStream, ToSocketAddrs};
 
@@ -14,6 +14,12 @@ fn main() {
             "read" => std::fs::read_to_string(arg).map(|text| text.trim().to_owned()),
             "write" => std::fs::write(arg, "written by the guest").map(|()| "written".to_owned()),
             "connect" => TcpStream::connect(arg).map(|_| "connected".to_owned()),
+            "stdin" => {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .map(|_| line.trim().to_owned())
+            }
             "lookup" => (arg, 80)
                 .to_socket_addrs()
                 .map(|addrs| format!("{} addresses", addrs.count())),

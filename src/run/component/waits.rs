@@ -1,0 +1,89 @@
+//! The waits of `wasi:io` that a save can cut short.
+//!
+//! Epoch interruption stops wasm code, not a host call: a component asleep in
+//! `wasi:clocks` (a pollable it blocks on), waiting on any other pollable, or
+//! blocked reading stdin would hold the next run (or `--timeout`, or Ctrl-C)
+//! back until it woke. So `poll`, `pollable.block` and the blocking reads of
+//! an input stream run wasmtime-wasi's own async implementation raced against
+//! the run's stop switch, and a stop wakes them at once.
+
+use anyhow::Result;
+use wasmtime::StoreContextMut;
+use wasmtime::Trap;
+use wasmtime::component::{Linker, Resource};
+use wasmtime_wasi::WasiView;
+use wasmtime_wasi::p2::DynPollable;
+use wasmtime_wasi::runtime::in_tokio;
+use wasmtime_wasi_io::bindings::wasi::io::poll::{Host as _, HostPollable as _};
+use wasmtime_wasi_io::bindings::wasi::io::streams::{self, Host as _, HostInputStream as _};
+use wasmtime_wasi_io::streams::DynInputStream;
+
+use crate::run::host::Host;
+
+/// The interfaces as wasmtime-wasi 48 defines them; imports of other 0.2
+/// versions resolve to them (the linker matches semver-compatible names).
+const POLL: &str = "wasi:io/poll@0.2.12";
+const STREAMS: &str = "wasi:io/streams@0.2.12";
+
+/// What a blocking read returns to the guest.
+type Read<T> = wasmtime::Result<(Result<T, streams::StreamError>,)>;
+
+/// Replaces `poll`, `[method]pollable.block` and the blocking reads of
+/// `[method]input-stream` in `linker`.
+pub fn shadow(linker: &mut Linker<Host>) -> Result<()> {
+    linker.allow_shadowing(true);
+    let mut poll = linker.instance(POLL)?;
+    poll.func_wrap(
+        "poll",
+        |mut store: StoreContextMut<'_, Host>, (pollables,): (Vec<Resource<DynPollable>>,)| {
+            let interrupt = std::sync::Arc::clone(&store.data().interrupt);
+            let table = store.data_mut().ctx().table;
+            match in_tokio(interrupt.or_stop(table.poll(pollables))) {
+                Ok(ready) => Ok((ready?,)),
+                Err(_) => Err(Trap::Interrupt.into()),
+            }
+        },
+    )?;
+    poll.func_wrap(
+        "[method]pollable.block",
+        |mut store: StoreContextMut<'_, Host>, (pollable,): (Resource<DynPollable>,)| {
+            let interrupt = std::sync::Arc::clone(&store.data().interrupt);
+            let table = store.data_mut().ctx().table;
+            match in_tokio(interrupt.or_stop(table.block(pollable))) {
+                Ok(done) => done,
+                Err(_) => Err(Trap::Interrupt.into()),
+            }
+        },
+    )?;
+    let mut streams = linker.instance(STREAMS)?;
+    streams.func_wrap(
+        "[method]input-stream.blocking-read",
+        |mut store: StoreContextMut<'_, Host>,
+         (stream, len): (Resource<DynInputStream>, u64)|
+         -> Read<Vec<u8>> {
+            let interrupt = std::sync::Arc::clone(&store.data().interrupt);
+            let table = store.data_mut().ctx().table;
+            match in_tokio(interrupt.or_stop(table.blocking_read(stream, len))) {
+                Ok(Ok(bytes)) => Ok((Ok(bytes),)),
+                Ok(Err(err)) => Ok((Err(table.convert_stream_error(err)?),)),
+                Err(_) => Err(Trap::Interrupt.into()),
+            }
+        },
+    )?;
+    streams.func_wrap(
+        "[method]input-stream.blocking-skip",
+        |mut store: StoreContextMut<'_, Host>,
+         (stream, len): (Resource<DynInputStream>, u64)|
+         -> Read<u64> {
+            let interrupt = std::sync::Arc::clone(&store.data().interrupt);
+            let table = store.data_mut().ctx().table;
+            match in_tokio(interrupt.or_stop(table.blocking_skip(stream, len))) {
+                Ok(Ok(skipped)) => Ok((Ok(skipped),)),
+                Ok(Err(err)) => Ok((Err(table.convert_stream_error(err)?),)),
+                Err(_) => Err(Trap::Interrupt.into()),
+            }
+        },
+    )?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
