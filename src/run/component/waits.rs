@@ -7,16 +7,18 @@
 //! an input stream run wasmtime-wasi's own async implementation raced against
 //! the run's stop switch, and a stop wakes them at once.
 
+use std::sync::Arc;
+
 use anyhow::Result;
 use wasmtime::StoreContextMut;
 use wasmtime::Trap;
-use wasmtime::component::{Linker, Resource};
+use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::p2::DynPollable;
 use wasmtime_wasi::runtime::in_tokio;
 use wasmtime_wasi_io::bindings::wasi::io::poll::{Host as _, HostPollable as _};
 use wasmtime_wasi_io::bindings::wasi::io::streams::{self, Host as _, HostInputStream as _};
-use wasmtime_wasi_io::streams::DynInputStream;
+use wasmtime_wasi_io::streams::{DynInputStream, StreamResult};
 
 use crate::run::host::Host;
 
@@ -36,23 +38,14 @@ pub fn shadow(linker: &mut Linker<Host>) -> Result<()> {
     poll.func_wrap(
         "poll",
         |mut store: StoreContextMut<'_, Host>, (pollables,): (Vec<Resource<DynPollable>>,)| {
-            let interrupt = std::sync::Arc::clone(&store.data().interrupt);
-            let table = store.data_mut().ctx().table;
-            match in_tokio(interrupt.or_stop(table.poll(pollables))) {
-                Ok(ready) => Ok((ready?,)),
-                Err(_) => Err(Trap::Interrupt.into()),
-            }
+            let ready = until_stopped(&mut store, async move |table| table.poll(pollables).await)?;
+            Ok((ready?,))
         },
     )?;
     poll.func_wrap(
         "[method]pollable.block",
         |mut store: StoreContextMut<'_, Host>, (pollable,): (Resource<DynPollable>,)| {
-            let interrupt = std::sync::Arc::clone(&store.data().interrupt);
-            let table = store.data_mut().ctx().table;
-            match in_tokio(interrupt.or_stop(table.block(pollable))) {
-                Ok(done) => done,
-                Err(_) => Err(Trap::Interrupt.into()),
-            }
+            until_stopped(&mut store, async move |table| table.block(pollable).await)?
         },
     )?;
     let mut streams = linker.instance(STREAMS)?;
@@ -61,13 +54,10 @@ pub fn shadow(linker: &mut Linker<Host>) -> Result<()> {
         |mut store: StoreContextMut<'_, Host>,
          (stream, len): (Resource<DynInputStream>, u64)|
          -> Read<Vec<u8>> {
-            let interrupt = std::sync::Arc::clone(&store.data().interrupt);
-            let table = store.data_mut().ctx().table;
-            match in_tokio(interrupt.or_stop(table.blocking_read(stream, len))) {
-                Ok(Ok(bytes)) => Ok((Ok(bytes),)),
-                Ok(Err(err)) => Ok((Err(table.convert_stream_error(err)?),)),
-                Err(_) => Err(Trap::Interrupt.into()),
-            }
+            let read = until_stopped(&mut store, async move |table| {
+                table.blocking_read(stream, len).await
+            })?;
+            to_guest(&mut store, read)
         },
     )?;
     streams.func_wrap(
@@ -75,15 +65,35 @@ pub fn shadow(linker: &mut Linker<Host>) -> Result<()> {
         |mut store: StoreContextMut<'_, Host>,
          (stream, len): (Resource<DynInputStream>, u64)|
          -> Read<u64> {
-            let interrupt = std::sync::Arc::clone(&store.data().interrupt);
-            let table = store.data_mut().ctx().table;
-            match in_tokio(interrupt.or_stop(table.blocking_skip(stream, len))) {
-                Ok(Ok(skipped)) => Ok((Ok(skipped),)),
-                Ok(Err(err)) => Ok((Err(table.convert_stream_error(err)?),)),
-                Err(_) => Err(Trap::Interrupt.into()),
-            }
+            let skipped = until_stopped(&mut store, async move |table| {
+                table.blocking_skip(stream, len).await
+            })?;
+            to_guest(&mut store, skipped)
         },
     )?;
     linker.allow_shadowing(false);
     Ok(())
+}
+
+/// Runs `wait` on the run's resource table until it is done or the run is
+/// asked to stop, which ends the run as an epoch tick would.
+fn until_stopped<T>(
+    store: &mut StoreContextMut<'_, Host>,
+    wait: impl AsyncFnOnce(&mut ResourceTable) -> T,
+) -> wasmtime::Result<T> {
+    let interrupt = Arc::clone(&store.data().interrupt);
+    let table = store.data_mut().ctx().table;
+    in_tokio(interrupt.or_stop(wait(table))).map_err(|_| Trap::Interrupt.into())
+}
+
+/// A stream's result as the guest receives it: an error becomes a
+/// `stream-error` (its detail a resource of the guest's), or a trap.
+fn to_guest<T>(store: &mut StoreContextMut<'_, Host>, result: StreamResult<T>) -> Read<T> {
+    match result {
+        Ok(value) => Ok((Ok(value),)),
+        Err(err) => {
+            let table = store.data_mut().ctx().table;
+            Ok((Err(table.convert_stream_error(err)?),))
+        }
+    }
 }
