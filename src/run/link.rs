@@ -49,19 +49,11 @@ pub fn instance(
     if let Some((instance, _)) = modules.instances.get(name) {
         return Ok(*instance);
     }
-    modules.check_cycle(name, site)?;
-    let path = modules.resolve(name, site)?;
-    let module = match modules.load(name, &path, site)? {
-        Artifact::Module(module) => module,
-        Artifact::Component(_) => {
-            return Err(UseError::Invalid {
-                site: site.clone(),
-                file: modules.linking.label(&path),
-                message: "it is a component: `use` links core modules".to_owned(),
-                place: None,
-                validation: false,
-            }
-            .into());
+    let (path, module) = match modules.find(name, site)? {
+        (path, Artifact::Module(module)) => (path, module),
+        (path, Artifact::Component(_)) => {
+            let why = "it is a component: `use` links core modules";
+            return Err(modules.other_kind(site, &path, why).into());
         }
     };
     let file = modules.linking.label(&path);

@@ -178,7 +178,7 @@ impl Modules {
 
     /// Refuses `name` while it is being instantiated: asking for it then closes
     /// a cycle.
-    pub(super) fn check_cycle(&self, name: &str, site: &Site) -> Result<(), UseError> {
+    fn check_cycle(&self, name: &str, site: &Site) -> Result<(), UseError> {
         let Some(start) = self.in_progress.iter().position(|busy| busy == name) else {
             return Ok(());
         };
@@ -201,6 +201,30 @@ impl Modules {
                 path: path.to_path_buf(),
                 hash,
             });
+        }
+    }
+
+    /// Finds, reads and compiles module `name` for `site`, which may not ask
+    /// for a module being instantiated (that closes a cycle).
+    pub(super) fn find(
+        &mut self,
+        name: &str,
+        site: &Site,
+    ) -> Result<(PathBuf, Artifact), UseError> {
+        self.check_cycle(name, site)?;
+        let path = self.resolve(name, site)?;
+        let artifact = self.load(name, &path, site)?;
+        Ok((path, artifact))
+    }
+
+    /// The error for `path`, asked for by `site`, being of the other kind.
+    pub(super) fn other_kind(&self, site: &Site, path: &Path, why: &str) -> UseError {
+        UseError::Invalid {
+            site: site.clone(),
+            file: self.linking.label(path),
+            message: why.to_owned(),
+            place: None,
+            validation: false,
         }
     }
 

@@ -46,21 +46,11 @@ pub fn instance(
     if let Some(ready) = modules.components.get(name) {
         return Ok(ready.instance);
     }
-    modules.check_cycle(name, site)?;
-    let path = modules.resolve(name, site)?;
-    let component = match modules.load(name, &path, site)? {
-        Artifact::Component(component) => component,
-        Artifact::Module(_) => {
-            return Err(UseError::Invalid {
-                site: site.clone(),
-                file: modules.linking.label(&path),
-                message: "it is a core module: a component's imports are served by \
-                          components"
-                    .to_owned(),
-                place: None,
-                validation: false,
-            }
-            .into());
+    let (path, component) = match modules.find(name, site)? {
+        (path, Artifact::Component(component)) => (path, component),
+        (path, Artifact::Module(_)) => {
+            let why = "it is a core module: a component's imports are served by components";
+            return Err(modules.other_kind(site, &path, why).into());
         }
     };
     instantiate_named(store, name, &component, &path)
