@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::component_wat::{command, greeting_printer, provider, sleeping};
-use crate::examples::copy_example;
-use crate::languages::{BUILD_WAIT, ONE_BUILD_AT_A_TIME, toolchain};
-use crate::support::{Dir, Stream, live_wasm, live_wasm_with_env, once, once_fails, skip_example};
+use crate::languages::{Session, start_built, toolchain};
+use crate::support::{Dir, Stream, live_wasm, once, once_fails, skip_example};
 
 /// A component exporting `add(a, b)`, `greet(name)` and `answer()`, where
 /// `answer` is `get() + 1` with `get` imported from `demo:testmod/api`.
@@ -456,44 +455,18 @@ fn a_component_blocked_reading_stdin_is_stopped_by_the_timeout() {
     assert_eq!(String::from_utf8_lossy(&output.stdout), "stdin: OK typed\n");
 }
 
-/// A copy of component example `folder` under `live-wasm --build`, its first
-/// build waited out; `None` when its toolchain is missing and this is not CI.
-fn start_example(
-    folder: &str,
-    args: &[&str],
-    first_line: &str,
-) -> Option<(
-    crate::support::LiveWasm,
-    Dir,
-    std::sync::MutexGuard<'static, ()>,
-)> {
-    let env = match toolchain(folder) {
-        Ok(env) => env,
-        Err(missing) => {
-            skip_example(folder, &missing);
-            return None;
-        }
-    };
-    let turn = ONE_BUILD_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let dir = Dir::new();
-    copy_example(folder, dir.root());
-    let mut all = vec!["--build", "./build"];
-    all.extend(args);
-    let mut live = live_wasm_with_env(&dir, &env, &all);
-    live.set_wait(BUILD_WAIT);
-    live.expect_stdout(first_line);
-    Some((live, dir, turn))
-}
-
 #[test]
 fn the_rust_component_example_runs_live() {
-    let Some((mut live, dir, _turn)) = start_example(
+    let Some(Session {
+        mut live,
+        dir,
+        _turn,
+    }) = start_built(
         "components/rust",
         &["target/wasm32-wasip2/debug/hello-component.wasm", "--", "a"],
         "hello from a WASI 0.2 component",
-    ) else {
+    )
+    else {
         return;
     };
     live.expect_stdout(r#"args: ["hello-component.wasm", "a"]"#);
@@ -509,11 +482,16 @@ fn the_rust_component_example_runs_live() {
 
 #[test]
 fn the_two_component_demo_runs_live_and_follows_its_provider() {
-    let Some((mut live, dir, _turn)) = start_example(
+    let Some(Session {
+        mut live,
+        dir,
+        _turn,
+    }) = start_built(
         "components/use-demo",
         &["target/wasm32-wasip2/debug/main.wasm"],
         "hello, live-wasm, from testmod",
-    ) else {
+    )
+    else {
         return;
     };
     live.expect_stdout("summarize: count 4, mean 4");
@@ -530,7 +508,11 @@ fn the_two_component_demo_runs_live_and_follows_its_provider() {
 
 #[test]
 fn the_python_component_example_runs_live_and_its_provider_edits_cost_no_recompile() {
-    let Some((mut live, dir, _turn)) = start_example(
+    let Some(Session {
+        mut live,
+        dir,
+        _turn,
+    }) = start_built(
         "components/python",
         &[
             "--watch",
@@ -540,7 +522,8 @@ fn the_python_component_example_runs_live_and_its_provider_edits_cost_no_recompi
             "app.wasm",
         ],
         "hello from Python, as a WASI 0.2 component",
-    ) else {
+    )
+    else {
         return;
     };
     live.expect_stdout("greeter.wat says: hello from greeter.wat");

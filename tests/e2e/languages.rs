@@ -14,11 +14,11 @@ use crate::support::{Dir, LiveWasm, Stream, live_wasm_with_env, skip_example};
 
 /// A first build compiles a language's standard library (Go: about 20 s), and
 /// the machine may be busy: compilers get longer than the usual bounded wait.
-pub(crate) const BUILD_WAIT: Duration = Duration::from_secs(240);
+const BUILD_WAIT: Duration = Duration::from_secs(240);
 
 /// One language's build at a time: compilers use every core, and a test
 /// waiting on another's build would only measure the queue.
-pub(crate) static ONE_BUILD_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_BUILD_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// One language's example and the edits a test makes to it.
 struct Example {
@@ -260,20 +260,27 @@ fn live_cycle(example: &Example) {
 
 /// A session on a copy of an example. Fields drop in order: the session ends
 /// before its folder goes, and the next build waits for both.
-struct Session {
-    live: LiveWasm,
-    dir: Dir,
-    _turn: MutexGuard<'static, ()>,
+pub(crate) struct Session {
+    pub(crate) live: LiveWasm,
+    pub(crate) dir: Dir,
+    pub(crate) _turn: MutexGuard<'static, ()>,
 }
 
 /// Copies the example into a temp dir and starts `live-wasm --build` on it
 /// (the build says `building` first), waiting out the first build; `None` when
 /// its toolchain is missing and this is not CI.
 fn start(example: &Example) -> Option<Session> {
-    let mut env = match toolchain(example.folder) {
+    start_built(example.folder, example.args, example.hello)
+}
+
+/// Copies example `folder` into a temp dir and starts `live-wasm --build
+/// ./build ARGS` on it, waiting for `first_line` of the first build's run;
+/// `None` when its toolchain is missing and this is not CI.
+pub(crate) fn start_built(folder: &str, args: &[&str], first_line: &str) -> Option<Session> {
+    let mut env = match toolchain(folder) {
         Ok(env) => env,
         Err(missing) => {
-            skip_example(example.folder, &missing);
+            skip_example(folder, &missing);
             return None;
         }
     };
@@ -281,15 +288,15 @@ fn start(example: &Example) -> Option<Session> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let dir = Dir::new();
-    copy_example(example.folder, dir.root());
+    copy_example(folder, dir.root());
     // A user's cargo may build elsewhere: the example's paths must not depend on it.
     let elsewhere = dir.path("shared-target").to_string_lossy().into_owned();
     env.push(("CARGO_TARGET_DIR".to_owned(), elsewhere));
-    let mut args = vec!["--build", "echo building >&2; ./build"];
-    args.extend(example.args);
-    let mut live = live_wasm_with_env(&dir, &env, &args);
+    let mut all = vec!["--build", "echo building >&2; ./build"];
+    all.extend(args);
+    let mut live = live_wasm_with_env(&dir, &env, &all);
     live.set_wait(BUILD_WAIT);
-    live.expect_stdout(example.hello);
+    live.expect_stdout(first_line);
     Some(Session {
         live,
         dir,
