@@ -144,12 +144,10 @@ fn small_edit(options: &Options, how: Save, extra: &[&str]) -> Samples {
     let session = Session::start(dir.path(), &args);
     session.output("start");
     session.status();
-    let mut samples = Samples::default();
-    for i in 0..options.saves {
+    session.measure_saves(options.saves, &main, how, |i| {
         let line = format!("v{i}");
-        session.measure(&mut samples, &main, printer("", &line, ""), how, &line);
-    }
-    samples
+        (printer("", &line, ""), line)
+    })
 }
 
 fn rename_save(options: &Options) -> Samples {
@@ -169,12 +167,10 @@ fn dependency_edit(options: &Options) -> Samples {
     let session = Session::start(dir.path(), &["main.wat"]);
     session.output("dep start");
     session.status();
-    let mut samples = Samples::default();
-    for i in 0..options.saves {
+    session.measure_saves(options.saves, &dep, Save::InPlace, |i| {
         let line = format!("d{i}");
-        session.measure(&mut samples, &dep, dep_source(&line), Save::InPlace, &line);
-    }
-    samples
+        (dep_source(&line), line)
+    })
 }
 
 /// A module of `count` functions with some arithmetic each, each calling the
@@ -224,11 +220,10 @@ fn big_dependency(options: &Options) -> (Samples, f64) {
     let session = Session::start(dir.path(), &["main.wat"]);
     session.output("start");
     session.status();
-    let mut samples = Samples::default();
-    for i in 0..options.saves {
+    let samples = session.measure_saves(options.saves, &main, Save::InPlace, |i| {
         let line = format!("v{i}");
-        session.measure(&mut samples, &main, source(&line), Save::InPlace, &line);
-    }
+        (source(&line), line)
+    });
     (samples, megabytes)
 }
 
@@ -302,13 +297,10 @@ fn component_edit(options: &Options) -> Samples {
     let session = Session::start(dir.path(), &["main.wat"]);
     session.output("start");
     session.status();
-    let mut samples = Samples::default();
-    for i in 0..options.saves {
+    session.measure_saves(options.saves, &main, Save::InPlace, |i| {
         let line = format!("v{i}");
-        let source = component_wat::command(&line, "", 0);
-        session.measure(&mut samples, &main, source, Save::InPlace, &line);
-    }
-    samples
+        (component_wat::command(&line, "", 0), line)
+    })
 }
 
 /// The provider of the Python example: `greeting()` returns its text.
@@ -330,18 +322,10 @@ fn provider_edit(options: &Options) -> Samples {
     let session = Session::start(dir.path(), &["main.wat"]);
     session.output("start");
     session.status();
-    let mut samples = Samples::default();
-    for i in 0..options.saves {
+    session.measure_saves(options.saves, &provider, Save::InPlace, |i| {
         let line = format!("g{i}");
-        session.measure(
-            &mut samples,
-            &provider,
-            greeter(&line),
-            Save::InPlace,
-            &line,
-        );
-    }
-    samples
+        (greeter(&line), line)
+    })
 }
 
 /// Runs the `build` script of component example `folder` in place (quick when
@@ -382,15 +366,13 @@ fn use_demo_provider_rebuilt(options: &Options) -> Result<Samples, String> {
     let session = Session::start(dir.path(), &["main.wasm"]);
     session.output("hello, live-wasm, from testmod");
     session.status();
-    let mut samples = Samples::default();
-    for i in 0..options.saves.min(50) {
+    let saves = options.saves.min(50);
+    Ok(session.measure_saves(saves, &provider, Save::InPlace, |i| {
         let edited = format!(", from t{i:05}d");
         let mut bytes = original.clone();
         bytes[at..at + literal.len()].copy_from_slice(edited.as_bytes());
-        let line = format!("hello, live-wasm{edited}");
-        session.measure(&mut samples, &provider, bytes, Save::InPlace, &line);
-    }
-    Ok(samples)
+        (bytes, format!("hello, live-wasm{edited}"))
+    }))
 }
 
 /// `guest-examples/components/python`: `app.wasm` (CPython inside) stays as it
@@ -407,18 +389,11 @@ fn sibling_of_a_big_component(options: &Options) -> Result<(Samples, f64), Strin
     let session = Session::start(dir.path(), &["app.wasm"]);
     session.output("greeter.wat says: start");
     session.status();
-    let mut samples = Samples::default();
-    for i in 0..options.saves.min(50) {
+    let saves = options.saves.min(50);
+    let samples = session.measure_saves(saves, &provider, Save::InPlace, |i| {
         let text = format!("p{i}");
-        let line = format!("greeter.wat says: {text}");
-        session.measure(
-            &mut samples,
-            &provider,
-            greeter(&text),
-            Save::InPlace,
-            &line,
-        );
-    }
+        (greeter(&text), format!("greeter.wat says: {text}"))
+    });
     Ok((samples, megabytes))
 }
 

@@ -185,6 +185,23 @@ impl Session {
         samples.run.push(run);
     }
 
+    /// Saves `file` `count` times, save `i` writing the contents `edit(i)`
+    /// gives and timed until the line it gives is printed.
+    pub fn measure_saves<C: AsRef<[u8]>>(
+        &self,
+        count: usize,
+        file: &Path,
+        how: Save,
+        edit: impl Fn(usize) -> (C, String),
+    ) -> Samples {
+        let mut samples = Samples::default();
+        for i in 0..count {
+            let (contents, expected) = edit(i);
+            self.measure(&mut samples, file, contents, how, &expected);
+        }
+        samples
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
