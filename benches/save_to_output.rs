@@ -1,16 +1,22 @@
-//! Save-to-output latency of the real `live-wasm` binary on real files.
+//! Save-to-output latency of the real `live-wasm` binary on real files, as a
+//! person sees it: against the floor of this machine and the loops a user
+//! would otherwise run.
 //!
-//! `cargo bench --bench save_to_output [-- --saves N --reloads N]`
+//! `cargo bench --bench save_to_output [-- --saves N --pause MS --reloads N --only TEXT]`
 //!
-//! Each scenario starts a session in a temp dir, saves a file N times, and times
-//! from just before the write to the moment the new run's first line reaches us
-//! on its stdout pipe. The runner's status line gives each run's compile and run
-//! stages; the rest (file event, read, scheduling, pipe) is what the watcher adds.
-//! Prints a table a reader can paste; where `wasmtime` is on PATH it measures a
-//! cold `wasmtime run` of the same module for comparison. Components have rows
-//! of their own, beside the core module's in the same run; the two built from
-//! `guest-examples/components/` (the Rust demo, the Python component) are built
-//! in place first, and skipped, saying why, when their toolchain is missing.
+//! Each scenario saves a file N times after a pause (250 ms: a person saves
+//! after a moment's thought, when the machine's threads have gone idle), then N
+//! times back to back, and times from just before the write to the moment the
+//! run's first line can be read from its stdout. Every save goes in turn to
+//! live-wasm, to the floor (a minimal inotify -> read -> write program, see
+//! `support/floor.rs`) and, where `watchexec` and `wasmtime` are on PATH, to
+//! `watchexec -r [--debounce 0] -- wasmtime run` doing the same job, each in a
+//! folder of its own. live-wasm's figures are printed as `floor + X ms`, the
+//! peers' with how many times live-wasm's they are. The runner's status line
+//! gives each run's compile and run stages. The scenarios built from
+//! `guest-examples/components/` are built in place first, and skipped, saying
+//! why, when their toolchain is missing. Then one session is reloaded many
+//! times: its RSS, fds and threads, and its CPU while idle.
 
 #[path = "../tests/e2e/component_wat.rs"]
 #[allow(dead_code)] // What only the tests use.
@@ -22,90 +28,179 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::Duration;
 
-use support::{Samples, Save, Session, ms, on_path, option, percentile, process_stats, save};
+use support::interleaved::{self, Measured, Peers, Scenario};
+use support::{Save, Session, floor, option, process_stats, save};
 
 fn main() {
+    floor::serve_if_asked();
     let options = Options::from_args();
+    let peers = Peers::find();
     println!(
-        "live-wasm save-to-output, {} saves per scenario ({})",
+        "live-wasm save-to-output, {} saves per scenario and spacing ({})",
         options.saves,
         env!("CARGO_BIN_EXE_live-wasm")
     );
-    println!();
-    println!("| scenario | p50 ms | p95 ms | max ms | compile p50 ms | run p50 ms | rest p50 ms |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
-
-    let small = small_edit(&options, Save::InPlace, &[]);
-    small.row("small edit, in place");
-    small_edit(&options, Save::InPlace, &["--compiler", "winch"])
-        .row("small edit, in place (winch)");
-    small_edit(&options, Save::InPlace, &["--no-incremental-cache"])
-        .row("small edit, in place (no incremental cache)");
-    rename_save(&options).row("small edit, atomic rename");
-    dependency_edit(&options).row("edit of a used dependency");
-    let (samples, megabytes) = big_dependency(&options);
-    samples.row(&format!(
-        "small edit, {megabytes:.1} MB dependency unchanged"
-    ));
-    for (label, flags) in [
-        (
-            "1,000-function module, one function edited (cranelift)",
-            &["--compiler", "cranelift", "--no-incremental-cache"][..],
-        ),
-        (
-            "1,000-function module, one function edited (cranelift + incremental cache)",
-            &["--compiler", "cranelift"][..],
-        ),
-        (
-            "1,000-function module, one function edited (winch)",
-            &["--compiler", "winch"][..],
-        ),
-    ] {
-        big_module_edit(&options, flags).row(label);
-    }
-    runaway(&options).row("runaway guest replaced by a save");
-    let component = component_edit(&options);
-    component.row("small edit of a component, in place");
-    provider_edit(&options).row("edit of a component's provider (two .wat components)");
-    match use_demo_provider_rebuilt(&options) {
-        Ok(samples) => samples
-            .row("two-component demo (Rust, 3 MB each): the provider rebuilt, one string changed"),
-        Err(why) => println!("| two-component demo: skipped, {why} | | | | | | |"),
-    }
-    match sibling_of_a_big_component(&options) {
-        Ok((samples, megabytes)) => samples.row(&format!(
-            "edit of a provider, {megabytes:.1} MB Python component unchanged"
-        )),
-        Err(why) => println!("| Python component: skipped, {why} | | | | | | |"),
+    if let Err(why) = &peers {
+        println!("peers not measured: {why}");
     }
     println!();
-    println!(
-        "a component's small edit takes {:.2}x the core module's (p50)",
-        component.p50() / small.p50()
+    let mut measured: Vec<Measured> = Vec::new();
+    for scenario in scenarios() {
+        let scenario = match scenario {
+            Ok(scenario) => scenario,
+            Err(why) => {
+                println!("skipped: {why}");
+                continue;
+            }
+        };
+        if !options
+            .only
+            .as_ref()
+            .is_none_or(|only| scenario.label.contains(only))
+        {
+            continue;
+        }
+        eprintln!("measuring: {}", scenario.label);
+        measured.push(interleaved::measure(
+            &scenario,
+            options.saves,
+            options.pause,
+            &peers,
+        ));
+    }
+    let paused: Vec<_> = measured
+        .iter()
+        .map(|m| (m.label.as_str(), &m.paused))
+        .collect();
+    let title = format!(
+        "After a {} ms pause (p50 and p95 in ms)",
+        options.pause.as_millis()
     );
-    println!();
-
-    compare_with_wasmtime(&options, small.p50());
-    println!();
-    reloads(&options);
+    interleaved::print_table(&title, &paused);
+    let back: Vec<_> = measured
+        .iter()
+        .map(|m| (m.label.as_str(), &m.back_to_back))
+        .collect();
+    interleaved::print_table("Back to back (p50 and p95 in ms)", &back);
+    component_ratio(&measured);
+    if options.reloads > 0 {
+        reloads(&options);
+    }
 }
 
 /// Command-line options of the bench.
 struct Options {
     saves: usize,
+    pause: Duration,
     reloads: usize,
+    /// Only the scenarios whose label contains this.
+    only: Option<String>,
 }
 
 impl Options {
     fn from_args() -> Self {
+        let args: Vec<String> = std::env::args().collect();
+        let only = args
+            .iter()
+            .position(|arg| arg == "--only")
+            .map(|at| args.get(at + 1).expect("--only TEXT").clone());
         Options {
-            saves: option("--saves", 100) as usize,
+            saves: option("--saves", 40) as usize,
+            pause: Duration::from_millis(option("--pause", 250)),
             reloads: option("--reloads", 5_000) as usize,
+            only,
         }
     }
 }
+
+/// A component's small edit against a core module's, as the issue that added
+/// components asked (p50, both spacings).
+fn component_ratio(measured: &[Measured]) {
+    let find = |label: &str| measured.iter().find(|m| m.label == label);
+    if let (Some(core), Some(component)) = (find(SMALL_EDIT), find(COMPONENT_EDIT)) {
+        println!(
+            "a component's small edit takes {:.2}x the core module's after a pause, {:.2}x back to back (p50)",
+            component.paused.live.p50() / core.paused.live.p50(),
+            component.back_to_back.live.p50() / core.back_to_back.live.p50(),
+        );
+        println!();
+    }
+}
+
+const SMALL_EDIT: &str = "small edit, in place";
+const COMPONENT_EDIT: &str = "small edit of a component, in place";
+
+/// Every scenario, or why one cannot be run here.
+fn scenarios() -> Vec<Result<Scenario, String>> {
+    let mut all = vec![
+        Ok(small_edit(SMALL_EDIT, Save::InPlace, &[], &[])),
+        Ok(small_edit(
+            "small edit, in place (winch)",
+            Save::InPlace,
+            &["--compiler", "winch"],
+            &["-C", "compiler=winch"],
+        )),
+        Ok(small_edit(
+            "small edit, in place (no incremental cache)",
+            Save::InPlace,
+            &["--no-incremental-cache"],
+            &[],
+        )),
+        Ok(small_edit(
+            "small edit, atomic rename",
+            Save::Rename,
+            &[],
+            &[],
+        )),
+        Ok(dependency_edit()),
+        Ok(big_dependency()),
+    ];
+    for (label, flags, peer_flags) in [
+        (
+            "1,000-function module, one function edited (cranelift)",
+            &["--compiler", "cranelift", "--no-incremental-cache"][..],
+            &[][..],
+        ),
+        (
+            "1,000-function module, one function edited (cranelift + incremental cache)",
+            &["--compiler", "cranelift"][..],
+            &[][..],
+        ),
+        (
+            "1,000-function module, one function edited (winch)",
+            &["--compiler", "winch"][..],
+            &["-C", "compiler=winch"][..],
+        ),
+    ] {
+        all.push(Ok(big_module_edit(label, flags, peer_flags)));
+    }
+    all.push(Ok(runaway()));
+    all.push(Ok(component_edit()));
+    all.push(Ok(provider_edit()));
+    all.push(use_demo_provider_rebuilt());
+    all.push(sibling_of_a_big_component());
+    all
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|arg| arg.to_string()).collect()
+}
+
+/// A scenario whose live-wasm entry is `entry`, and whose peer runs `wasmtime
+/// run PEER_FLAGS ENTRY`.
+fn with_entry(entry: &str, flags: &[&str], peer_flags: &[&str]) -> (Vec<String>, Vec<String>) {
+    let mut live = strings(flags);
+    live.push(entry.to_owned());
+    let mut peer = strings(peer_flags);
+    peer.push(entry.to_owned());
+    (live, peer)
+}
+
+/// Why `wasmtime run` has no counterpart of a scenario.
+const NO_COMPONENT_USE: &str =
+    "`wasmtime run` does not link a component's imports from sibling files";
 
 /// A WASI command printing `line`, then doing `then`; `imports` go first.
 fn printer(imports: &str, line: &str, then: &str) -> String {
@@ -131,46 +226,59 @@ fn printer_after(imports: &str, first: &str, line: &str, then: &str) -> String {
     )
 }
 
-fn temp_dir() -> tempfile::TempDir {
-    tempfile::tempdir().expect("tempdir")
+/// A `main.wat` whose source for line `v{i}` is `source`; saved as `how`.
+fn main_edited(
+    label: &str,
+    how: Save,
+    source: impl Fn(&str) -> String + 'static,
+    live_flags: &[&str],
+    peer_args: Vec<String>,
+) -> Scenario {
+    let mut live_args = strings(live_flags);
+    live_args.push("main.wat".to_owned());
+    Scenario {
+        label: label.to_owned(),
+        files: vec![("main.wat".to_owned(), source("start").into_bytes())],
+        start_line: "start".to_owned(),
+        live_args,
+        peer_args: Ok(peer_args),
+        edited: "main.wat".to_owned(),
+        how,
+        edit: Box::new(move |i| {
+            let line = format!("v{i}");
+            (source(&line).into_bytes(), line)
+        }),
+        most_saves: usize::MAX,
+        stages: true,
+    }
 }
 
-fn small_edit(options: &Options, how: Save, extra: &[&str]) -> Samples {
-    let dir = temp_dir();
-    let main = dir.path().join("main.wat");
-    std::fs::write(&main, printer("", "start", "")).expect("write");
-    let mut args = extra.to_vec();
-    args.push("main.wat");
-    let session = Session::start(dir.path(), &args);
-    session.output("start");
-    session.status();
-    session.measure_saves(options.saves, &main, how, |i| {
-        let line = format!("v{i}");
-        (printer("", &line, ""), line)
-    })
+fn small_edit(label: &str, how: Save, flags: &[&str], peer_flags: &[&str]) -> Scenario {
+    let (_, peer) = with_entry("main.wat", flags, peer_flags);
+    main_edited(label, how, |line| printer("", line, ""), flags, peer)
 }
 
-fn rename_save(options: &Options) -> Samples {
-    small_edit(options, Save::Rename, &[])
-}
-
-fn dependency_edit(options: &Options) -> Samples {
-    let dir = temp_dir();
-    let dep = dir.path().join("dep.wat");
+fn dependency_edit() -> Scenario {
     let dep_source = |line: &str| printer("", line, "").replace("\"_start\"", "\"say\"");
-    std::fs::write(&dep, dep_source("dep start")).expect("write");
-    std::fs::write(
-        dir.path().join("main.wat"),
-        printer(r#"(import "dep" "say" (func $say))"#, "main", "(call $say)"),
-    )
-    .expect("write");
-    let session = Session::start(dir.path(), &["main.wat"]);
-    session.output("dep start");
-    session.status();
-    session.measure_saves(options.saves, &dep, Save::InPlace, |i| {
-        let line = format!("d{i}");
-        (dep_source(&line), line)
-    })
+    let main = printer(r#"(import "dep" "say" (func $say))"#, "main", "(call $say)");
+    Scenario {
+        label: "edit of a used dependency".to_owned(),
+        files: vec![
+            ("dep.wat".to_owned(), dep_source("dep start").into_bytes()),
+            ("main.wat".to_owned(), main.into_bytes()),
+        ],
+        start_line: "dep start".to_owned(),
+        live_args: strings(&["main.wat"]),
+        peer_args: Ok(strings(&["--preload", "dep=dep.wat", "main.wat"])),
+        edited: "dep.wat".to_owned(),
+        how: Save::InPlace,
+        edit: Box::new(move |i| {
+            let line = format!("d{i}");
+            (dep_source(&line).into_bytes(), line)
+        }),
+        most_saves: usize::MAX,
+        stages: true,
+    }
 }
 
 /// A module of `count` functions with some arithmetic each, each calling the
@@ -199,108 +307,81 @@ fn many_functions(count: usize, edited: usize) -> String {
     text
 }
 
-/// Returns the samples and the dependency's size in MB.
-fn big_dependency(options: &Options) -> (Samples, f64) {
-    let dir = temp_dir();
-    let big = wat::parse_str(many_functions(100_000, 0)).expect("valid");
-    let megabytes = big.len() as f64 / 1e6;
-    std::fs::write(dir.path().join("big.wasm"), big).expect("write");
-    let main = dir.path().join("main.wat");
-    // The entry calls into the big module before it prints: its output shows
-    // that the big module is linked, not only that the entry ran.
-    let source = |line: &str| {
-        printer_after(
-            r#"(import "big" "f1" (func $f1 (param i32) (result i32)))"#,
-            "(drop (call $f1 (i32.const 5)))",
-            line,
-            "",
-        )
-    };
-    std::fs::write(&main, source("start")).expect("write");
-    let session = Session::start(dir.path(), &["main.wat"]);
-    session.output("start");
-    session.status();
-    let samples = session.measure_saves(options.saves, &main, Save::InPlace, |i| {
-        let line = format!("v{i}");
-        (source(&line), line)
-    });
-    (samples, megabytes)
+/// An entry that calls `big`'s `f1` before it prints `line`: its output shows
+/// that the big module is linked, not only that the entry ran.
+fn calls_big(line: &str) -> String {
+    printer_after(
+        r#"(import "big" "f1" (func $f1 (param i32) (result i32)))"#,
+        "(drop (call $f1 (i32.const 5)))",
+        line,
+        "",
+    )
 }
 
-fn big_module_edit(options: &Options, flags: &[&str]) -> Samples {
-    let dir = temp_dir();
+fn big_dependency() -> Scenario {
+    let big = wat::parse_str(many_functions(100_000, 0)).expect("valid");
+    let label = format!(
+        "small edit, {:.1} MB dependency unchanged",
+        big.len() as f64 / 1e6
+    );
+    let mut scenario = main_edited(
+        &label,
+        Save::InPlace,
+        calls_big,
+        &[],
+        strings(&["--preload", "big=big.wasm", "main.wat"]),
+    );
+    scenario.files.push(("big.wasm".to_owned(), big));
+    scenario
+}
+
+fn big_module_edit(label: &str, flags: &[&str], peer_flags: &[&str]) -> Scenario {
     // Written as a compiler would write it: a `.wasm` binary.
-    let module = dir.path().join("big.wasm");
     let binary = |edited: usize| wat::parse_str(many_functions(1_000, edited)).expect("valid");
-    std::fs::write(&module, binary(0)).expect("write");
-    let main = dir.path().join("main.wat");
-    std::fs::write(
-        &main,
-        printer_after(
-            r#"(import "big" "f1" (func $f1 (param i32) (result i32)))"#,
-            "(drop (call $f1 (i32.const 5)))",
-            "ran",
-            "",
-        ),
-    )
-    .expect("write");
-    let mut args = flags.to_vec();
-    args.push("main.wat");
-    let session = Session::start(dir.path(), &args);
-    session.output("ran");
-    session.status();
-    let mut samples = Samples::default();
-    for i in 0..options.saves.min(50) {
-        // Edit another function each time: every save is new code, as a
+    let (live_args, mut peer_args) = with_entry("main.wat", flags, peer_flags);
+    peer_args.splice(0..0, strings(&["--preload", "big=big.wasm"]));
+    Scenario {
+        label: label.to_owned(),
+        files: vec![
+            ("big.wasm".to_owned(), binary(0)),
+            ("main.wat".to_owned(), calls_big("ran").into_bytes()),
+        ],
+        start_line: "ran".to_owned(),
+        live_args,
+        peer_args: Ok(peer_args),
+        edited: "big.wasm".to_owned(),
+        how: Save::InPlace,
+        // Another function edited each time: every save is new code, as a
         // person's edits are (alternating two versions measured cache hits
         // once the compile cache kept the version before).
-        session.measure(
-            &mut samples,
-            &module,
-            binary(1 + i % 999),
-            Save::InPlace,
-            "ran",
-        );
+        edit: Box::new(move |i| (binary(1 + i % 999), "ran".to_owned())),
+        most_saves: 25,
+        stages: true,
     }
-    samples
 }
 
-fn runaway(options: &Options) -> Samples {
-    let dir = temp_dir();
-    let main = dir.path().join("main.wat");
-    std::fs::write(&main, printer("", "spin start", "(loop $spin (br $spin))")).expect("write");
-    let session = Session::start(dir.path(), &["main.wat"]);
-    session.output("spin start");
-    let mut samples = Samples::default();
-    for i in 0..options.saves {
-        let line = format!("spin {i}");
-        let saved = Instant::now();
-        save(
-            &main,
-            printer("", &line, "(loop $spin (br $spin))"),
-            Save::InPlace,
-        );
-        let printed = session.output(&line);
-        // The stopped run's status line: its stages are the old run's, not ours.
-        session.status();
-        samples.total.push(ms(printed - saved));
-        samples.compile.push(0.0);
-        samples.run.push(0.0);
-    }
-    samples
+fn runaway() -> Scenario {
+    let source = |line: &str| printer("", line, "(loop $spin (br $spin))");
+    let mut scenario = main_edited(
+        "runaway guest replaced by a save",
+        Save::InPlace,
+        source,
+        &[],
+        strings(&["main.wat"]),
+    );
+    // The status line that follows a save is the stopped run's.
+    scenario.stages = false;
+    scenario
 }
 
-fn component_edit(options: &Options) -> Samples {
-    let dir = temp_dir();
-    let main = dir.path().join("main.wat");
-    std::fs::write(&main, component_wat::command("start", "", 0)).expect("write");
-    let session = Session::start(dir.path(), &["main.wat"]);
-    session.output("start");
-    session.status();
-    session.measure_saves(options.saves, &main, Save::InPlace, |i| {
-        let line = format!("v{i}");
-        (component_wat::command(&line, "", 0), line)
-    })
+fn component_edit() -> Scenario {
+    main_edited(
+        COMPONENT_EDIT,
+        Save::InPlace,
+        |line| component_wat::command(line, "", 0),
+        &[],
+        strings(&["main.wat"]),
+    )
 }
 
 /// The provider of the Python example: `greeting()` returns its text.
@@ -310,22 +391,28 @@ fn greeter(text: &str) -> String {
     source.replace("hello from greeter.wat", text)
 }
 
-fn provider_edit(options: &Options) -> Samples {
-    let dir = temp_dir();
-    std::fs::write(
-        dir.path().join("main.wat"),
-        component_wat::greeting_printer(),
-    )
-    .expect("write");
-    let provider = dir.path().join("greeter.wat");
-    std::fs::write(&provider, greeter("start")).expect("write");
-    let session = Session::start(dir.path(), &["main.wat"]);
-    session.output("start");
-    session.status();
-    session.measure_saves(options.saves, &provider, Save::InPlace, |i| {
-        let line = format!("g{i}");
-        (greeter(&line), line)
-    })
+fn provider_edit() -> Scenario {
+    Scenario {
+        label: "edit of a component's provider (two .wat components)".to_owned(),
+        files: vec![
+            (
+                "main.wat".to_owned(),
+                component_wat::greeting_printer().into_bytes(),
+            ),
+            ("greeter.wat".to_owned(), greeter("start").into_bytes()),
+        ],
+        start_line: "start".to_owned(),
+        live_args: strings(&["main.wat"]),
+        peer_args: Err(NO_COMPONENT_USE.to_owned()),
+        edited: "greeter.wat".to_owned(),
+        how: Save::InPlace,
+        edit: Box::new(|i| {
+            let line = format!("g{i}");
+            (greeter(&line).into_bytes(), line)
+        }),
+        most_saves: usize::MAX,
+        stages: true,
+    }
 }
 
 /// Runs the `build` script of component example `folder` in place (quick when
@@ -336,103 +423,89 @@ fn build_example(folder: &str) -> Result<PathBuf, String> {
         .current_dir(&dir)
         .env("PATH", examples::toolchain_path())
         .output()
-        .map_err(|err| format!("cannot run its build: {err}"))?;
+        .map_err(|err| format!("{folder}: cannot run its build: {err}"))?;
     if !built.status.success() {
         let stderr = String::from_utf8_lossy(&built.stderr);
         return Err(format!(
-            "its build failed (toolchain missing?): {}",
+            "{folder}: its build failed (toolchain missing?): {}",
             stderr.trim()
         ));
     }
     Ok(dir)
 }
 
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|err| format!("{}: {err}", path.display()))
+}
+
 /// `guest-examples/components/use-demo`: its provider rebuilt with one string
 /// literal changed (the bytes a one-line edit gives), without cargo's time.
-fn use_demo_provider_rebuilt(options: &Options) -> Result<Samples, String> {
-    let example = build_example("components/use-demo")?;
-    let built = example.join("target/wasm32-wasip2/debug");
-    let dir = temp_dir();
-    for file in ["main.wasm", "testmod.wasm"] {
-        std::fs::copy(built.join(file), dir.path().join(file)).map_err(|e| e.to_string())?;
-    }
-    let original = std::fs::read(built.join("testmod.wasm")).map_err(|e| e.to_string())?;
+fn use_demo_provider_rebuilt() -> Result<Scenario, String> {
+    let built = build_example("components/use-demo")?.join("target/wasm32-wasip2/debug");
+    let original = read(&built.join("testmod.wasm"))?;
     let literal = b", from testmod";
     let at = original
         .windows(literal.len())
         .position(|window| window == literal)
         .ok_or("no \", from testmod\" in testmod.wasm")?;
-    let provider = dir.path().join("testmod.wasm");
-    let session = Session::start(dir.path(), &["main.wasm"]);
-    session.output("hello, live-wasm, from testmod");
-    session.status();
-    let saves = options.saves.min(50);
-    Ok(session.measure_saves(saves, &provider, Save::InPlace, |i| {
-        let edited = format!(", from t{i:05}d");
-        let mut bytes = original.clone();
-        bytes[at..at + literal.len()].copy_from_slice(edited.as_bytes());
-        (bytes, format!("hello, live-wasm{edited}"))
-    }))
+    Ok(Scenario {
+        label: "two-component demo (Rust, 3 MB each): the provider rebuilt, one string changed"
+            .to_owned(),
+        files: vec![
+            ("main.wasm".to_owned(), read(&built.join("main.wasm"))?),
+            ("testmod.wasm".to_owned(), original.clone()),
+        ],
+        start_line: "hello, live-wasm, from testmod".to_owned(),
+        live_args: strings(&["main.wasm"]),
+        peer_args: Err(NO_COMPONENT_USE.to_owned()),
+        edited: "testmod.wasm".to_owned(),
+        how: Save::InPlace,
+        edit: Box::new(move |i| {
+            let edited = format!(", from t{i:05}d");
+            let mut bytes = original.clone();
+            bytes[at..at + literal.len()].copy_from_slice(edited.as_bytes());
+            (bytes, format!("hello, live-wasm{edited}"))
+        }),
+        most_saves: 25,
+        stages: true,
+    })
 }
 
 /// `guest-examples/components/python`: `app.wasm` (CPython inside) stays as it
-/// is while the provider it imports is edited. Returns its size in MB.
-fn sibling_of_a_big_component(options: &Options) -> Result<(Samples, f64), String> {
-    let example = build_example("components/python")?;
-    let app = example.join("app.wasm");
-    let dir = temp_dir();
-    std::fs::copy(&app, dir.path().join("app.wasm")).map_err(|e| e.to_string())?;
-    let megabytes = file_megabytes(&app);
-    let provider = dir.path().join("greeter.wat");
-    std::fs::write(&provider, greeter("start")).expect("write");
-    // The first run compiles CPython (seconds); then every save is timed.
-    let session = Session::start(dir.path(), &["app.wasm"]);
-    session.output("greeter.wat says: start");
-    session.status();
-    let saves = options.saves.min(50);
-    let samples = session.measure_saves(saves, &provider, Save::InPlace, |i| {
-        let text = format!("p{i}");
-        (greeter(&text), format!("greeter.wat says: {text}"))
-    });
-    Ok((samples, megabytes))
-}
-
-fn file_megabytes(path: &Path) -> f64 {
-    std::fs::metadata(path).map_or(0.0, |meta| meta.len() as f64 / 1e6)
-}
-
-/// Where `wasmtime` is on PATH: a cold `wasmtime run` of the same module.
-fn compare_with_wasmtime(options: &Options, small_p50: f64) {
-    let Some(wasmtime) = on_path("wasmtime") else {
-        println!("wasmtime: not on PATH, no comparison measured");
-        return;
-    };
-    let dir = temp_dir();
-    let main = dir.path().join("main.wat");
-    std::fs::write(&main, printer("", "cold", "")).expect("write");
-    let mut cold = Vec::new();
-    for _ in 0..options.saves.min(50) {
-        let started = Instant::now();
-        let output = Command::new(&wasmtime)
-            .arg("run")
-            .arg(&main)
-            .output()
-            .expect("wasmtime run");
-        assert!(output.status.success());
-        cold.push(ms(started.elapsed()));
-    }
-    let p50 = percentile(&cold, 50.0);
-    println!(
-        "cold `wasmtime run` of the same module: p50 {p50:.2} ms, p95 {:.2} ms; \
-         live-wasm small edit p50 is {:.3}x of it",
-        percentile(&cold, 95.0),
-        small_p50 / p50
+/// is while the provider it imports is edited.
+fn sibling_of_a_big_component() -> Result<Scenario, String> {
+    let app = read(&build_example("components/python")?.join("app.wasm"))?;
+    let label = format!(
+        "edit of a provider, {:.1} MB Python component unchanged",
+        app.len() as f64 / 1e6
     );
+    Ok(Scenario {
+        label,
+        files: vec![
+            ("app.wasm".to_owned(), app),
+            ("greeter.wat".to_owned(), greeter("start").into_bytes()),
+        ],
+        // The first run compiles CPython (seconds); then every save is timed.
+        start_line: "greeter.wat says: start".to_owned(),
+        live_args: strings(&["app.wasm"]),
+        peer_args: Err(NO_COMPONENT_USE.to_owned()),
+        edited: "greeter.wat".to_owned(),
+        how: Save::InPlace,
+        edit: Box::new(|i| {
+            let text = format!("p{i}");
+            (
+                greeter(&text).into_bytes(),
+                format!("greeter.wat says: {text}"),
+            )
+        }),
+        most_saves: 25,
+        stages: true,
+    })
 }
 
 /// RSS, open fds and threads of one session across many reloads.
 fn reloads(options: &Options) {
-    let dir = temp_dir();
+    let dir = tempfile::tempdir().expect("tempdir");
     let main = dir.path().join("main.wat");
     std::fs::write(&main, printer("", "r start", "")).expect("write");
     let session = Session::start(dir.path(), &["main.wat"]);
@@ -461,5 +534,17 @@ fn reloads(options: &Options) {
         (end.rss_kib as f64 - warm.rss_kib as f64) / 1024.0,
         end.fds,
         end.threads
+    );
+    // Idle: the time between two saves, which is most of a session's life.
+    let idle = Duration::from_secs(5);
+    let before = process_stats(session.pid());
+    std::thread::sleep(idle);
+    let after = process_stats(session.pid());
+    let cpu = after.cpu.saturating_sub(before.cpu);
+    println!(
+        "idle for {} s after them: {:.2} ms of CPU ({:.3}%)",
+        idle.as_secs(),
+        cpu.as_secs_f64() * 1000.0,
+        cpu.as_secs_f64() / idle.as_secs_f64() * 100.0
     );
 }

@@ -3,9 +3,15 @@
 
 #![allow(dead_code)] // each bench uses its own part
 
-use std::io::{BufRead, BufReader};
+pub mod floor;
+pub mod interleaved;
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, ErrorKind, Read};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -95,12 +101,12 @@ pub fn save(path: &Path, contents: impl AsRef<[u8]>, how: Save) {
     }
 }
 
-/// A running session, its stdout and stderr lines stamped on arrival.
+/// A running session, its stdout and stderr lines stamped the moment they
+/// can be read.
 pub struct Session {
     child: Child,
-    out: Receiver<(Instant, String)>,
-    err: Receiver<(Instant, String)>,
-    _cache: tempfile::TempDir,
+    pipes: RefCell<Pipes>,
+    _cache: Option<tempfile::TempDir>,
 }
 
 impl Session {
@@ -115,34 +121,45 @@ impl Session {
     /// would answer what the bench means to compile.
     pub fn start_with_env(dir: &Path, env: &[(String, String)], args: &[&str]) -> Session {
         let cache = tempfile::tempdir().expect("tempdir");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_live-wasm"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_live-wasm"));
+        command
             .args(args)
             .env("XDG_CACHE_HOME", cache.path())
             .envs(env.iter().map(|(key, value)| (key, value)))
-            .current_dir(dir)
+            .current_dir(dir);
+        let mut session = Self::spawn(command);
+        session._cache = Some(cache);
+        session
+    }
+
+    /// Any program whose output lines a bench waits for (a peer of ours).
+    pub fn spawn(mut command: Command) -> Session {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start live-wasm");
-        let out = lines(child.stdout.take().expect("stdout"));
-        let err = lines(child.stderr.take().expect("stderr"));
+            .unwrap_or_else(|err| panic!("cannot start {command:?}: {err}"));
+        let pipes = Pipes::new(
+            child.stdout.take().expect("stdout"),
+            child.stderr.take().expect("stderr"),
+        );
         Session {
             child,
-            out,
-            err,
-            _cache: cache,
+            pipes: RefCell::new(pipes),
+            _cache: None,
         }
     }
 
     /// Waits for stdout line `text`; returns when it arrived.
     pub fn output(&self, text: &str) -> Instant {
+        let mut pipes = self.pipes.borrow_mut();
         loop {
-            let Ok((at, line)) = self.out.recv_timeout(WAIT) else {
-                let stderr: Vec<String> = self.err.try_iter().map(|(_, line)| line).collect();
+            let Some((at, line)) = pipes.next(Stream::Out) else {
                 panic!(
-                    "no {text:?} from live-wasm; its stderr:\n{}",
-                    stderr.join("\n")
+                    "no {text:?} from {:?}; its stderr:\n{}",
+                    self.child.id(),
+                    pipes.stderr_so_far()
                 );
             };
             if line == text {
@@ -159,8 +176,9 @@ impl Session {
 
     /// Waits for the next run's status line.
     pub fn status_line(&self) -> String {
+        let mut pipes = self.pipes.borrow_mut();
         loop {
-            let (_, line) = self.err.recv_timeout(WAIT).expect("status line in time");
+            let (_, line) = pipes.next(Stream::Err).expect("status line in time");
             if line.starts_with("[live-wasm] #") {
                 return line;
             }
@@ -214,6 +232,126 @@ impl Drop for Session {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stream {
+    Out,
+    Err,
+}
+
+/// A child's stdout and stderr, read on the caller's thread with `poll`: a
+/// line is stamped the moment it can be read, with no reader thread of ours
+/// to wake in between.
+struct Pipes {
+    out: Pipe<ChildStdout>,
+    err: Pipe<ChildStderr>,
+}
+
+struct Pipe<R> {
+    reader: R,
+    partial: Vec<u8>,
+    lines: VecDeque<(Instant, String)>,
+    open: bool,
+}
+
+impl<R: Read + AsRawFd> Pipe<R> {
+    fn new(reader: R) -> Self {
+        // SAFETY: F_SETFL on a pipe we own; no memory is involved.
+        unsafe {
+            let fd = reader.as_raw_fd();
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        }
+        Self {
+            reader,
+            partial: Vec::new(),
+            lines: VecDeque::new(),
+            open: true,
+        }
+    }
+
+    /// Reads what is there now; stamps each complete line with `now`.
+    fn drain(&mut self, now: Instant) {
+        let mut buffer = [0u8; 8192];
+        loop {
+            match self.reader.read(&mut buffer) {
+                Ok(0) => {
+                    self.open = false;
+                    break;
+                }
+                Ok(n) => self.partial.extend_from_slice(&buffer[..n]),
+                Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            let text = String::from_utf8_lossy(&line[..end]).into_owned();
+            self.lines.push_back((now, text));
+        }
+    }
+}
+
+impl Pipes {
+    fn new(out: ChildStdout, err: ChildStderr) -> Self {
+        Self {
+            out: Pipe::new(out),
+            err: Pipe::new(err),
+        }
+    }
+
+    /// The next line of `stream`, waiting up to [`WAIT`] for it.
+    fn next(&mut self, stream: Stream) -> Option<(Instant, String)> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let queued = match stream {
+                Stream::Out => self.out.lines.pop_front(),
+                Stream::Err => self.err.lines.pop_front(),
+            };
+            if queued.is_some() {
+                return queued;
+            }
+            let open = match stream {
+                Stream::Out => self.out.open,
+                Stream::Err => self.err.open,
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !open || left.is_zero() {
+                return None;
+            }
+            let mut fds = [
+                poll_fd(self.out.open, self.out.reader.as_raw_fd()),
+                poll_fd(self.err.open, self.err.reader.as_raw_fd()),
+            ];
+            let timeout = left.as_millis().min(i32::MAX as u128) as i32;
+            // SAFETY: `fds` is a live array of two pollfds for the call.
+            unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
+            let now = Instant::now();
+            if fds[0].revents != 0 {
+                self.out.drain(now);
+            }
+            if fds[1].revents != 0 {
+                self.err.drain(now);
+            }
+        }
+    }
+
+    /// What stderr said so far, for a bench's panic message.
+    fn stderr_so_far(&mut self) -> String {
+        self.err.drain(Instant::now());
+        let lines: Vec<String> = self.err.lines.drain(..).map(|(_, line)| line).collect();
+        lines.join("\n")
+    }
+}
+
+/// Polls `fd` for input while it is `open` (a negative fd is skipped).
+fn poll_fd(open: bool, fd: i32) -> libc::pollfd {
+    libc::pollfd {
+        fd: if open { fd } else { -1 },
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
 pub fn lines(reader: impl std::io::Read + Send + 'static) -> Receiver<(Instant, String)> {
     let (sender, receiver) = channel();
     thread::spawn(move || {
@@ -264,6 +402,8 @@ pub struct Stats {
     pub anon_kib: u64,
     pub fds: usize,
     pub threads: usize,
+    /// CPU time used so far, user and system (in clock ticks' steps).
+    pub cpu: Duration,
 }
 
 pub fn process_stats(pid: u32) -> Stats {
@@ -283,5 +423,23 @@ pub fn process_stats(pid: u32) -> Stats {
         anon_kib: field("RssAnon:"),
         fds: count("fd"),
         threads: count("task"),
+        cpu: cpu_time(&proc_dir),
     }
+}
+
+/// A process's user + system CPU time, from `/proc/PID/stat`.
+fn cpu_time(proc_dir: &Path) -> Duration {
+    let stat = std::fs::read_to_string(proc_dir.join("stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces): utime and
+    // stime are the 12th and 13th of them.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|field| field.parse::<u64>().ok())
+        .sum();
+    // SAFETY: sysconf reads a constant of the system.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_micros(ticks * 1_000_000 / per_second)
 }
