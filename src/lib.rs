@@ -13,7 +13,8 @@
 //! ```
 //!
 //! The public API is [`cli`] (flags to a [`plan::Plan`]), [`plan`] (build one by
-//! hand) and [`session::run`]. Inside, rooms with one concern each, data
+//! hand) and [`session::run`]; the binary also calls [`huge_pages::move_code`]
+//! first, which a program embedding the session may call too. Inside, rooms with one concern each, data
 //! flowing one way, no room importing from a room above it:
 //!
 //! ```text
@@ -28,6 +29,7 @@
 #![warn(missing_docs, clippy::unwrap_used)]
 
 pub mod cli;
+pub mod huge_pages;
 pub mod plan;
 pub mod session;
 

@@ -3,6 +3,8 @@
 use clap::Parser;
 
 fn main() {
+    // First, while this is the only thread: see the module.
+    live_wasm::huge_pages::move_code();
     let cli = live_wasm::cli::Cli::parse();
     let json = cli.events_on_stderr();
     let status = cli

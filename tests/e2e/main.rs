@@ -7,6 +7,7 @@ mod components;
 mod events;
 mod examples;
 mod guests;
+mod huge_pages;
 mod interpreters;
 mod invoke;
 mod languages;

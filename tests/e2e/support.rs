@@ -241,6 +241,11 @@ impl LiveWasm {
             .collect()
     }
 
+    /// The process id of the session.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends SIGINT, as Ctrl-C in a terminal does.
     pub fn ctrl_c(&self) {
         let status = Command::new("kill")
