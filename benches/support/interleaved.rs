@@ -121,7 +121,9 @@ impl Loop {
             _ => scenario.start_line.clone(),
         };
         session.output(&first);
-        if kind == Kind::Live {
+        // A runaway's first run never ends: its status line comes with the
+        // first save.
+        if kind == Kind::Live && scenario.stages {
             session.status_line();
         }
         Loop {
