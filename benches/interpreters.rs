@@ -17,6 +17,7 @@
 //! Python script.
 
 #[path = "../tests/e2e/examples.rs"]
+#[allow(dead_code)] // What only the tests use.
 mod examples;
 mod support;
 

@@ -15,6 +15,7 @@
 //! starting the build, reading the output, instantiating, the pipe).
 
 #[path = "../tests/e2e/examples.rs"]
+#[allow(dead_code)] // What only the tests use.
 mod examples;
 mod support;
 

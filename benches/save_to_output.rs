@@ -47,21 +47,17 @@ fn main() {
     }
     println!();
     let mut measured: Vec<Measured> = Vec::new();
-    for scenario in scenarios() {
-        let scenario = match scenario {
+    for (name, make) in scenarios() {
+        if !options.only.as_ref().is_none_or(|only| name.contains(only)) {
+            continue;
+        }
+        let scenario = match make() {
             Ok(scenario) => scenario,
             Err(why) => {
                 println!("skipped: {why}");
                 continue;
             }
         };
-        if !options
-            .only
-            .as_ref()
-            .is_none_or(|only| scenario.label.contains(only))
-        {
-            continue;
-        }
         eprintln!("measuring: {}", scenario.label);
         measured.push(interleaved::measure(
             &scenario,
@@ -95,7 +91,7 @@ struct Options {
     saves: usize,
     pause: Duration,
     reloads: usize,
-    /// Only the scenarios whose label contains this.
+    /// Only the scenarios whose name contains this.
     only: Option<String>,
 }
 
@@ -132,56 +128,66 @@ fn component_ratio(measured: &[Measured]) {
 const SMALL_EDIT: &str = "small edit, in place";
 const COMPONENT_EDIT: &str = "small edit of a component, in place";
 
-/// Every scenario, or why one cannot be run here.
-fn scenarios() -> Vec<Result<Scenario, String>> {
-    let mut all = vec![
-        Ok(small_edit(SMALL_EDIT, Save::InPlace, &[], &[])),
-        Ok(small_edit(
+/// Makes a scenario, or says why it cannot be run here.
+type Make = Box<dyn Fn() -> Result<Scenario, String>>;
+
+/// Every scenario, by a name `--only` matches, made only when measured (a big
+/// dependency or an example's build takes a while).
+fn scenarios() -> Vec<(&'static str, Make)> {
+    fn ok(make: impl Fn() -> Scenario + 'static) -> Make {
+        Box::new(move || Ok(make()))
+    }
+    let small = |label: &'static str,
+                 how,
+                 flags: &'static [&'static str],
+                 peer: &'static [&'static str]| {
+        (label, ok(move || small_edit(label, how, flags, peer)))
+    };
+    let big_module =
+        |label: &'static str, flags: &'static [&'static str], peer: &'static [&'static str]| {
+            (label, ok(move || big_module_edit(label, flags, peer)))
+        };
+    vec![
+        small(SMALL_EDIT, Save::InPlace, &[], &[]),
+        small(
             "small edit, in place (winch)",
             Save::InPlace,
             &["--compiler", "winch"],
             &["-C", "compiler=winch"],
-        )),
-        Ok(small_edit(
+        ),
+        small(
             "small edit, in place (no incremental cache)",
             Save::InPlace,
             &["--no-incremental-cache"],
             &[],
-        )),
-        Ok(small_edit(
-            "small edit, atomic rename",
-            Save::Rename,
-            &[],
-            &[],
-        )),
-        Ok(dependency_edit()),
-        Ok(big_dependency()),
-    ];
-    for (label, flags, peer_flags) in [
-        (
+        ),
+        small("small edit, atomic rename", Save::Rename, &[], &[]),
+        ("edit of a used dependency", ok(dependency_edit)),
+        ("small edit, big dependency unchanged", ok(big_dependency)),
+        big_module(
             "1,000-function module, one function edited (cranelift)",
-            &["--compiler", "cranelift", "--no-incremental-cache"][..],
-            &[][..],
+            &["--compiler", "cranelift", "--no-incremental-cache"],
+            &[],
         ),
-        (
+        big_module(
             "1,000-function module, one function edited (cranelift + incremental cache)",
-            &["--compiler", "cranelift"][..],
-            &[][..],
+            &["--compiler", "cranelift"],
+            &[],
         ),
-        (
+        big_module(
             "1,000-function module, one function edited (winch)",
-            &["--compiler", "winch"][..],
-            &["-C", "compiler=winch"][..],
+            &["--compiler", "winch"],
+            &["-C", "compiler=winch"],
         ),
-    ] {
-        all.push(Ok(big_module_edit(label, flags, peer_flags)));
-    }
-    all.push(Ok(runaway()));
-    all.push(Ok(component_edit()));
-    all.push(Ok(provider_edit()));
-    all.push(use_demo_provider_rebuilt());
-    all.push(sibling_of_a_big_component());
-    all
+        ("runaway guest replaced by a save", ok(runaway)),
+        (COMPONENT_EDIT, ok(component_edit)),
+        ("edit of a component's provider", ok(provider_edit)),
+        ("two-component demo", Box::new(use_demo_provider_rebuilt)),
+        (
+            "edit of a provider, Python component unchanged",
+            Box::new(sibling_of_a_big_component),
+        ),
+    ]
 }
 
 fn strings(args: &[&str]) -> Vec<String> {
@@ -391,28 +397,41 @@ fn greeter(text: &str) -> String {
     source.replace("hello from greeter.wat", text)
 }
 
-fn provider_edit() -> Scenario {
+/// `greeter.wat` edited beside the component `entry` that prints its
+/// greeting, `says` giving the line printed for a greeting.
+fn greeter_edited(
+    label: String,
+    entry: (&str, Vec<u8>),
+    says: fn(&str) -> String,
+    most_saves: usize,
+) -> Scenario {
     Scenario {
-        label: "edit of a component's provider (two .wat components)".to_owned(),
+        label,
         files: vec![
-            (
-                "main.wat".to_owned(),
-                component_wat::greeting_printer().into_bytes(),
-            ),
+            (entry.0.to_owned(), entry.1),
             ("greeter.wat".to_owned(), greeter("start").into_bytes()),
         ],
-        start_line: "start".to_owned(),
-        live_args: strings(&["main.wat"]),
+        start_line: says("start"),
+        live_args: strings(&[entry.0]),
         peer_args: Err(NO_COMPONENT_USE.to_owned()),
         edited: "greeter.wat".to_owned(),
         how: Save::InPlace,
-        edit: Box::new(|i| {
-            let line = format!("g{i}");
-            (greeter(&line).into_bytes(), line)
+        edit: Box::new(move |i| {
+            let text = format!("g{i}");
+            (greeter(&text).into_bytes(), says(&text))
         }),
-        most_saves: usize::MAX,
+        most_saves,
         stages: true,
     }
+}
+
+fn provider_edit() -> Scenario {
+    greeter_edited(
+        "edit of a component's provider (two .wat components)".to_owned(),
+        ("main.wat", component_wat::greeting_printer().into_bytes()),
+        str::to_owned,
+        usize::MAX,
+    )
 }
 
 /// Runs the `build` script of component example `folder` in place (quick when
@@ -479,28 +498,13 @@ fn sibling_of_a_big_component() -> Result<Scenario, String> {
         "edit of a provider, {:.1} MB Python component unchanged",
         app.len() as f64 / 1e6
     );
-    Ok(Scenario {
+    // The first run compiles CPython (seconds); then every save is timed.
+    Ok(greeter_edited(
         label,
-        files: vec![
-            ("app.wasm".to_owned(), app),
-            ("greeter.wat".to_owned(), greeter("start").into_bytes()),
-        ],
-        // The first run compiles CPython (seconds); then every save is timed.
-        start_line: "greeter.wat says: start".to_owned(),
-        live_args: strings(&["app.wasm"]),
-        peer_args: Err(NO_COMPONENT_USE.to_owned()),
-        edited: "greeter.wat".to_owned(),
-        how: Save::InPlace,
-        edit: Box::new(|i| {
-            let text = format!("p{i}");
-            (
-                greeter(&text).into_bytes(),
-                format!("greeter.wat says: {text}"),
-            )
-        }),
-        most_saves: 25,
-        stages: true,
-    })
+        ("app.wasm", app),
+        |text| format!("greeter.wat says: {text}"),
+        25,
+    ))
 }
 
 /// RSS, open fds and threads of one session across many reloads.

@@ -8,8 +8,9 @@ pub mod interleaved;
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
+use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind, Read};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, ChildStdout, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
@@ -127,13 +128,15 @@ impl Session {
             .env("XDG_CACHE_HOME", cache.path())
             .envs(env.iter().map(|(key, value)| (key, value)))
             .current_dir(dir);
-        let mut session = Self::spawn(command);
-        session._cache = Some(cache);
-        session
+        Self::spawn_with(command, Some(cache))
     }
 
     /// Any program whose output lines a bench waits for (a peer of ours).
-    pub fn spawn(mut command: Command) -> Session {
+    pub fn spawn(command: Command) -> Session {
+        Self::spawn_with(command, None)
+    }
+
+    fn spawn_with(mut command: Command, cache: Option<tempfile::TempDir>) -> Session {
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -147,7 +150,7 @@ impl Session {
         Session {
             child,
             pipes: RefCell::new(pipes),
-            _cache: None,
+            _cache: cache,
         }
     }
 
@@ -232,37 +235,34 @@ impl Drop for Session {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// Which of a child's output pipes.
+#[derive(Clone, Copy)]
 enum Stream {
-    Out,
-    Err,
+    Out = 0,
+    Err = 1,
 }
 
 /// A child's stdout and stderr, read on the caller's thread with `poll`: a
 /// line is stamped the moment it can be read, with no reader thread of ours
 /// to wake in between.
-struct Pipes {
-    out: Pipe<ChildStdout>,
-    err: Pipe<ChildStderr>,
-}
+struct Pipes([Pipe; 2]);
 
-struct Pipe<R> {
-    reader: R,
+struct Pipe {
+    file: File,
     partial: Vec<u8>,
     lines: VecDeque<(Instant, String)>,
     open: bool,
 }
 
-impl<R: Read + AsRawFd> Pipe<R> {
-    fn new(reader: R) -> Self {
+impl Pipe {
+    fn new(fd: OwnedFd) -> Self {
         // SAFETY: F_SETFL on a pipe we own; no memory is involved.
         unsafe {
-            let fd = reader.as_raw_fd();
-            let flags = libc::fcntl(fd, libc::F_GETFL);
-            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+            let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
         }
         Self {
-            reader,
+            file: File::from(fd),
             partial: Vec::new(),
             lines: VecDeque::new(),
             open: true,
@@ -273,7 +273,7 @@ impl<R: Read + AsRawFd> Pipe<R> {
     fn drain(&mut self, now: Instant) {
         let mut buffer = [0u8; 8192];
         loop {
-            match self.reader.read(&mut buffer) {
+            match self.file.read(&mut buffer) {
                 Ok(0) => {
                     self.open = false;
                     break;
@@ -289,66 +289,53 @@ impl<R: Read + AsRawFd> Pipe<R> {
             self.lines.push_back((now, text));
         }
     }
+
+    /// Polls the pipe for input while it is open (a negative fd is skipped).
+    fn poll_fd(&self) -> libc::pollfd {
+        libc::pollfd {
+            fd: if self.open { self.file.as_raw_fd() } else { -1 },
+            events: libc::POLLIN,
+            revents: 0,
+        }
+    }
 }
 
 impl Pipes {
     fn new(out: ChildStdout, err: ChildStderr) -> Self {
-        Self {
-            out: Pipe::new(out),
-            err: Pipe::new(err),
-        }
+        Self([Pipe::new(out.into()), Pipe::new(err.into())])
     }
 
     /// The next line of `stream`, waiting up to [`WAIT`] for it.
     fn next(&mut self, stream: Stream) -> Option<(Instant, String)> {
         let deadline = Instant::now() + WAIT;
         loop {
-            let queued = match stream {
-                Stream::Out => self.out.lines.pop_front(),
-                Stream::Err => self.err.lines.pop_front(),
-            };
-            if queued.is_some() {
-                return queued;
+            let pipe = &mut self.0[stream as usize];
+            if let Some(line) = pipe.lines.pop_front() {
+                return Some(line);
             }
-            let open = match stream {
-                Stream::Out => self.out.open,
-                Stream::Err => self.err.open,
-            };
             let left = deadline.saturating_duration_since(Instant::now());
-            if !open || left.is_zero() {
+            if !pipe.open || left.is_zero() {
                 return None;
             }
-            let mut fds = [
-                poll_fd(self.out.open, self.out.reader.as_raw_fd()),
-                poll_fd(self.err.open, self.err.reader.as_raw_fd()),
-            ];
+            let mut fds = self.0.each_ref().map(Pipe::poll_fd);
             let timeout = left.as_millis().min(i32::MAX as u128) as i32;
             // SAFETY: `fds` is a live array of two pollfds for the call.
             unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) };
             let now = Instant::now();
-            if fds[0].revents != 0 {
-                self.out.drain(now);
-            }
-            if fds[1].revents != 0 {
-                self.err.drain(now);
+            for (pipe, polled) in self.0.iter_mut().zip(fds) {
+                if polled.revents != 0 {
+                    pipe.drain(now);
+                }
             }
         }
     }
 
     /// What stderr said so far, for a bench's panic message.
     fn stderr_so_far(&mut self) -> String {
-        self.err.drain(Instant::now());
-        let lines: Vec<String> = self.err.lines.drain(..).map(|(_, line)| line).collect();
+        let err = &mut self.0[Stream::Err as usize];
+        err.drain(Instant::now());
+        let lines: Vec<String> = err.lines.drain(..).map(|(_, line)| line).collect();
         lines.join("\n")
-    }
-}
-
-/// Polls `fd` for input while it is `open` (a negative fd is skipped).
-fn poll_fd(open: bool, fd: i32) -> libc::pollfd {
-    libc::pollfd {
-        fd: if open { fd } else { -1 },
-        events: libc::POLLIN,
-        revents: 0,
     }
 }
 

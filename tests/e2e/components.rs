@@ -578,16 +578,6 @@ fn strings_cross_components_and_a_provider_edit_runs_again() {
 #[test]
 fn every_component_example_has_a_readme_with_its_start_command() {
     for folder in ["rust", "use-demo", "python"] {
-        let path = crate::examples::examples()
-            .join("components")
-            .join(folder)
-            .join("README.md");
-        let readme = std::fs::read_to_string(&path)
-            .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
-        assert!(
-            readme.contains("live-wasm --build ./build "),
-            "{} gives no start command",
-            path.display()
-        );
+        crate::examples::assert_readme_gives_start_command(&format!("components/{folder}"));
     }
 }

@@ -19,6 +19,18 @@ pub fn toolchain_path() -> OsString {
     std::env::join_paths(paths).unwrap_or(path)
 }
 
+/// Fails unless example `folder` has a README giving its start command.
+pub fn assert_readme_gives_start_command(folder: &str) {
+    let path = examples().join(folder).join("README.md");
+    let readme =
+        std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+    assert!(
+        readme.contains("live-wasm --build ./build "),
+        "{} gives no start command",
+        path.display()
+    );
+}
+
 /// Copies the sources of example `folder` into `to` (not what its builds left:
 /// `*.wasm`, `target/`), sharing the example's `node_modules/` by a symlink.
 pub fn copy_example(folder: &str, to: &Path) {

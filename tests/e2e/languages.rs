@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::examples::{copy_example, examples, toolchain_path};
+use crate::examples::{assert_readme_gives_start_command, copy_example, toolchain_path};
 use crate::support::{Dir, LiveWasm, Stream, live_wasm_with_env, skip_example};
 
 /// A first build compiles a language's standard library (Go: about 20 s), and
@@ -172,14 +172,7 @@ fn rust_calls_c() {
 #[test]
 fn every_example_has_a_readme_with_its_start_command() {
     for folder in ["c", "rust", "zig", "assemblyscript", "go", "rust-calls-c"] {
-        let path = examples().join(folder).join("README.md");
-        let readme = std::fs::read_to_string(&path)
-            .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
-        assert!(
-            readme.contains("live-wasm --build ./build "),
-            "{} gives no start command",
-            path.display()
-        );
+        assert_readme_gives_start_command(folder);
     }
 }
 
