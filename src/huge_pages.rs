@@ -25,19 +25,12 @@
 /// The size of a huge page on x86-64 and aarch64 (with 4 KiB base pages).
 const HUGE: usize = 2 << 20;
 
-/// Moves our executable's read-only segments onto huge pages; returns how
-/// many bytes were moved. Does nothing where the system has no transparent
+/// Moves our executable's read-only segments onto huge pages. Does nothing where the system has no transparent
 /// huge pages or the user said `LIVE_WASM_HUGE_PAGES=0`. Call it first thing
 /// in `main`, before any thread starts.
-pub fn move_code() -> usize {
+pub fn move_code() {
     #[cfg(target_os = "linux")]
-    {
-        linux::move_code()
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        0
-    }
+    linux::move_code();
 }
 
 #[cfg(target_os = "linux")]
@@ -53,23 +46,22 @@ mod linux {
         path: String,
     }
 
-    pub(super) fn move_code() -> usize {
+    pub(super) fn move_code() {
         if std::env::var_os("LIVE_WASM_HUGE_PAGES").is_some_and(|value| value == "0") {
-            return 0;
+            return;
         }
         let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled");
         if !thp.is_ok_and(|modes| !modes.contains("[never]")) {
-            return 0;
+            return;
         }
         let (Ok(exe), Ok(maps)) = (
             std::fs::read_link("/proc/self/exe"),
             std::fs::read_to_string("/proc/self/maps"),
         ) else {
-            return 0;
+            return;
         };
         let exe = exe.to_string_lossy();
         let mappings: Vec<Mapping> = maps.lines().filter_map(parse).collect();
-        let mut moved = 0;
         for (index, mapping) in mappings.iter().enumerate() {
             if mapping.path != exe || mapping.writable {
                 continue;
@@ -95,11 +87,8 @@ mod linux {
             // read-only code or data and unmapped holes; the copy carries its
             // bytes and protection to the same addresses, and no other thread
             // runs yet.
-            if unsafe { move_to_huge_pages(mapping, first, last) } {
-                moved += last - first;
-            }
+            unsafe { move_to_huge_pages(mapping, first, last) };
         }
-        moved
     }
 
     fn parse(line: &str) -> Option<Mapping> {
@@ -116,9 +105,9 @@ mod linux {
     }
 
     /// Copies the part of `mapping` in [first, last) into fresh huge pages
-    /// and moves them over [first, last). True when done; on failure nothing
-    /// has changed but a leaked copy.
-    unsafe fn move_to_huge_pages(mapping: &Mapping, first: usize, last: usize) -> bool {
+    /// and moves them over [first, last). On failure nothing has changed but
+    /// a leaked copy.
+    unsafe fn move_to_huge_pages(mapping: &Mapping, first: usize, last: usize) {
         let len = last - first;
         let read_write = libc::PROT_READ | libc::PROT_WRITE;
         let anonymous = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
@@ -135,7 +124,7 @@ mod linux {
             )
         };
         if raw == libc::MAP_FAILED {
-            return false;
+            return;
         }
         let raw_start = raw as usize;
         let copy = raw_start.next_multiple_of(HUGE);
@@ -147,22 +136,23 @@ mod linux {
         let to = mapping.end.min(last);
         // SAFETY: `copy..copy + len` lies in the fresh mapping; the source is
         // the readable part of `mapping` inside [first, last).
-        let moved = unsafe {
+        unsafe {
             libc::madvise(copy as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
             std::ptr::copy_nonoverlapping(
                 from as *const u8,
                 (copy + (from - first)) as *mut u8,
                 to - from,
             );
-            libc::mprotect(copy as *mut libc::c_void, len, protection) == 0
-                && libc::mremap(
+            if libc::mprotect(copy as *mut libc::c_void, len, protection) == 0 {
+                libc::mremap(
                     copy as *mut libc::c_void,
                     len,
                     len,
                     libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
                     first as *mut libc::c_void,
-                ) != libc::MAP_FAILED
-        };
+                );
+            }
+        }
         // SAFETY: the slack before and after the aligned copy is ours and unused.
         unsafe {
             if copy > raw_start {
@@ -173,6 +163,5 @@ mod linux {
                 libc::munmap((copy + len) as *mut libc::c_void, raw_end - (copy + len));
             }
         }
-        moved
     }
 }
