@@ -11,6 +11,7 @@
 mod disk;
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -81,10 +82,10 @@ struct Stamp(Fingerprint);
 const SETTLED: Duration = Duration::from_millis(100);
 
 impl Stamp {
-    /// The file's stamp, if it can be trusted to change with its bytes.
-    fn of(path: &Path) -> Option<Stamp> {
+    /// The open file's stamp, if it can be trusted to change with its bytes.
+    fn of(file: &File) -> Option<Stamp> {
         let taken = SystemTime::now();
-        let print = Fingerprint::of(path)?;
+        let print = Fingerprint::of_metadata(&file.metadata().ok()?)?;
         (print.modified.max(print.changed) + SETTLED <= taken).then_some(Stamp(print))
     }
 }
@@ -117,18 +118,18 @@ impl ModuleCache {
         }
     }
 
-    /// Reads `path` and returns its compiled code, compiling only if its bytes
-    /// changed since the last call (and are not in the disk cache). A file whose
-    /// stamp has not changed is not even read.
-    pub fn load(&mut self, engine: &Engine, path: &Path) -> Result<Loaded> {
-        let stamp = Stamp::of(path);
+    /// Reads `file` (opened from `path`) and returns its compiled code,
+    /// compiling only if its bytes changed since the last call (and are not in
+    /// the disk cache). A file whose stamp has not changed is not even read.
+    pub fn load(&mut self, engine: &Engine, path: &Path, file: &File) -> Result<Loaded> {
+        let stamp = Stamp::of(file);
         if let Some(entry) = self.modules.get(path)
             && stamp.is_some()
             && entry.stamp == stamp
         {
             return Ok(entry.hit());
         }
-        let bytes = source::read(path)?;
+        let bytes = source::read(file, path)?;
         let hash = source::content_hash(&bytes);
         if let Some(entry) = self.modules.get_mut(path)
             && (entry.hash == hash || entry.back_to_previous(hash))
@@ -209,6 +210,10 @@ impl Entry {
 mod tests {
     use super::*;
 
+    fn open(path: &Path) -> File {
+        File::open(path).expect("open")
+    }
+
     fn on_disk(dir: &Path, engine: &Engine) -> DiskCache {
         DiskCache::new(dir.to_path_buf(), u64::MAX, engine)
     }
@@ -221,23 +226,58 @@ mod tests {
         let mut cache = ModuleCache::default();
 
         std::fs::write(&path, "(module)").expect("write");
-        assert!(!cache.load(&engine, &path).expect("first").cache_hit);
-        assert!(cache.load(&engine, &path).expect("second").cache_hit);
+        assert!(
+            !cache
+                .load(&engine, &path, &open(&path))
+                .expect("first")
+                .cache_hit
+        );
+        assert!(
+            cache
+                .load(&engine, &path, &open(&path))
+                .expect("second")
+                .cache_hit
+        );
 
         std::fs::write(&path, "(module (func))").expect("write");
-        assert!(!cache.load(&engine, &path).expect("changed").cache_hit);
+        assert!(
+            !cache
+                .load(&engine, &path, &open(&path))
+                .expect("changed")
+                .cache_hit
+        );
         assert_eq!(cache.modules.len(), 1);
 
         // An undo and a redo: both versions are at hand.
         std::fs::write(&path, "(module)").expect("write");
-        assert!(cache.load(&engine, &path).expect("undo").cache_hit);
+        assert!(
+            cache
+                .load(&engine, &path, &open(&path))
+                .expect("undo")
+                .cache_hit
+        );
         std::fs::write(&path, "(module (func))").expect("write");
-        assert!(cache.load(&engine, &path).expect("redo").cache_hit);
+        assert!(
+            cache
+                .load(&engine, &path, &open(&path))
+                .expect("redo")
+                .cache_hit
+        );
         // Only two are kept.
         std::fs::write(&path, "(module (memory 1))").expect("write");
-        assert!(!cache.load(&engine, &path).expect("third").cache_hit);
+        assert!(
+            !cache
+                .load(&engine, &path, &open(&path))
+                .expect("third")
+                .cache_hit
+        );
         std::fs::write(&path, "(module)").expect("write");
-        assert!(!cache.load(&engine, &path).expect("gone").cache_hit);
+        assert!(
+            !cache
+                .load(&engine, &path, &open(&path))
+                .expect("gone")
+                .cache_hit
+        );
     }
 
     #[test]
@@ -245,7 +285,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("m.wat");
         std::fs::write(&path, "(module $a)").expect("write");
-        assert_eq!(Stamp::of(&path), None, "just saved: read it again");
+        assert_eq!(Stamp::of(&open(&path)), None, "just saved: read it again");
 
         let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
         let set_old_mtime = |path: &Path| {
@@ -258,27 +298,32 @@ mod tests {
         set_old_mtime(&path);
         // Setting the time changed the inode just now: wait for that to settle.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while Stamp::of(&path).is_none() {
+        while Stamp::of(&open(&path)).is_none() {
             assert!(std::time::Instant::now() < deadline, "never settled");
             std::thread::sleep(Duration::from_millis(10));
         }
 
         let engine = Engine::default();
         let mut cache = ModuleCache::default();
-        assert!(!cache.load(&engine, &path).expect("first").cache_hit);
+        assert!(
+            !cache
+                .load(&engine, &path, &open(&path))
+                .expect("first")
+                .cache_hit
+        );
         let name = |loaded: Loaded| match loaded.artifact {
             Artifact::Module(module) => module.name().map(str::to_owned),
             Artifact::Component(_) => None,
         };
         assert_eq!(
-            name(cache.load(&engine, &path).expect("hit")),
+            name(cache.load(&engine, &path, &open(&path)).expect("hit")),
             Some("a".into())
         );
 
         // Same size, same old mtime: the fresh change time says "read it again".
         std::fs::write(&path, "(module $b)").expect("write");
         set_old_mtime(&path);
-        let reloaded = cache.load(&engine, &path).expect("changed");
+        let reloaded = cache.load(&engine, &path, &open(&path)).expect("changed");
         assert!(!reloaded.cache_hit);
         assert_eq!(name(reloaded), Some("b".into()));
     }
@@ -292,15 +337,16 @@ mod tests {
         let mut cache = ModuleCache::new(Some(on_disk(&disk, &engine)));
 
         std::fs::write(&path, "(component)").expect("write");
-        let first = cache.load(&engine, &path).expect("compiled");
+        let first = cache.load(&engine, &path, &open(&path)).expect("compiled");
         assert!(matches!(first.artifact, Artifact::Component(_)) && !first.cache_hit);
         cache.save_compiled();
-        let again = ModuleCache::new(Some(on_disk(&disk, &engine))).load(&engine, &path);
+        let again =
+            ModuleCache::new(Some(on_disk(&disk, &engine))).load(&engine, &path, &open(&path));
         assert!(again.expect("from disk").cache_hit);
 
         // One save turns it into a module: the entry is replaced.
         std::fs::write(&path, "(module)").expect("write");
-        let module = cache.load(&engine, &path).expect("compiled");
+        let module = cache.load(&engine, &path, &open(&path)).expect("compiled");
         assert!(matches!(module.artifact, Artifact::Module(_)) && !module.cache_hit);
         assert_eq!(cache.modules.len(), 1);
     }
@@ -314,12 +360,18 @@ mod tests {
         std::fs::write(&path, "(module (func (export \"f\")))").expect("write");
 
         let mut first = ModuleCache::new(Some(on_disk(&disk, &engine)));
-        assert!(!first.load(&engine, &path).expect("compiled").cache_hit);
+        assert!(
+            !first
+                .load(&engine, &path, &open(&path))
+                .expect("compiled")
+                .cache_hit
+        );
         assert!(!disk.exists(), "written after the run, not during it");
         first.save_compiled();
         assert_eq!(std::fs::read_dir(&disk).expect("cache dir").count(), 1);
 
-        let second = ModuleCache::new(Some(on_disk(&disk, &engine))).load(&engine, &path);
+        let second =
+            ModuleCache::new(Some(on_disk(&disk, &engine))).load(&engine, &path, &open(&path));
         let second = second.expect("loaded");
         assert!(second.cache_hit);
         assert!(matches!(second.artifact, Artifact::Module(m) if m.get_export("f").is_some()));
@@ -328,7 +380,8 @@ mod tests {
         for entry in std::fs::read_dir(&disk).expect("cache dir") {
             std::fs::write(entry.expect("entry").path(), b"junk").expect("corrupt");
         }
-        let third = ModuleCache::new(Some(on_disk(&disk, &engine))).load(&engine, &path);
+        let third =
+            ModuleCache::new(Some(on_disk(&disk, &engine))).load(&engine, &path, &open(&path));
         assert!(!third.expect("recompiled").cache_hit);
     }
 }

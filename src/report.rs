@@ -9,6 +9,7 @@
 mod events;
 mod status;
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
@@ -100,5 +101,62 @@ impl Reporter {
         self.events.run_finished(run, built, report, &description);
         self.status
             .run_finished(run, trigger, built, report, &description);
+    }
+}
+
+/// The longest line of ours shown whole, in bytes: messages quote guest data
+/// (names, exports, trap text), which a guest can make megabytes long.
+const MAX_LINE: usize = 4096;
+
+/// A line of ours made safe for a terminal: control characters (escape
+/// sequences could clear the screen or write the clipboard) and bidirectional
+/// overrides are shown escaped (`\u{1b}`), and an over-long line is cut.
+fn printable(line: &str) -> String {
+    let mut shown = String::with_capacity(line.len().min(MAX_LINE) + 32);
+    for (at, c) in line.char_indices() {
+        if shown.len() >= MAX_LINE {
+            let _ = write!(shown, "… ({} bytes more)", line.len() - at);
+            break;
+        }
+        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if (c.is_control() && c != '\t') || bidi {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
+}
+
+/// `text` cut to at most `max` bytes (at a character), saying how much was cut.
+fn clipped(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let cut = (0..=max)
+        .rev()
+        .find(|at| text.is_char_boundary(*at))
+        .unwrap_or(0);
+    format!("{}… ({} bytes more)", &text[..cut], text.len() - cut).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_sequences_are_shown_not_obeyed_and_long_lines_are_cut() {
+        assert_eq!(printable("plain · text\t"), "plain · text\t");
+        assert_eq!(
+            printable("a\u{1b}]52;c;SGVsbG8=\u{7}b\u{1b}[2J\u{202e}"),
+            "a\\u{1b}]52;c;SGVsbG8=\\u{7}b\\u{1b}[2J\\u{202e}"
+        );
+        let long = "x".repeat(MAX_LINE + 100);
+        assert_eq!(
+            printable(&long),
+            format!("{}… (100 bytes more)", "x".repeat(MAX_LINE))
+        );
+        assert_eq!(clipped("ééé", 3), "é… (4 bytes more)");
+        assert_eq!(clipped("ééé", 6), "ééé");
     }
 }

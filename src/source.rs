@@ -3,6 +3,7 @@
 //! Reading and parsing are separate steps so the compile cache can skip the parse
 //! when a file's bytes did not change.
 
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -56,9 +57,64 @@ pub fn content_hash(bytes: &[u8]) -> ContentHash {
     xxhash_rust::xxh3::xxh3_64(bytes)
 }
 
-/// The hash of a file's current bytes, or `None` when it cannot be read (missing).
+/// The hash of a file's current bytes, or `None` when it is not a regular file
+/// that can be read (missing, a folder, a FIFO). Read in bounded chunks: a
+/// 600 MB file dropped into a watched folder costs no more memory than a small one.
 pub fn file_hash(path: &Path) -> Option<ContentHash> {
-    std::fs::read(path).ok().map(|bytes| content_hash(&bytes))
+    use std::io::Read;
+    let mut file = open_regular(path).ok()?;
+    let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
+    let mut chunk = vec![0; 64 * 1024];
+    loop {
+        match file.read(&mut chunk) {
+            Ok(0) => return Some(hasher.digest()),
+            Ok(read) => hasher.update(&chunk[..read]),
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Opens `path` for reading if it is a regular file. A FIFO or a device is
+/// opened without blocking and refused, so a strange file never stalls a run
+/// or the watcher.
+pub fn open_regular(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    regular(file)
+}
+
+/// `file` if it is a regular file; the error says what it is otherwise.
+pub fn regular(file: File) -> std::io::Result<File> {
+    let kind = file.metadata()?.file_type();
+    if kind.is_file() {
+        return Ok(file);
+    }
+    Err(std::io::Error::other(format!(
+        "it is {}, not a regular file",
+        what_kind(kind)
+    )))
+}
+
+/// "a directory", "a FIFO", ...: what a file that is not a regular file is.
+fn what_kind(kind: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() || kind.is_block_device() {
+        "a device"
+    } else if kind.is_symlink() {
+        "a symlink"
+    } else {
+        "not a regular file"
+    }
 }
 
 /// What `stat` says of a file that changes with its bytes: length, inode,
@@ -75,8 +131,13 @@ impl Fingerprint {
     /// The file's fingerprint; `None` when it cannot be read.
     #[cfg(unix)]
     pub fn of(path: &Path) -> Option<Fingerprint> {
+        Self::of_metadata(&std::fs::metadata(path).ok()?)
+    }
+
+    /// The fingerprint `stat` gave (of an open file, say).
+    #[cfg(unix)]
+    pub fn of_metadata(meta: &std::fs::Metadata) -> Option<Fingerprint> {
         use std::os::unix::fs::MetadataExt;
-        let meta = std::fs::metadata(path).ok()?;
         let changed = UNIX_EPOCH
             + Duration::new(
                 u64::try_from(meta.ctime()).ok()?,
@@ -95,14 +156,21 @@ impl Fingerprint {
     pub fn of(_: &Path) -> Option<Fingerprint> {
         None
     }
+
+    /// Elsewhere there is none: every file is read and hashed.
+    #[cfg(not(unix))]
+    pub fn of_metadata(_: &std::fs::Metadata) -> Option<Fingerprint> {
+        None
+    }
 }
 
-/// Reads a module file, with an error that names it.
-pub fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|err| match err.kind() {
-        std::io::ErrorKind::NotFound => anyhow::anyhow!("{}: file not found", path.display()),
-        _ => anyhow::Error::new(err).context(format!("cannot read {}", path.display())),
-    })
+/// Reads an opened module file (`path` names it in the error).
+pub fn read(mut file: &File, path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(bytes)
 }
 
 /// Turns a file's bytes into a wasm binary: `.wat` text is parsed (errors carry

@@ -116,8 +116,9 @@ impl Events {
         }));
     }
 
-    fn emit(&mut self, event: Value) {
+    fn emit(&mut self, mut event: Value) {
         let Some(out) = &mut self.out else { return };
+        clip_strings(&mut event);
         // One write per line, so guest output cannot cut into it. Events are
         // best effort: a closed reader must not end the session.
         let _ = out.write_all(format!("{event}\n").as_bytes());
@@ -126,6 +127,22 @@ impl Events {
 
     fn name(&self, path: &Path) -> String {
         crate::names::relative(&self.root, path)
+    }
+}
+
+/// The longest string an event carries whole, in bytes: a backtrace fits,
+/// a guest's megabyte-long export name does not.
+const MAX_STRING: usize = 64 * 1024;
+
+/// Cuts every over-long string in `value` (JSON escapes control characters).
+fn clip_strings(value: &mut Value) {
+    match value {
+        Value::String(text) if text.len() > MAX_STRING => {
+            *text = super::clipped(text, MAX_STRING).into_owned();
+        }
+        Value::Array(items) => items.iter_mut().for_each(clip_strings),
+        Value::Object(fields) => fields.values_mut().for_each(clip_strings),
+        _ => {}
     }
 }
 

@@ -188,9 +188,10 @@ impl StatusLines {
             true => (Style::new().dimmed(), tone.style()),
             false => (Style::new(), Style::new()),
         };
+        let line = super::printable(line);
         let mut text = format!("{prefix}[live-wasm]{prefix:#} {style}{line}{style:#}\n");
         for detail in detail.lines() {
-            let _ = writeln!(text, "  {detail}");
+            let _ = writeln!(text, "  {}", super::printable(detail));
         }
         to_stderr(&text);
     }

@@ -25,8 +25,8 @@ use crate::names;
 pub fn load_entry(store: &mut wasmtime::Store<Host>) -> Result<Artifact, UseError> {
     let modules = &mut store.data_mut().modules;
     let name = modules.linking.entry_name.clone();
-    let path = modules.linking.entry.clone();
-    modules.load(&name, &path, &Site::entry())
+    let entry = modules.open_entry(&Site::entry())?;
+    modules.load(&name, entry, &Site::entry())
 }
 
 /// Instantiates the entry module, under its name, so other modules can use it.

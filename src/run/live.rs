@@ -10,6 +10,7 @@ use super::notes::Note;
 use super::outcome::trap_words;
 use super::problem::Problem;
 use super::use_error::{BAD_NAME, OK, Site, TRAPPED, UseError};
+use crate::names::{BadName, MAX_NAME_LEN};
 
 /// Defines `live.use: (func (param i32 i32) (result i32))` in `linker`.
 pub fn add_to_linker(linker: &mut Linker<Host>) -> Result<()> {
@@ -30,10 +31,7 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> Result<()> {
                     return Ok(BAD_NAME);
                 }
             };
-            let site = Site {
-                file: None,
-                import: format!("live.use({name:?})"),
-            };
+            let site = Site::live_use(&name);
             match instance(caller.as_context_mut(), &name, &site) {
                 Ok(_) => Ok(OK),
                 Err(err) => code_for(&caller, err),
@@ -75,19 +73,20 @@ fn say_failed(caller: &Caller<'_, Host>, code: i32, problem: Problem, detail: St
     });
 }
 
-/// The module name at (ptr, len) in the caller's exported `memory`.
-fn read_name(caller: &mut Caller<'_, Host>, ptr: i32, len: i32) -> Result<String, &'static str> {
+/// The module name at (ptr, len) in the caller's exported `memory`; a name
+/// longer than any path is refused before it is copied.
+fn read_name(caller: &mut Caller<'_, Host>, ptr: i32, len: i32) -> Result<String, String> {
     let memory = caller
         .get_export("memory")
         .and_then(Extern::into_memory)
         .ok_or("the caller exports no `memory`")?;
-    let start = ptr as u32 as usize;
-    let end = start
-        .checked_add(len as u32 as usize)
-        .ok_or("bad pointer")?;
-    let bytes = memory
-        .data(&*caller)
-        .get(start..end)
+    let (start, len) = (ptr as u32 as usize, len as u32 as usize);
+    if len > MAX_NAME_LEN {
+        return Err(BadName::TooLong(len).to_string());
+    }
+    let bytes = start
+        .checked_add(len)
+        .and_then(|end| memory.data(&*caller).get(start..end))
         .ok_or("the name lies outside the caller's memory")?;
-    String::from_utf8(bytes.to_vec()).map_err(|_| "the name is not UTF-8")
+    String::from_utf8(bytes.to_vec()).map_err(|_| "the name is not UTF-8".to_owned())
 }

@@ -13,7 +13,7 @@ use wasmtime::{Engine, Instance, InstancePre, Module};
 use super::host::Host;
 use super::use_error::{Site, UseError};
 use crate::cache::{Artifact, ModuleCache};
-use crate::names;
+use crate::names::{self, Found, Lookup, Root};
 use crate::source::{ContentHash, ModuleFile};
 
 /// The session-long side of linking: where modules live and how they compile.
@@ -102,6 +102,8 @@ pub struct Modules {
     pub(super) components: HashMap<String, ComponentInstance>,
     /// Names being instantiated right now, outermost first.
     pub(super) in_progress: Vec<String>,
+    /// The root folder, opened at the first name this run resolves.
+    root: Option<Root>,
     /// Every file resolved or tried, in order.
     files: Vec<ModuleFile>,
     /// Compiled modules of this run and their names, for backtraces.
@@ -118,6 +120,7 @@ impl Modules {
             instances: HashMap::new(),
             components: HashMap::new(),
             in_progress: Vec::new(),
+            root: None,
             files: Vec::new(),
             labels: Vec::new(),
             compiled: Vec::new(),
@@ -149,30 +152,66 @@ impl Modules {
             .unwrap_or_else(|| "?".to_owned())
     }
 
-    /// Finds the file of module `name`, recording what was looked at.
-    pub(super) fn resolve(&mut self, name: &str, site: &Site) -> Result<PathBuf, UseError> {
+    /// Finds and opens the file of module `name`, recording what was looked at.
+    pub(super) fn resolve(&mut self, name: &str, site: &Site) -> Result<Found, UseError> {
         if name == self.linking.entry_name {
-            return Ok(self.linking.entry.clone());
+            return self.open_entry(site);
         }
-        let bad_name = |why| UseError::BadName {
-            site: site.clone(),
-            name: name.to_owned(),
-            why,
+        let root = match &self.root {
+            Some(root) => root,
+            None => {
+                let root = Root::open(&self.linking.root)
+                    .map_err(|err| self.unreadable(site, &self.linking.root, &err))?;
+                self.root.insert(root)
+            }
         };
-        let candidates = names::candidates(&self.linking.root, name).map_err(bad_name)?;
-        match names::existing(&self.linking.root, &candidates) {
-            Ok(Some(path)) => Ok(path),
-            Ok(None) => {
-                for path in &candidates {
+        match root.find(name) {
+            Ok(found) => Ok(found),
+            Err(Lookup::Bad(why)) => Err(UseError::BadName {
+                site: site.clone(),
+                name: name.to_owned(),
+                why,
+            }),
+            Err(Lookup::NotFound(passed)) => {
+                for (path, _) in &passed {
                     self.record(path, None);
                 }
                 Err(UseError::NotFound {
                     site: site.clone(),
                     name: name.to_owned(),
-                    looked_for: candidates.map(|path| self.linking.label(&path)),
+                    looked_for: names::looked_for(&self.linking.root, &passed),
                 })
             }
-            Err(why) => Err(bad_name(why)),
+            Err(Lookup::Unreadable(path, err)) => {
+                self.record(&path, None);
+                Err(self.unreadable(site, &path, &err))
+            }
+        }
+    }
+
+    /// Opens the entry, by the path the user gave (only a regular file).
+    pub(super) fn open_entry(&self, site: &Site) -> Result<Found, UseError> {
+        let path = &self.linking.entry;
+        match crate::source::open_regular(path) {
+            Ok(file) => Ok(Found {
+                path: path.clone(),
+                file,
+            }),
+            Err(err) => Err(self.unreadable(site, path, &err)),
+        }
+    }
+
+    /// The error for a file that cannot be opened.
+    fn unreadable(&self, site: &Site, path: &Path, err: &std::io::Error) -> UseError {
+        UseError::Invalid {
+            site: site.clone(),
+            file: self.linking.label(path),
+            message: match err.kind() {
+                std::io::ErrorKind::NotFound => format!("{}: file not found", path.display()),
+                _ => format!("cannot read it: {err}"),
+            },
+            place: None,
+            validation: false,
         }
     }
 
@@ -212,8 +251,9 @@ impl Modules {
         site: &Site,
     ) -> Result<(PathBuf, Artifact), UseError> {
         self.check_cycle(name, site)?;
-        let path = self.resolve(name, site)?;
-        let artifact = self.load(name, &path, site)?;
+        let found = self.resolve(name, site)?;
+        let path = found.path.clone();
+        let artifact = self.load(name, found, site)?;
         Ok((path, artifact))
     }
 
@@ -228,20 +268,22 @@ impl Modules {
         }
     }
 
-    /// Reads and compiles module `name` from `path` through the session's cache.
+    /// Reads and compiles module `name` from its opened file through the
+    /// session's cache.
     pub(super) fn load(
         &mut self,
         name: &str,
-        path: &Path,
+        found: Found,
         site: &Site,
     ) -> Result<Artifact, UseError> {
         let started = Instant::now();
+        let path = found.path.as_path();
         let loaded = self
             .linking
             .cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .load(&self.linking.engine, path);
+            .load(&self.linking.engine, path, &found.file);
         self.compiled.push(Compiled {
             name: name.to_owned(),
             file: self.linking.label(path),
@@ -254,7 +296,8 @@ impl Modules {
                 Ok(loaded.artifact)
             }
             Err(err) => {
-                self.record(path, crate::source::file_hash(path));
+                let hash = crate::source::file_hash(path);
+                self.record(path, hash);
                 let wat = err.downcast_ref::<crate::source::WatError>();
                 Err(UseError::Invalid {
                     site: site.clone(),

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::problem::Problem;
-use crate::names::BadName;
+use crate::names::{self, BadName};
 
 // The codes `live.use` returns (documented in `wit/README.md`).
 
@@ -31,6 +31,14 @@ pub struct Site {
 }
 
 impl Site {
+    /// The explicit form, `live.use("name")`, the guest's name quoted short.
+    pub fn live_use(name: &str) -> Self {
+        Self {
+            file: None,
+            import: format!("live.use({})", names::quoted(name)),
+        }
+    }
+
     /// The run's entry: nobody imported it, so messages name no site.
     pub fn entry() -> Self {
         Self {
@@ -71,8 +79,9 @@ pub enum UseError {
         site: Site,
         /// The module name.
         name: String,
-        /// The files looked for, relative to the root.
-        looked_for: [String; 2],
+        /// The files looked for, relative to the root, and why each was passed
+        /// over when it exists (`no lib.wat or lib.wasm`).
+        looked_for: String,
     },
     /// The file exists but is not a module we can instantiate (syntax, validation,
     /// or link error).
@@ -136,15 +145,19 @@ impl fmt::Display for UseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             UseError::BadName { site, name, why } => {
-                write!(f, "{site}module name {name:?} is refused: {why}")
+                write!(
+                    f,
+                    "{site}module name {} is refused: {why}",
+                    names::quoted(name)
+                )
             }
             UseError::NotFound {
                 site,
                 name,
-                looked_for: [wat, wasm],
+                looked_for,
             } => write!(
                 f,
-                "{site}module `{name}` not found (no {wat} or {wasm}); create it and save"
+                "{site}module `{name}` not found ({looked_for}); create it and save"
             ),
             UseError::Invalid {
                 site,

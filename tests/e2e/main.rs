@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `live-wasm` binary on real files in a temp dir.
 
+mod attacks;
 mod build;
 mod cache;
 mod component_wat;

@@ -51,10 +51,7 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> Result<()> {
     linker.instance(LIVE)?.func_wrap(
         "use",
         |mut store: StoreContextMut<'_, Host>, (name,): (String,)| {
-            let site = Site {
-                file: None,
-                import: format!("live.use({name:?})"),
-            };
+            let site = Site::live_use(&name);
             match instance(store.as_context_mut(), &name, &site) {
                 Ok(_) => Ok((Ok(()),)),
                 Err(err) => failure(&store, err).map(|failure| (Err(failure),)),

@@ -1,0 +1,225 @@
+//! The attacks of issue 13, one regression test each, named after the defect:
+//! a guest (or a careless user) reaching outside the root, jamming the session,
+//! or writing to the terminal through our own messages.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use crate::support::{Dir, once};
+use crate::uses::module;
+
+const LIVE_USE: &str = r#"(import "live" "use" (func $use (param i32 i32) (result i32)))"#;
+
+/// A module whose start prints `text` (plain ASCII, no quotes).
+fn prints_at_start(text: &str) -> String {
+    module(
+        "",
+        &format!(
+            r#"(data (i32.const 256) "{text}")
+  (func $start (call $say (i32.const 256) (i32.const {})))
+  (start $start)"#,
+            text.len()
+        ),
+    )
+}
+
+/// An entry calling `live.use` on each name in turn, printing each code.
+fn uses_each(names: &[String]) -> String {
+    let mut data = String::new();
+    let mut calls = String::new();
+    let mut offset = 1024;
+    for name in names {
+        data.push_str(&format!(r#"(data (i32.const {offset}) "{name}")"#));
+        calls.push_str(&format!(
+            "(call $say_i32 (call $use (i32.const {offset}) (i32.const {})))\n",
+            name.len()
+        ));
+        offset += name.len();
+    }
+    module(
+        LIVE_USE,
+        &format!("{data}\n  (func (export \"_start\")\n{calls})"),
+    )
+}
+
+/// A root (`base/root`) beside a folder outside it (`base/outside`) holding
+/// `secret.wat`, a module that prints `ESCAPED` if it ever runs.
+fn root_beside_a_secret() -> (Dir, std::path::PathBuf) {
+    let base = Dir::new();
+    let root = base.path("root");
+    std::fs::create_dir_all(root.join("data")).expect("mkdir root/data");
+    std::fs::create_dir(base.path("outside")).expect("mkdir outside");
+    base.write("outside/secret.wat", &prints_at_start("ESCAPED"));
+    (base, root)
+}
+
+/// Runs `args` with `--once` in `root` (which lies inside `base`).
+fn once_in(base: &Dir, root: &Path, args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["--root", root.to_str().expect("utf-8 path")];
+    all.extend_from_slice(args);
+    once(base, &all)
+}
+
+fn entry_in(root: &Path, text: &str) -> String {
+    std::fs::write(root.join("main.wat"), text).expect("write main.wat");
+    root.join("main.wat").to_string_lossy().into_owned()
+}
+
+#[test]
+fn defect_1_a_symlink_chain_longer_than_path_max_does_not_escape() {
+    let (base, root) = root_beside_a_secret();
+    // data/D^20 (20 nested 250-character folders), and a chain of symlinks
+    // data/h.wat -> D^10/l1 -> D^10/l2 -> ../ x22 + outside/secret.wat, whose
+    // resolved path is longer than PATH_MAX.
+    let folder = "d".repeat(250);
+    let data = cap_std::fs::Dir::open_ambient_dir(root.join("data"), cap_std::ambient_authority())
+        .expect("open data");
+    let mut deep = data.try_clone().expect("clone");
+    for _ in 0..20 {
+        deep.create_dir(&folder).expect("mkdir");
+        deep = deep.open_dir(&folder).expect("open");
+    }
+    let ten = [folder.as_str(); 10].join("/");
+    data.symlink_contents(format!("{ten}/l1"), "h.wat")
+        .expect("symlink h");
+    data.open_dir(&ten)
+        .expect("open D^10")
+        .symlink_contents(format!("{ten}/l2"), "l1")
+        .expect("symlink l1");
+    deep.symlink_contents(format!("{}outside/secret.wat", "../".repeat(22)), "l2")
+        .expect("symlink l2");
+    // The attack as found: the kernel follows the chain to the secret, and
+    // `realpath` cannot resolve it (the fallback that let it through).
+    let link = root.join("data/h.wat");
+    let read = std::fs::read_to_string(&link).expect("the chain resolves");
+    assert!(read.contains("ESCAPED"), "the chain leads to the secret");
+    assert!(link.canonicalize().is_err(), "realpath fails on it");
+
+    let entry = entry_in(&root, &uses_each(&["data/h".into()]));
+    let (code, stdout, stderr) = once_in(&base, &root, &[&entry]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "-1\n", "{stderr}");
+    assert!(stderr.contains("leads outside the root"), "{stderr}");
+}
+
+#[test]
+fn defect_2_a_symlink_out_says_not_found_whether_its_target_exists_or_not() {
+    let (base, root) = root_beside_a_secret();
+    let secret = base.path("outside/secret.wat");
+    let absent = base.path("outside/absent.wat");
+    for (name, target) in [
+        ("yes", secret.to_string_lossy().into_owned()),
+        ("no", absent.to_string_lossy().into_owned()),
+        ("up_yes", "../../outside/secret.wat".into()),
+        ("up_no", "../../outside/absent.wat".into()),
+    ] {
+        std::os::unix::fs::symlink(target, root.join(format!("data/{name}.wat"))).expect("symlink");
+    }
+    let names = [
+        "data/yes",
+        "data/no",
+        "data/up_yes",
+        "data/up_no",
+        "data/none",
+    ];
+    let entry = entry_in(&root, &uses_each(&names.map(String::from)));
+    let (code, stdout, stderr) = once_in(&base, &root, &[&entry]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout,
+        "-1\n".repeat(5),
+        "the same answer for each: {stderr}"
+    );
+}
+
+#[test]
+fn defect_3_a_symlink_flipped_while_modules_are_used_never_runs_an_outside_module() {
+    const MODULES: usize = 1000;
+    let (base, root) = root_beside_a_secret();
+    // `data/d/mK` for every K, through one symlink `data/d` that leads to
+    // `data/in` (harmless modules) or to the outside (secrets).
+    std::fs::create_dir(root.join("data/in")).expect("mkdir");
+    for k in 0..MODULES {
+        std::fs::write(
+            root.join(format!("data/in/m{k}.wat")),
+            prints_at_start("inside"),
+        )
+        .expect("write");
+        std::fs::copy(
+            base.path("outside/secret.wat"),
+            base.path(&format!("outside/m{k}.wat")),
+        )
+        .expect("copy");
+    }
+    std::os::unix::fs::symlink("in", root.join("data/d")).expect("symlink");
+    // Another process's worth of mischief: the link swapped, atomically,
+    // between the two as fast as it goes.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flips = Arc::new(AtomicUsize::new(0));
+    let flipper = {
+        let (stop, flips) = (Arc::clone(&stop), Arc::clone(&flips));
+        let (outside, data) = (base.path("outside"), root.join("data"));
+        std::thread::spawn(move || {
+            let spare = data.join("spare");
+            while !stop.load(Ordering::Relaxed) {
+                let flip = flips.fetch_add(1, Ordering::Relaxed);
+                let target = if flip % 2 == 0 {
+                    outside.as_path()
+                } else {
+                    Path::new("in")
+                };
+                let _ = std::fs::remove_file(&spare);
+                std::os::unix::fs::symlink(target, &spare).expect("symlink");
+                std::fs::rename(&spare, data.join("d")).expect("rename");
+            }
+        })
+    };
+    let names: Vec<String> = (0..MODULES).map(|k| format!("data/d/m{k}")).collect();
+    let entry = entry_in(&root, &uses_each(&names));
+    let runs: Vec<_> = (0..3).map(|_| once_in(&base, &root, &[&entry])).collect();
+    stop.store(true, Ordering::Relaxed);
+    flipper.join().expect("flipper");
+    let mut inside = 0;
+    for (code, stdout, stderr) in runs {
+        assert_eq!(code, 0, "{stderr}");
+        let escaped = stdout.lines().filter(|line| *line == "ESCAPED").count();
+        assert_eq!(escaped, 0, "outside modules ran");
+        inside += stdout.lines().filter(|line| *line == "inside").count();
+    }
+    assert!(flips.load(Ordering::Relaxed) > 100, "the link was flipped");
+    assert!(inside > 0, "some uses found the inside modules");
+}
+
+#[test]
+fn defect_14_a_folder_named_dep_wat_does_not_hide_dep_wasm() {
+    let dir = Dir::new();
+    std::fs::create_dir(dir.path("dep.wat")).expect("mkdir");
+    let wasm = wat::parse_str(prints_at_start("from dep.wasm")).expect("valid");
+    std::fs::write(dir.path("dep.wasm"), wasm).expect("write");
+    dir.write("main.wat", &uses_each(&["dep".into()]));
+    let (code, stdout, stderr) = once(&dir, &["main.wat"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "from dep.wasm\n0\n", "{stderr}");
+}
+
+#[test]
+fn defect_15_a_huge_use_name_is_refused_before_it_is_copied() {
+    let dir = Dir::new();
+    // A 200 MB name: the length alone refuses it, and the message is short.
+    let live_use = module(
+        LIVE_USE,
+        r#"(func (export "_start")
+    (call $say_i32 (call $use (i32.const 0) (i32.const 200000000))))"#,
+    );
+    let big_memory = "(memory (export \"memory\") 3100)";
+    dir.write(
+        "main.wat",
+        &live_use.replace("(memory (export \"memory\") 1)", big_memory),
+    );
+    let (code, stdout, stderr) = once(&dir, &["main.wat"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "-5\n", "{stderr}");
+    assert!(stderr.contains("200000000 bytes long"), "{stderr}");
+    assert!(stderr.len() < 10_000, "{} bytes of stderr", stderr.len());
+}
