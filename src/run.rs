@@ -23,8 +23,8 @@ mod modules;
 mod notes;
 mod outcome;
 mod problem;
-mod sleep;
 mod use_error;
+mod waits;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -8,16 +8,16 @@ use anyhow::{Context, Result};
 use wasmtime::{AsContextMut, Engine, Instance, Linker, Module, Store, TypedFunc, Val};
 
 use super::host::Host;
-use super::{files, invoke, link, live, sleep};
+use super::{files, invoke, link, live, waits};
 
 /// The session's linker of host functions: WASI preview 1 under both of its
-/// module names (with a sleep that a save can cut short, and the files a guest
+/// module names (with waits that a save can cut short, and the files a guest
 /// opens noted) and `live`.
 pub fn linker(engine: &Engine) -> Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |host: &mut Host| &mut host.wasi)?;
     wasmtime_wasi::p0::add_to_linker_sync(&mut linker, |host: &mut Host| &mut host.wasi)?;
-    sleep::shadow_poll_oneoff(&mut linker)?;
+    waits::shadow(&mut linker)?;
     files::shadow_path_calls(&mut linker)?;
     live::add_to_linker(&mut linker)?;
     Ok(linker)

@@ -13,10 +13,10 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::Result;
 use crossbeam_channel::Sender;
-use wasmtime::{AsContextMut, Caller, Extern, Linker};
-use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as wasi, WasiSnapshotPreview1};
+use wasmtime::{Caller, Linker};
+use wasmtime_wasi::p1::wasi_snapshot_preview1 as wasi;
 
-use super::host::Host;
+use super::host::{Host, memory_and_host};
 use crate::plan::Preopen;
 use crate::source::{Fingerprint, ReadFile};
 
@@ -222,21 +222,6 @@ fn guest_bytes(memory: &[u8], ptr: i32, len: i32) -> Option<&[u8]> {
     let start = usize::try_from(ptr).ok()?;
     let end = start.checked_add(usize::try_from(len).ok()?)?;
     memory.get(start..end)
-}
-
-/// The caller's memory and the store's state, ready for one of wasmtime-wasi's
-/// own WASI functions: given the store's host-call fuel, as its linker does
-/// (the fuel bounds what the host copies out of the guest).
-fn memory_and_host<'a>(
-    caller: &'a mut Caller<'_, Host>,
-) -> wasmtime::Result<(&'a mut [u8], &'a mut Host)> {
-    let fuel = caller.as_context_mut().hostcall_fuel();
-    let Some(memory) = caller.get_export("memory").and_then(Extern::into_memory) else {
-        wasmtime::bail!("missing required memory export");
-    };
-    let (bytes, host) = memory.data_and_store_mut(caller);
-    host.wasi.set_hostcall_fuel(fuel);
-    Ok((bytes, host))
 }
 
 /// Shadows `path_open` and `path_filestat_get` in `linker` with versions that

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use wasmtime::{Linker, component};
+use wasmtime::{AsContextMut, Caller, Extern, Linker, component};
 use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -114,4 +115,19 @@ impl WasiView for Host {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         self.wasi.ctx()
     }
+}
+
+/// The caller's memory and the store's state, ready for one of wasmtime-wasi's
+/// own WASI functions: given the store's host-call fuel, as its linker does
+/// (the fuel bounds what the host copies out of the guest).
+pub fn memory_and_host<'a>(
+    caller: &'a mut Caller<'_, Host>,
+) -> wasmtime::Result<(&'a mut [u8], &'a mut Host)> {
+    let fuel = caller.as_context_mut().hostcall_fuel();
+    let Some(memory) = caller.get_export("memory").and_then(Extern::into_memory) else {
+        wasmtime::bail!("missing required memory export");
+    };
+    let (bytes, host) = memory.data_and_store_mut(caller);
+    host.wasi.set_hostcall_fuel(fuel);
+    Ok((bytes, host))
 }

@@ -18,4 +18,5 @@ mod reads;
 mod sandbox;
 mod support;
 mod uses;
+mod waits;
 mod watch;

@@ -307,6 +307,61 @@ pub fn once(dir: &Dir, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Runs `live-wasm --once` with its stdin a pipe we hold: `Some(input)` is
+/// written and the pipe closed; `None` leaves it open and silent, as a terminal
+/// nobody types in. Panics if it has not exited within [`WAIT`].
+pub fn once_with_stdin(dir: &Dir, args: &[&str], input: Option<&[u8]>) -> (i32, String, String) {
+    let mut child = dir
+        .command()
+        .arg("--once")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start live-wasm --once");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // Held until the end of this function when there is no input.
+    let _silent = match input {
+        Some(input) => {
+            stdin.write_all(input).expect("write the guest's input");
+            drop(stdin);
+            None
+        }
+        None => Some(stdin),
+    };
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("wait");
+            panic!(
+                "live-wasm --once {args:?} still running after {WAIT:?}; stderr:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut stdout)
+        .expect("read stdout");
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    (status.code().unwrap_or(-1), stdout, stderr)
+}
+
 /// Runs `live-wasm --once` expecting it to fail with `code` and `expected` in its
 /// stderr; returns the stderr for further checks.
 pub fn once_fails(dir: &Dir, args: &[&str], code: i32, expected: &str) -> String {
