@@ -1,14 +1,44 @@
 //! Guests waiting in the host: `poll_oneoff` of every kind (clocks relative
-//! and absolute, file descriptors). Each wait returns what WASI says it
-//! returns, and none holds back a save or `--timeout`.
+//! and absolute, file descriptors, both WASI namespaces). Each wait returns
+//! what WASI says it returns, and none holds back a save or `--timeout`.
 
 use crate::guests::print;
 use crate::support::{Dir, live_wasm, once, once_fails, once_with_stdin};
 
-/// A subscription's size, and where a clock subscription's `id` is;
-/// `timeout` and `flags` follow at +8 and +24.
-const SIZE: usize = 48;
-const CLOCK_AT: usize = 16;
+/// The WASI namespace a guest imports, which decides the subscription layout.
+#[derive(Clone, Copy)]
+enum Abi {
+    /// `wasi_snapshot_preview1`: 48-byte subscriptions.
+    Preview1,
+    /// `wasi_unstable`: 56-byte subscriptions, the clock's fields after an
+    /// `identifier`.
+    Unstable,
+}
+
+impl Abi {
+    fn namespace(self) -> &'static str {
+        match self {
+            Abi::Preview1 => "wasi_snapshot_preview1",
+            Abi::Unstable => "wasi_unstable",
+        }
+    }
+
+    fn size(self) -> usize {
+        match self {
+            Abi::Preview1 => 48,
+            Abi::Unstable => 56,
+        }
+    }
+
+    /// Where a clock subscription's `id` is; `timeout` and `flags` follow at
+    /// +8 and +24.
+    fn clock_at(self) -> usize {
+        match self {
+            Abi::Preview1 => 16,
+            Abi::Unstable => 24,
+        }
+    }
+}
 
 const MONOTONIC: u32 = 1;
 const REALTIME: u32 = 0;
@@ -51,10 +81,10 @@ fn absolute(userdata: u64, clock: u32, ms: u64) -> Sub {
     }
 }
 
-/// The bytes of `subs`, as a WAT string.
-fn subscription_bytes(subs: &[Sub]) -> String {
-    let mut bytes = vec![0u8; subs.len() * SIZE];
-    for (sub, slot) in subs.iter().zip(bytes.chunks_exact_mut(SIZE)) {
+/// The bytes of `subs` in `abi`'s layout, as a WAT string.
+fn subscription_bytes(abi: Abi, subs: &[Sub]) -> String {
+    let mut bytes = vec![0u8; subs.len() * abi.size()];
+    for (sub, slot) in subs.iter().zip(bytes.chunks_exact_mut(abi.size())) {
         let (userdata, tag) = match sub {
             Sub::Clock { userdata, .. } => (userdata, 0),
             Sub::FdRead { userdata, .. } => (userdata, 1),
@@ -69,7 +99,7 @@ fn subscription_bytes(subs: &[Sub]) -> String {
                 absolute,
                 ..
             } => {
-                let at = CLOCK_AT;
+                let at = abi.clock_at();
                 slot[at..at + 4].copy_from_slice(&clock.to_le_bytes());
                 slot[at + 8..at + 16].copy_from_slice(&(ms * 1_000_000).to_le_bytes());
                 slot[at + 24] = u8::from(*absolute);
@@ -85,7 +115,7 @@ fn subscription_bytes(subs: &[Sub]) -> String {
 /// A command that prints `line`, makes its absolute clocks absolute (adds the
 /// time now), polls `subs`, and prints `polled EE N U T`: the errno (two
 /// digits), the number of events, the first event's userdata and type.
-fn poller(line: &str, subs: &[Sub]) -> String {
+fn poller(abi: Abi, line: &str, subs: &[Sub]) -> String {
     let from_now: String = subs
         .iter()
         .enumerate()
@@ -95,7 +125,7 @@ fn poller(line: &str, subs: &[Sub]) -> String {
                 absolute: true,
                 ..
             } => {
-                let timeout = 2048 + index * SIZE + CLOCK_AT + 8;
+                let timeout = 2048 + index * abi.size() + abi.clock_at() + 8;
                 Some(format!(
                     "(call $from_now (i32.const {timeout}) (i32.const {clock}))\n    "
                 ))
@@ -105,9 +135,9 @@ fn poller(line: &str, subs: &[Sub]) -> String {
         .collect();
     format!(
         r#"(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
-  (import "wasi_snapshot_preview1" "clock_time_get" (func $clock_time_get (param i32 i64 i32) (result i32)))
+  (import "{ns}" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (import "{ns}" "poll_oneoff" (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
+  (import "{ns}" "clock_time_get" (func $clock_time_get (param i32 i64 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 512) "polled 00 0 0 0\n")
   (data (i32.const 1024) "{line}\n")
@@ -132,7 +162,8 @@ fn poller(line: &str, subs: &[Sub]) -> String {
     (call $digit (i32.const 526) (i32.load8_u (i32.const 4106)))
     (call $write (i32.const 512) (i32.const 16))))
 "#,
-        subs = subscription_bytes(subs),
+        ns = abi.namespace(),
+        subs = subscription_bytes(abi, subs),
         len = line.len() + 1,
         count = subs.len(),
     )
@@ -145,9 +176,9 @@ fn polled(events: u32, userdata: u64, kind: u8) -> String {
 }
 
 /// Runs `subs` polled by a `--once` run with `input.txt` as its stdin.
-fn poll_once(dir: &Dir, subs: &[Sub]) -> String {
+fn poll_once(dir: &Dir, abi: Abi, subs: &[Sub]) -> String {
     dir.write("input.txt", "some input\n");
-    dir.write("poll.wat", &poller("sleeping", subs));
+    dir.write("poll.wat", &poller(abi, "sleeping", subs));
     let (code, stdout, stderr) = once(dir, &["--stdin", "input.txt", "poll.wat"]);
     assert_eq!(code, 0, "{stderr}");
     stdout
@@ -156,23 +187,24 @@ fn poll_once(dir: &Dir, subs: &[Sub]) -> String {
 #[test]
 fn poll_oneoff_with_an_fd_or_an_absolute_clock_runs_and_stops_when_asked() {
     let dir = Dir::new();
+    let p1 = Abi::Preview1;
     // An fd subscription is ready before an hour's sleep; so is stdout.
     let stdin_ready = [relative(1, 3_600_000), Sub::FdRead { userdata: 2, fd: 0 }];
-    assert_eq!(poll_once(&dir, &stdin_ready), polled(1, 2, 1));
+    assert_eq!(poll_once(&dir, p1, &stdin_ready), polled(1, 2, 1));
     let stdout_ready = [Sub::FdWrite { userdata: 3, fd: 1 }];
-    assert_eq!(poll_once(&dir, &stdout_ready), polled(1, 3, 2));
+    assert_eq!(poll_once(&dir, p1, &stdout_ready), polled(1, 3, 2));
     // Absolute clocks, on either clock, fire when their time comes, and
     // before a later one.
     let soon = [
         absolute(1, MONOTONIC, 3_600_000),
         absolute(4, MONOTONIC, 20),
     ];
-    assert_eq!(poll_once(&dir, &soon), polled(1, 4, 0));
+    assert_eq!(poll_once(&dir, p1, &soon), polled(1, 4, 0));
     let wall = [absolute(5, REALTIME, 20)];
-    assert_eq!(poll_once(&dir, &wall), polled(1, 5, 0));
+    assert_eq!(poll_once(&dir, p1, &wall), polled(1, 5, 0));
 
     // An hour away on an absolute clock: a save wakes it, so does --timeout.
-    let asleep = poller("sleeping", &[absolute(1, MONOTONIC, 3_600_000)]);
+    let asleep = poller(p1, "sleeping", &[absolute(1, MONOTONIC, 3_600_000)]);
     dir.write("main.wat", &asleep);
     let mut live = live_wasm(&dir, &["main.wat"]);
     live.expect_stdout("sleeping");
@@ -185,9 +217,34 @@ fn poll_oneoff_with_an_fd_or_an_absolute_clock_runs_and_stops_when_asked() {
 
     // Waiting on a stdin nobody types in, beside an hour's sleep.
     let stdin_silent = [relative(1, 3_600_000), Sub::FdRead { userdata: 2, fd: 0 }];
-    dir.write("main.wat", &poller("sleeping", &stdin_silent));
+    dir.write("main.wat", &poller(p1, "sleeping", &stdin_silent));
     let (code, stdout, stderr) = once_with_stdin(&dir, &["--timeout", "300ms", "main.wat"], None);
     assert_eq!((code, stdout.as_str()), (124, "sleeping\n"), "{stderr}");
     let (code, stdout, stderr) = once_with_stdin(&dir, &["main.wat"], Some(b"typed\n"));
     assert_eq!((code, stdout), (0, polled(1, 2, 1)), "{stderr}");
+}
+
+#[test]
+fn a_wasi_unstable_sleep_is_stopped_by_a_save_and_by_the_timeout() {
+    let dir = Dir::new();
+    let p0 = Abi::Unstable;
+    let asleep = poller(p0, "sleeping", &[relative(1, 30_000)]);
+    dir.write("main.wat", &asleep);
+    let mut live = live_wasm(&dir, &["main.wat"]);
+    live.expect_stdout("sleeping");
+    dir.write("main.wat", &print("awake"));
+    live.expect_run(1, "start: stopped by a change");
+    live.expect_stdout("awake");
+    live.expect_run(2, "main.wat changed: ok");
+    dir.write("main.wat", &asleep);
+    once_fails(&dir, &["--timeout", "300ms", "main.wat"], 124, "timed out");
+
+    // Its 56-byte subscriptions are read as such: the second of two clocks,
+    // an absolute one, an fd beside a clock.
+    let second = [relative(1, 3_600_000), relative(2, 0)];
+    assert_eq!(poll_once(&dir, p0, &second), polled(1, 2, 0));
+    let soon = [absolute(3, MONOTONIC, 20)];
+    assert_eq!(poll_once(&dir, p0, &soon), polled(1, 3, 0));
+    let stdin_ready = [relative(1, 3_600_000), Sub::FdRead { userdata: 4, fd: 0 }];
+    assert_eq!(poll_once(&dir, p0, &stdin_ready), polled(1, 4, 1));
 }
