@@ -275,7 +275,8 @@ fn release_free_memory() {
 pub(crate) struct Stop(Arc<Interrupt>);
 
 impl Stop {
-    /// Stops the run: the first reason given is the one reported.
+    /// Stops the run: the first reason given is the one reported, unless
+    /// Ctrl-C comes after it.
     pub(crate) fn request(&self, reason: StopReason) {
         self.0.request(reason);
     }

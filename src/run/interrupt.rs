@@ -43,9 +43,16 @@ impl Interrupt {
         })
     }
 
-    /// Stops the run: the first reason given is the one reported.
+    /// Stops the run: the first reason given is the one reported, unless
+    /// Ctrl-C comes after it. Ctrl-C wins, so that a second one, while a run
+    /// that cannot stop yet (a long compile) was already stopped by a save,
+    /// is seen as the second and quits.
     pub fn request(&self, reason: StopReason) {
-        self.lock().get_or_insert(reason);
+        let mut recorded = self.lock();
+        if recorded.is_none() || reason == StopReason::CtrlC {
+            *recorded = Some(reason);
+        }
+        drop(recorded);
         self.wake.notify_all();
         let wakers = std::mem::take(&mut *self.wakers());
         wakers.into_iter().for_each(Waker::wake);
@@ -142,8 +149,12 @@ mod tests {
         assert!(start.elapsed() < Duration::from_secs(30));
         thread.join().expect("waker");
 
-        interrupt.request(StopReason::CtrlC);
+        interrupt.request(StopReason::Timeout);
         assert_eq!(interrupt.reason(), Some(StopReason::Change));
+        interrupt.request(StopReason::CtrlC);
+        assert_eq!(interrupt.reason(), Some(StopReason::CtrlC), "Ctrl-C wins");
+        interrupt.request(StopReason::Change);
+        assert_eq!(interrupt.reason(), Some(StopReason::CtrlC));
     }
 
     #[test]

@@ -246,13 +246,21 @@ impl LiveWasm {
         self.child.id()
     }
 
-    /// Sends SIGINT, as Ctrl-C in a terminal does.
+    /// Sends SIGINT, as Ctrl-C in a terminal does, and waits until the
+    /// process has taken it: two presses sent before it runs again would be
+    /// one pending signal, seen once.
     pub fn ctrl_c(&self) {
         let status = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status()
             .expect("kill");
         assert!(status.success());
+        let status = format!("/proc/{}/status", self.child.id());
+        let deadline = Instant::now() + WAIT;
+        while sigint_pending(&status) {
+            assert!(Instant::now() < deadline, "SIGINT not taken in {WAIT:?}");
+            thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Waits for the process to exit and returns its status code.
@@ -282,6 +290,20 @@ impl LiveWasm {
             .collect();
         format!("output so far:\n{}", lines.join("\n"))
     }
+}
+
+/// Whether the process whose `/proc/PID/status` this is has a SIGINT sent to
+/// it and not yet delivered (a process that has exited has none).
+fn sigint_pending(status: &str) -> bool {
+    const SIGINT: u64 = 1 << (2 - 1);
+    let Ok(status) = std::fs::read_to_string(status) else {
+        return false;
+    };
+    status
+        .lines()
+        .filter_map(|line| line.strip_prefix("ShdPnd:"))
+        .filter_map(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .any(|mask| mask & SIGINT != 0)
 }
 
 impl Drop for LiveWasm {

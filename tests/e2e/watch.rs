@@ -241,6 +241,44 @@ fn ctrl_c_stops_a_running_guest_then_quits_at_rest() {
     assert_eq!(live.wait_exit(), 130);
 }
 
+/// A module of `count` functions, each calling the next: seconds to compile.
+fn many_functions(count: usize) -> String {
+    let mut text = String::from("(module\n");
+    for index in 0..count {
+        let next = (index + 1) % count;
+        text.push_str(&format!(
+            "  (func $f{index} (param i32) (result i32)
+    (if (result i32) (i32.gt_s (local.get 0) (i32.const {index}))
+      (then (call $f{next} (i32.sub (local.get 0) (i32.const 3))))
+      (else (i32.mul (local.get 0) (i32.const 7)))))\n"
+        ));
+    }
+    text.push(')');
+    text
+}
+
+#[test]
+fn a_second_ctrl_c_quits_while_a_run_stopped_by_a_save_is_still_compiling() {
+    let dir = Dir::new();
+    dir.write("main.wat", &print("small"));
+    dir.write("marker", "0");
+    let args = ["--events", "json", "--watch", "marker", "main.wat"];
+    let mut live = live_wasm(&dir, &args);
+    live.expect_stdout("small");
+    dir.write("main.wat", &many_functions(20_000));
+    live.expect(Stream::Err, |line| {
+        line.contains(r#""event":"run-started""#) && line.contains(r#""run":2"#)
+    });
+    // Run 2 compiles for seconds and cannot stop before it is done: a save
+    // asks it to, then Ctrl-C twice, as someone tired of waiting would. (The
+    // save reaches the session long before `kill` has started; were it later,
+    // the first Ctrl-C would be the first stop and this would pin nothing.)
+    dir.write("marker", "1");
+    live.ctrl_c();
+    live.ctrl_c();
+    assert_eq!(live.wait_exit(), 130);
+}
+
 #[test]
 fn quiet_keeps_guest_output_and_errors_only() {
     let dir = Dir::new();
