@@ -1,16 +1,16 @@
 //! The waits of a core module's WASI that a stop can cut short.
 //!
 //! Epoch interruption stops wasm code, not a host call: a guest asleep in
-//! `poll_oneoff` would hold the next run (or `--timeout`, or Ctrl-C) back
-//! until it woke. So `poll_oneoff` is shadowed, under both names of WASI
-//! preview 1:
+//! `poll_oneoff` or blocked reading stdin would hold the next run (or
+//! `--timeout`, or Ctrl-C) back until it woke. So `poll_oneoff` and `fd_read`
+//! are shadowed, under both names of WASI preview 1:
 //! - a poll on clocks only (what every `sleep` compiles to) waits here, on the
 //!   run's [`Interrupt`]; an absolute clock is first made relative against the
 //!   clock the guest reads. (wasmtime-wasi's own poll sleeps the thread for a
 //!   single relative clock, and nothing could wake it.)
-//! - any other poll (a file descriptor among its subscriptions) runs
-//!   wasmtime-wasi's own async implementation, raced against the stop switch,
-//!   as the component waits are.
+//! - any other poll (a file descriptor among its subscriptions) and every
+//!   `fd_read` run wasmtime-wasi's own async implementation with the caller's
+//!   memory, raced against the stop switch, as the component waits are.
 //!
 //! `wasi_unstable` lays its subscriptions out otherwise: its clock has an
 //! `identifier` first, making them 56 bytes, not 48. wasmtime-wasi 48's own
@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use wasmtime::{AsContextMut, Caller, Linker, Trap};
+use wasmtime_wasi::p0::wasi_unstable;
 use wasmtime_wasi::p1::types::Clockid;
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as preview1, WasiSnapshotPreview1};
 use wasmtime_wasi::runtime::in_tokio;
@@ -75,7 +76,8 @@ impl Abi {
     }
 }
 
-/// Replaces `poll_oneoff` of both WASI preview 1 namespaces in `linker`.
+/// Replaces `poll_oneoff` and `fd_read` of both WASI preview 1 namespaces in
+/// `linker`.
 pub fn shadow(linker: &mut Linker<Host>) -> Result<()> {
     linker.allow_shadowing(true);
     for abi in [Abi::Preview1, Abi::Unstable] {
@@ -91,6 +93,26 @@ pub fn shadow(linker: &mut Linker<Host>) -> Result<()> {
             },
         )?;
     }
+    linker.func_wrap(
+        Abi::Preview1.module(),
+        "fd_read",
+        |mut caller: Caller<'_, Host>, fd: i32, iovs: i32, len: i32, nread: i32| {
+            let (memory, host) = memory_and_host(&mut caller)?;
+            let mut memory = GuestMemory::Unshared(memory);
+            let read = preview1::fd_read(&mut host.wasi, &mut memory, fd, iovs, len, nread);
+            until_stopped(&host.interrupt, read)
+        },
+    )?;
+    linker.func_wrap(
+        Abi::Unstable.module(),
+        "fd_read",
+        |mut caller: Caller<'_, Host>, fd: i32, iovs: i32, len: i32, nread: i32| {
+            let (memory, host) = memory_and_host(&mut caller)?;
+            let mut memory = GuestMemory::Unshared(memory);
+            let read = wasi_unstable::fd_read(&mut host.wasi, &mut memory, fd, iovs, len, nread);
+            until_stopped(&host.interrupt, read)
+        },
+    )?;
     linker.allow_shadowing(false);
     Ok(())
 }

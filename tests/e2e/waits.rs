@@ -1,6 +1,7 @@
 //! Guests waiting in the host: `poll_oneoff` of every kind (clocks relative
-//! and absolute, file descriptors, both WASI namespaces). Each wait returns
-//! what WASI says it returns, and none holds back a save or `--timeout`.
+//! and absolute, file descriptors, both WASI namespaces) and reads of stdin.
+//! Each wait returns what WASI says it returns, and none holds back a save or
+//! `--timeout`.
 
 use crate::guests::print;
 use crate::support::{Dir, live_wasm, once, once_fails, once_with_stdin};
@@ -247,4 +248,43 @@ fn a_wasi_unstable_sleep_is_stopped_by_a_save_and_by_the_timeout() {
     assert_eq!(poll_once(&dir, p0, &soon), polled(1, 3, 0));
     let stdin_ready = [relative(1, 3_600_000), Sub::FdRead { userdata: 4, fd: 0 }];
     assert_eq!(poll_once(&dir, p0, &stdin_ready), polled(1, 4, 1));
+}
+
+/// A command that prints `reading`, reads a line of stdin through `abi`'s
+/// `fd_read`, and prints it.
+fn reader(abi: Abi) -> String {
+    format!(
+        r#"(module
+  (import "{ns}" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
+  (import "{ns}" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 1024) "reading\n")
+  (func $write (param $at i32) (param $len i32)
+    (i32.store (i32.const 0) (local.get $at))
+    (i32.store (i32.const 4) (local.get $len))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+  (func (export "_start")
+    (call $write (i32.const 1024) (i32.const 8))
+    (i32.store (i32.const 0) (i32.const 2048))
+    (i32.store (i32.const 4) (i32.const 100))
+    (drop (call $fd_read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (call $write (i32.const 2048) (i32.load (i32.const 8)))))
+"#,
+        ns = abi.namespace(),
+    )
+}
+
+#[test]
+fn a_guest_blocked_reading_stdin_is_stopped_by_the_timeout() {
+    let dir = Dir::new();
+    for abi in [Abi::Preview1, Abi::Unstable] {
+        dir.write("read.wat", &reader(abi));
+        let args = ["--timeout", "300ms", "read.wat"];
+        let (code, stdout, stderr) = once_with_stdin(&dir, &args, None);
+        assert_eq!((code, stdout.as_str()), (124, "reading\n"), "{stderr}");
+        assert!(stderr.contains("timed out"), "{stderr}");
+
+        let (code, stdout, stderr) = once_with_stdin(&dir, &args, Some(b"typed\n"));
+        assert_eq!((code, stdout.as_str()), (0, "reading\ntyped\n"), "{stderr}");
+    }
 }
