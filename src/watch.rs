@@ -96,6 +96,9 @@ pub struct Watcher {
 /// A folder watched recursively.
 struct Tree {
     path: PathBuf,
+    /// False while the folder is gone (deleted, or moved away): its nearest
+    /// ancestor is watched instead, for its return.
+    live: bool,
     /// For a build's sources: which files are sources. Without, all are (and a
     /// change calls for a run only).
     sources: Option<Sources>,
@@ -264,7 +267,10 @@ impl Watcher {
     }
 
     fn watch_dir(&mut self, dir: &Path) -> Result<()> {
-        let covered = self.trees.iter().any(|tree| dir.starts_with(&tree.path));
+        let covered = self
+            .trees
+            .iter()
+            .any(|tree| tree.live && dir.starts_with(&tree.path));
         if !covered && !self.dirs.contains(dir) {
             self.notify
                 .watch(dir, RecursiveMode::NonRecursive)
@@ -276,9 +282,10 @@ impl Watcher {
         Ok(())
     }
 
-    /// Watches the directories that have appeared since their files were added;
-    /// returns those files, to be checked for content.
-    fn rehome(&mut self) -> Vec<PathBuf> {
+    /// Watches the directories that have appeared since their files were added,
+    /// and the trees whose folder is back; returns the files there, to be
+    /// checked for content.
+    fn rehome(&mut self, warnings: &mut Vec<String>) -> Vec<PathBuf> {
         let homeless: Vec<PathBuf> = self.homeless.iter().cloned().collect();
         let mut housed = Vec::new();
         for file in homeless {
@@ -288,7 +295,85 @@ impl Watcher {
                 housed.push(file);
             }
         }
+        for index in 0..self.trees.len() {
+            let tree = &self.trees[index];
+            if tree.live {
+                continue;
+            }
+            let path = tree.path.clone();
+            let back = path.is_dir() && self.notify.watch(&path, RecursiveMode::Recursive).is_ok();
+            if back {
+                let tree = &mut self.trees[index];
+                tree.live = true;
+                // Its ignore files may be new too.
+                if tree.sources.is_some() {
+                    tree.sources = Some(Sources::new(&path));
+                }
+                housed.extend(sources::walk(&path));
+            } else if let Err(err) = self.watch_nearest(&path) {
+                warnings.push(format!("{err:#}"));
+            }
+        }
         housed
+    }
+
+    /// A watched folder was deleted or moved away: its watch is gone, or
+    /// follows it elsewhere, and so do the watches of the folders under it.
+    /// Watches them again where they are now, or their nearest ancestor until
+    /// they are back; returns the files to check for content.
+    fn rewatch(&mut self, lost: &Path, warnings: &mut Vec<String>) -> Vec<PathBuf> {
+        let under: Vec<PathBuf> = (self.dirs.iter())
+            .filter(|dir| dir.starts_with(lost))
+            .cloned()
+            .collect();
+        for dir in &under {
+            // Its watch may already be gone with it: nothing to undo then.
+            let _ = self.notify.unwatch(dir);
+            self.dirs.remove(dir);
+        }
+        for tree in &mut self.trees {
+            if tree.live && tree.path.starts_with(lost) {
+                let _ = self.notify.unwatch(&tree.path);
+                tree.live = false;
+            }
+        }
+        let mut files: Vec<PathBuf> = (self.files.keys())
+            .filter(|file| file.parent().is_some_and(|dir| dir.starts_with(lost)))
+            .cloned()
+            .collect();
+        for file in &files {
+            // The last content acted on is kept: only new content runs.
+            if let Err(err) = self.add(file, None) {
+                warnings.push(format!("{err:#}"));
+            }
+        }
+        files.extend(self.rehome(warnings));
+        files
+    }
+
+    /// The watched folders (non-recursive ones, and trees) an event says were
+    /// deleted or moved away.
+    fn lost_folders(&self, event: &Event) -> Vec<PathBuf> {
+        let gone = matches!(
+            event.kind,
+            EventKind::Remove(_) | EventKind::Modify(ModifyKind::Name(RenameMode::From))
+        );
+        let watched = |path: &PathBuf| {
+            self.dirs.contains(path)
+                || self
+                    .trees
+                    .iter()
+                    .any(|tree| tree.live && tree.path == *path)
+        };
+        match gone {
+            true => event
+                .paths
+                .iter()
+                .filter(|path| watched(path))
+                .cloned()
+                .collect(),
+            false => Vec::new(),
+        }
     }
 
     /// Watches every file under `dir` (absolute), recursively; only the sources
@@ -301,6 +386,7 @@ impl Watcher {
             })?;
         self.trees.push(Tree {
             path: dir.to_path_buf(),
+            live: true,
             sources: sources.then(|| Sources::new(dir)),
         });
         Ok(())
@@ -410,8 +496,13 @@ impl Watcher {
         guest_writes: impl Iterator<Item = PathBuf>,
     ) -> ChangeSet {
         let mut set = ChangeSet::default();
-        let mut candidates: Vec<PathBuf> = self.rehome();
+        let mut candidates: Vec<PathBuf> = self.rehome(&mut set.warnings);
         for event in batch {
+            if let Ok(event) = &event {
+                for lost in self.lost_folders(event) {
+                    candidates.extend(self.rewatch(&lost, &mut set.warnings));
+                }
+            }
             match event {
                 // Events were lost (the kernel's queue overflowed): look at
                 // every watched file's content instead.

@@ -92,7 +92,12 @@ impl Host {
                 wasi.inherit_stdin();
             }
             StdinSource::File(path) => {
-                let bytes = std::fs::read(path)
+                // Only a regular file: a FIFO put in its place must not block the run.
+                let bytes = crate::source::open_regular(path)
+                    .and_then(|mut file| {
+                        let mut bytes = Vec::new();
+                        std::io::Read::read_to_end(&mut file, &mut bytes).map(|_| bytes)
+                    })
                     .with_context(|| format!("--stdin {}: cannot read it", path.display()))?;
                 wasi.stdin(MemoryInputPipe::new(bytes));
             }

@@ -72,7 +72,7 @@ impl Sources {
 
 /// The files under `root`, not entering build folders, hidden ones included
 /// (ignore files are hidden).
-fn walk(root: &Path) -> impl Iterator<Item = PathBuf> {
+pub(super) fn walk(root: &Path) -> impl Iterator<Item = PathBuf> {
     ignore::WalkBuilder::new(root)
         .standard_filters(false)
         .filter_entry(|entry| {

@@ -223,3 +223,166 @@ fn defect_15_a_huge_use_name_is_refused_before_it_is_copied() {
     assert!(stderr.contains("200000000 bytes long"), "{stderr}");
     assert!(stderr.len() < 10_000, "{} bytes of stderr", stderr.len());
 }
+
+#[test]
+fn defect_8_folders_deleted_recreated_or_replaced_are_watched_again() {
+    folders_deleted_recreated_or_replaced_are_watched_again_with(&[]);
+}
+
+#[test]
+fn defect_8_folders_deleted_recreated_or_replaced_are_watched_again_when_polling() {
+    folders_deleted_recreated_or_replaced_are_watched_again_with(&["--poll=50ms"]);
+}
+
+fn folders_deleted_recreated_or_replaced_are_watched_again_with(watcher: &[&str]) {
+    let dir = Dir::new();
+    std::fs::create_dir_all(dir.path("app/lib")).expect("mkdir");
+    std::fs::create_dir(dir.path("gen")).expect("mkdir");
+    let says = |text: &str| {
+        module(
+            "",
+            &format!(
+                r#"(data (i32.const 256) "{text}")
+  (func (export "f") (call $say (i32.const 256) (i32.const {})))"#,
+                text.len()
+            ),
+        )
+    };
+    dir.write("app/lib/m.wat", &says("m v1"));
+    let calls_m = r#"(func (export "_start") (call $f))"#;
+    dir.write(
+        "app/main.wat",
+        &module(r#"(import "lib/m" "f" (func $f))"#, calls_m),
+    );
+    let mut args = watcher.to_vec();
+    args.extend(["--watch", "gen", "app/main.wat"]);
+    let mut live = crate::support::live_wasm(&dir, &args);
+    live.expect_stdout("m v1");
+    live.expect_run(1, "start: ok");
+
+    // A used module's folder deleted and made again.
+    dir.tool("rm", &["-rf", "app/lib"]);
+    dir.tool("mkdir", &["app/lib"]);
+    dir.write("app/lib/m.wat", &says("m v2"));
+    live.expect_stdout("m v2");
+    live.expect_run(2, "changed: ok");
+
+    // A `--watch` folder deleted and made again.
+    dir.tool("rm", &["-rf", "gen"]);
+    dir.tool("mkdir", &["gen"]);
+    dir.write("gen/data.txt", "new");
+    live.expect_stdout("m v2");
+    live.expect_run(3, "gen/data.txt changed: ok");
+
+    // The entry's own folder moved away and replaced by a copy.
+    dir.tool("mv", &["app", "app.old"]);
+    dir.tool("cp", &["-r", "app.old", "app"]);
+    dir.write("app/lib/m.wat", &says("m v3"));
+    live.expect_stdout("m v3");
+    live.expect_run(4, "changed: ok");
+    dir.write("app/main.wat", &crate::guests::print("main v4"));
+    live.expect_stdout("main v4");
+    live.expect_run(5, "main.wat changed: ok");
+}
+
+/// Makes a FIFO at `path`.
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+#[test]
+fn defect_9_fifos_are_passed_over_and_never_block_a_session() {
+    fifos_are_passed_over_and_never_block_a_session_with(&[]);
+}
+
+#[test]
+fn defect_9_fifos_are_passed_over_and_never_block_a_session_when_polling() {
+    fifos_are_passed_over_and_never_block_a_session_with(&["--poll=50ms"]);
+}
+
+fn fifos_are_passed_over_and_never_block_a_session_with(watcher: &[&str]) {
+    let dir = Dir::new();
+    std::fs::create_dir(dir.path("gen")).expect("mkdir");
+    dir.write("gen/data.txt", "1");
+    mkfifo(&dir.path("stdin.txt"));
+    dir.write("main.wat", &crate::guests::print("v1"));
+    let mut args = watcher.to_vec();
+    args.extend(["--watch", "gen", "main.wat"]);
+    let mut live = crate::support::live_wasm(&dir, &args);
+    live.expect_stdout("v1");
+    live.expect_run(1, "start: ok");
+
+    // FIFOs renamed over the entry and over a watched file, and a new one
+    // in a watched folder: none is read, none is a save.
+    for (fifo, over) in [("main.tmp", "main.wat"), ("gen/data.tmp", "gen/data.txt")] {
+        mkfifo(&dir.path(fifo));
+        std::fs::rename(dir.path(fifo), dir.path(over)).expect("rename");
+    }
+    mkfifo(&dir.path("gen/new"));
+    dir.write_rename("main.wat", &crate::guests::print("v2"));
+    live.expect_stdout("v2");
+    live.expect_run(2, "main.wat changed: ok");
+    dir.write_rename("gen/data.txt", "2");
+    live.expect_stdout("v2");
+    live.expect_run(3, "gen/data.txt changed: ok");
+    live.ctrl_c();
+    assert_eq!(live.wait_exit(), 130);
+}
+
+#[test]
+fn defect_9_a_fifo_as_a_module_or_stdin_fails_the_run_at_once() {
+    let dir = Dir::new();
+    mkfifo(&dir.path("pipe.wat"));
+    mkfifo(&dir.path("stdin.txt"));
+    dir.write("main.wat", &uses_each(&["pipe".into()]));
+    let (code, stdout, stderr) = once(&dir, &["main.wat"]);
+    assert_eq!((code, stdout.as_str()), (0, "-1\n"), "{stderr}");
+    assert!(
+        stderr.contains("pipe.wat is passed over: it is a FIFO"),
+        "{stderr}"
+    );
+
+    let mut live = crate::support::live_wasm(&dir, &["--stdin", "stdin.txt", "main.wat"]);
+    let line = live.expect_run(1, "start: ");
+    assert!(line.contains("error"), "{line}");
+    live.expect_status("stdin.txt: cannot read it: it is a FIFO, not a regular file");
+    live.ctrl_c();
+    assert_eq!(live.wait_exit(), 130);
+}
+
+/// The most memory the process `pid` has held, in KiB.
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))
+        .expect("VmHWM");
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|kib| kib.parse().ok())
+        .expect("a number")
+}
+
+#[test]
+fn defect_12_a_huge_file_in_a_watched_folder_is_hashed_in_bounded_memory() {
+    let dir = Dir::new();
+    std::fs::create_dir(dir.path("gen")).expect("mkdir");
+    dir.write("main.wat", &crate::guests::print("v1"));
+    let mut live = crate::support::live_wasm(&dir, &["--watch", "gen", "main.wat"]);
+    live.expect_stdout("v1");
+    live.expect_run(1, "start: ok");
+    let before = peak_rss_kib(live.pid());
+
+    // 512 MiB (sparse: quick to make, and read in full to be hashed).
+    let big = std::fs::File::create(dir.path("gen/big.bin")).expect("create");
+    big.set_len(512 << 20).expect("set_len");
+    drop(big);
+    live.expect_stdout("v1");
+    live.expect_run(2, "gen/big.bin changed: ok");
+    let grown_mib = peak_rss_kib(live.pid()).saturating_sub(before) / 1024;
+    assert!(grown_mib < 64, "peak RSS grew by {grown_mib} MiB");
+}
