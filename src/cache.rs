@@ -15,7 +15,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
@@ -148,6 +148,8 @@ impl ModuleCache {
         let artifact = match from_disk {
             Some(artifact) => artifact,
             None => {
+                source::check_nesting(&wasm)
+                    .with_context(|| format!("{}: invalid module", path.display()))?;
                 let artifact = Artifact::compile(engine, &wasm)
                     .map_err(|err| invalid(path, &bytes, &wasm, err))?;
                 if let Some(key) = key {

@@ -173,6 +173,104 @@ pub fn read(mut file: &File, path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The longest `.wat` line for which traps get line numbers.
+const MAX_LINE_FOR_DWARF: usize = 4096;
+
+/// The deepest nesting of blocks, loops and ifs taken in a function. Compiling
+/// costs memory in proportion (a million levels: 5 s and 890 MB), and no
+/// compiler's output comes near it (a 10,000-case `switch` nests 10,000).
+pub const MAX_NESTING: usize = 100_000;
+
+/// Refuses code nested deeper than [`MAX_NESTING`], in any module of `wasm`
+/// (a component's too), before it reaches the compiler.
+pub fn check_nesting(wasm: &[u8]) -> Result<()> {
+    use wasmparser::{Operator, Payload};
+    let mut function = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        // Malformed input is the compiler's to report, with its own words.
+        let Ok(Payload::CodeSectionEntry(body)) = payload else {
+            continue;
+        };
+        let Ok(mut operators) = body.get_operators_reader() else {
+            continue;
+        };
+        let mut depth = 0usize;
+        while !operators.eof() {
+            let Ok(operator) = operators.read() else {
+                break;
+            };
+            match operator {
+                Operator::Block { .. }
+                | Operator::Loop { .. }
+                | Operator::If { .. }
+                | Operator::Try { .. }
+                | Operator::TryTable { .. } => depth += 1,
+                Operator::End => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            if depth > MAX_NESTING {
+                bail!(
+                    "function {function} nests blocks more than {MAX_NESTING} deep: \
+                     refused before compiling (a generator gone wrong?)"
+                );
+            }
+        }
+        function += 1;
+    }
+    Ok(())
+}
+
+/// The line where `.wat` text first nests parentheses deeper than
+/// [`MAX_NESTING`] (outside strings and comments), if it does: refused before
+/// the parser spends ~460 bytes per level on it.
+fn too_deep(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut line, mut at) = (0usize, 1, 0);
+    let mut comments = 0usize;
+    while let Some(&byte) = bytes.get(at) {
+        let next = bytes.get(at + 1).copied();
+        match (byte, next) {
+            (b'\n', _) => line += 1,
+            (b'(', Some(b';')) => {
+                comments += 1;
+                at += 1;
+            }
+            (b';', Some(b')')) if comments > 0 => {
+                comments -= 1;
+                at += 1;
+            }
+            _ if comments > 0 => {}
+            (b';', Some(b';')) => {
+                let rest = bytes[at..].iter().position(|b| *b == b'\n');
+                at = rest.map_or(bytes.len(), |newline| at + newline);
+                continue;
+            }
+            (b'"', _) => {
+                at += 1;
+                while let Some(&inside) = bytes.get(at) {
+                    match inside {
+                        b'\\' => at += 1,
+                        b'"' => break,
+                        b'\n' => line += 1,
+                        _ => {}
+                    }
+                    at += 1;
+                }
+            }
+            (b'(', _) => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(line);
+                }
+            }
+            (b')', _) => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        at += 1;
+    }
+    None
+}
+
 /// Turns a file's bytes into a wasm binary: `.wat` text is parsed (errors carry
 /// `file:line:col` and the offending line) and gets DWARF line tables, so a trap's
 /// backtrace names `main.wat:12:5` (about 0.05 ms per compile); a binary is
@@ -194,13 +292,25 @@ pub fn to_wasm(path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
     }
     let text = std::str::from_utf8(bytes)
         .with_context(|| format!("{}: a .wat file must be UTF-8 text", path.display()))?;
+    if let Some(line) = too_deep(text) {
+        bail!(
+            "{}:{line}: parentheses nest more than {MAX_NESTING} deep: refused before \
+             parsing (a generator gone wrong?)",
+            path.display()
+        );
+    }
     let located = |err| WatError::new(path, text, err);
     let mut buffer = wast::parser::ParseBuffer::new(text).map_err(located)?;
     // Line tables for traps: a backtrace then says `main.wat:12:5`.
     buffer.track_instr_spans(true);
     let mut wat: wast::Wat = wast::parser::parse(&buffer).map_err(located)?;
     let mut options = wast::core::EncodeOptions::new();
-    options.dwarf(path, text, wast::core::GenerateDwarf::Lines);
+    // wast finds each instruction's line by searching the text for the next
+    // newline: quadratic on a generated one-line file (1M instructions on one
+    // line took 214 s). A line table for such a file says little anyway.
+    if text.lines().all(|line| line.len() <= MAX_LINE_FOR_DWARF) {
+        options.dwarf(path, text, wast::core::GenerateDwarf::Lines);
+    }
     Ok(options.encode_wat(&mut wat).map_err(located)?)
 }
 
@@ -311,6 +421,35 @@ impl std::error::Error for WatError {}
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn nesting_past_the_bound_is_refused_before_compiling() {
+        let deep = |n: usize| format!("(module (func {}{}))", "(block ".repeat(n), ")".repeat(n));
+        assert_eq!(too_deep(&deep(MAX_NESTING - 2)), None);
+        assert_eq!(too_deep(&deep(MAX_NESTING)), Some(1));
+        // Parentheses in strings and comments do not count.
+        let quoted = format!(
+            "(module\n;; {}\n(; ( ;)\n(data \"{}\\\"\"))",
+            "(".repeat(MAX_NESTING + 1),
+            "(".repeat(MAX_NESTING + 1)
+        );
+        assert_eq!(too_deep(&quoted), None);
+        assert_eq!(
+            too_deep(&format!("\n\n{}", "(".repeat(MAX_NESTING + 1))),
+            Some(3)
+        );
+
+        let flat = |n: usize| {
+            let text = format!("(module (func {}{}))", "block ".repeat(n), "end ".repeat(n));
+            wat::parse_str(text).expect("valid")
+        };
+        assert!(check_nesting(&flat(1000)).is_ok());
+        let error = check_nesting(&flat(MAX_NESTING + 1)).expect_err("too deep");
+        assert!(
+            error.to_string().contains("function 0 nests blocks"),
+            "{error}"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `live-wasm` binary on real files in a temp dir.
 
 mod attacks;
+mod bad_inputs;
 mod build;
 mod cache;
 mod component_wat;

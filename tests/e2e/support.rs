@@ -279,7 +279,8 @@ impl LiveWasm {
         }
     }
 
-    fn transcript(&mut self) -> String {
+    /// Everything read from the session so far, for a failure message or a check.
+    pub fn transcript(&mut self) -> String {
         while let Ok(line) = self.lines.try_recv() {
             self.seen.push(line);
         }
