@@ -322,24 +322,27 @@ fn imports_nothing_here_can_provide_are_refused_by_name() {
     once_fails(&dir, &["http.wat"], 1, "grants no HTTP");
 }
 
-/// The sandbox probe (`tests/guests/sandbox-probe`) built for wasm32-wasip2,
-/// once per test process; `None` (skipped) when the target is missing.
-fn sandbox_probe() -> Option<PathBuf> {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| {
+/// The sandbox probe (`tests/guests/sandbox-probe`) built for `target`
+/// (`wasm32-wasip1`: a core module; `wasm32-wasip2`: a component), once per
+/// test process; `None` (skipped) when the target is missing.
+pub(crate) fn sandbox_probe(target: &'static str) -> Option<PathBuf> {
+    static P1: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    static P2: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let cell = if target == "wasm32-wasip1" { &P1 } else { &P2 };
+    let built = cell.get_or_init(|| {
         let env = toolchain("sandbox-probe")?;
         let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests/sandbox-probe");
-        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandbox-probe");
+        let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandbox-probe");
         let status = Command::new("cargo")
-            .args(["build", "--quiet", "--offline", "--target", "wasm32-wasip2"])
+            .args(["build", "--quiet", "--offline", "--target", target])
             .arg("--target-dir")
-            .arg(&target)
+            .arg(&target_dir)
             .current_dir(&crate_dir)
             .envs(env)
             .status()
             .map_err(|err| format!("cargo: {err}"))?;
         assert!(status.success(), "the sandbox probe did not build");
-        Ok(target.join("wasm32-wasip2/debug/sandbox-probe.wasm"))
+        Ok(target_dir.join(target).join("debug/sandbox-probe.wasm"))
     });
     match built {
         Ok(path) => Some(path.clone()),
@@ -352,7 +355,9 @@ fn sandbox_probe() -> Option<PathBuf> {
 
 #[test]
 fn the_sandbox_holds_for_components_until_granted() {
-    let Some(probe) = sandbox_probe() else { return };
+    let Some(probe) = sandbox_probe("wasm32-wasip2") else {
+        return;
+    };
     let dir = Dir::new();
     std::fs::copy(&probe, dir.path("probe.wasm")).expect("copy probe");
     std::fs::create_dir(dir.path("data")).expect("mkdir");
@@ -411,7 +416,9 @@ fn the_sandbox_holds_for_components_until_granted() {
 
 #[test]
 fn a_component_blocked_reading_stdin_is_stopped_by_the_timeout() {
-    let Some(probe) = sandbox_probe() else { return };
+    let Some(probe) = sandbox_probe("wasm32-wasip2") else {
+        return;
+    };
     let dir = Dir::new();
     std::fs::copy(&probe, dir.path("probe.wasm")).expect("copy probe");
     // Our stdin stays open and silent: the guest's read waits on it.

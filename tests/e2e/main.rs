@@ -17,6 +17,7 @@ mod limits;
 mod once;
 mod reads;
 mod sandbox;
+mod storms;
 mod support;
 mod uses;
 mod waits;

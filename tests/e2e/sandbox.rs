@@ -118,3 +118,146 @@ fn a_missing_preopen_is_refused_at_start() {
     dir.write("probe.wat", PROBE);
     once_fails(&dir, &["--dir", "nowhere", "probe.wat"], 2, "--dir nowhere");
 }
+
+/// Every file below `dir`, with its bytes (a symlink: its target), to tell
+/// whether a run changed anything.
+fn snapshot(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            let kind = std::fs::symlink_metadata(&path).expect("lstat").file_type();
+            let bytes = if kind.is_symlink() {
+                let target = std::fs::read_link(&path).expect("readlink");
+                target.into_os_string().into_encoded_bytes()
+            } else if kind.is_dir() {
+                folders.push(path.clone());
+                Vec::new()
+            } else {
+                std::fs::read(&path).expect("read")
+            };
+            found.push((path, bytes));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Runs the probe with `grants` and `asks`; returns each ask's outcome line
+/// (`OK ...` or `ERR kind`).
+fn probe_outcomes(dir: &Dir, probe: &str, grants: &[&str], asks: &[&str]) -> Vec<String> {
+    let mut args = grants.to_vec();
+    args.extend([probe, "--"]);
+    args.extend(asks);
+    let (code, stdout, stderr) = once(dir, &args);
+    assert_eq!(code, 0, "{stderr}");
+    let outcomes: Vec<String> = asks
+        .iter()
+        .map(|ask| {
+            let prefix = format!("{ask}: ");
+            let line = stdout.lines().find(|line| line.starts_with(&prefix));
+            let line = line.unwrap_or_else(|| panic!("no answer to {ask}:\n{stdout}"));
+            line[prefix.len()..].to_owned()
+        })
+        .collect();
+    outcomes
+}
+
+fn the_file_sandbox_holds_through_every_path(target: &'static str) {
+    let Some(probe) = crate::components::sandbox_probe(target) else {
+        return;
+    };
+    let dir = Dir::new();
+    std::fs::copy(&probe, dir.path("probe.wasm")).expect("copy probe");
+    std::fs::create_dir_all(dir.path("data/sub")).expect("mkdir");
+    dir.write("data/in.txt", "inside");
+    dir.write("outside.txt", "outside");
+    let symlink = |target: &std::path::Path, link: &str| {
+        std::os::unix::fs::symlink(target, dir.path(link)).expect("symlink");
+    };
+    symlink("../outside.txt".as_ref(), "data/up");
+    symlink(&dir.path("outside.txt"), "data/abs");
+    symlink("..".as_ref(), "data/dirup");
+    let escapes = [
+        "read:data/up",
+        "read:data/abs",
+        "read:data/dirup/outside.txt",
+        "read:data/../outside.txt",
+        "read:outside.txt",
+        "write:data/up",
+        "write:data/abs",
+        "append:data/up",
+        "truncate:data/abs",
+        "rename:data/in.txt>data/../stolen.txt",
+        "rename:data/in.txt>data/dirup/stolen.txt",
+        "hardlink:data/in.txt>data/dirup/linked.txt",
+        "mkdir:data/dirup/made",
+        "unlink:data/dirup/outside.txt",
+        "list:data/dirup",
+        "stat:data/up",
+    ];
+    let writes = [
+        "write:data/in.txt",
+        "create:data/new.txt",
+        "append:data/in.txt",
+        "truncate:data/in.txt",
+        "times:data/in.txt",
+        "mkdir:data/made",
+        "rmdir:data/sub",
+        "unlink:data/in.txt",
+        "rename:data/in.txt>data/moved.txt",
+        "hardlink:data/in.txt>data/hard.txt",
+    ];
+    let before = snapshot(dir.root());
+    let refused = |outcomes: &[String], asks: &[&str]| {
+        for (ask, outcome) in asks.iter().zip(outcomes) {
+            assert!(outcome.starts_with("ERR"), "{target}: {ask}: {outcome}");
+        }
+    };
+
+    // Nothing granted: nothing at all.
+    let all: Vec<&str> = ["read:data/in.txt", "list:data"]
+        .into_iter()
+        .chain(writes)
+        .chain(escapes)
+        .collect();
+    refused(&probe_outcomes(&dir, "probe.wasm", &[], &all), &all);
+    assert_eq!(snapshot(dir.root()), before, "{target}: nothing granted");
+
+    // Read-only: reads inside, no write of any kind, no way out.
+    let read_only = ["--dir", "data::data:ro"];
+    let reads = probe_outcomes(&dir, "probe.wasm", &read_only, &["read:data/in.txt"]);
+    assert_eq!(reads, ["OK inside"], "{target}");
+    let asks: Vec<&str> = writes.into_iter().chain(escapes).collect();
+    refused(
+        &probe_outcomes(&dir, "probe.wasm", &read_only, &asks),
+        &asks,
+    );
+    assert_eq!(snapshot(dir.root()), before, "{target}: read-only");
+
+    // Writable: writes inside, still no way out.
+    let outcomes = probe_outcomes(&dir, "probe.wasm", &["--dir", "data"], &escapes);
+    refused(&outcomes, &escapes);
+    let outside_now: Vec<_> = snapshot(dir.root())
+        .into_iter()
+        .filter(|(path, _)| !path.starts_with(dir.path("data")))
+        .collect();
+    let outside_before: Vec<_> = before
+        .into_iter()
+        .filter(|(path, _)| !path.starts_with(dir.path("data")))
+        .collect();
+    assert_eq!(outside_now, outside_before, "{target}: writable");
+    let outcomes = probe_outcomes(&dir, "probe.wasm", &["--dir", "data"], &writes[..2]);
+    assert_eq!(outcomes, ["OK written", "OK created"], "{target}");
+}
+
+#[test]
+fn the_file_sandbox_holds_through_every_path_for_modules() {
+    the_file_sandbox_holds_through_every_path("wasm32-wasip1");
+}
+
+#[test]
+fn the_file_sandbox_holds_through_every_path_for_components() {
+    the_file_sandbox_holds_through_every_path("wasm32-wasip2");
+}
