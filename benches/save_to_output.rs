@@ -507,18 +507,37 @@ fn sibling_of_a_big_component() -> Result<Scenario, String> {
     ))
 }
 
-/// RSS, open fds and threads of one session across many reloads.
+/// RSS, open fds and threads of one session across many reloads of a program
+/// that uses modules: `main` imports `lib` and `live.use`s `dep`; the saves
+/// alternate between `main` and `lib`, so both are compiled and linked anew.
 fn reloads(options: &Options) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let main = dir.path().join("main.wat");
-    std::fs::write(&main, printer("", "r start", "")).expect("write");
+    let (main, lib) = (dir.path().join("main.wat"), dir.path().join("lib.wat"));
+    let main_source = |line: &str| {
+        printer_after(
+            r#"(import "lib" "f" (func $f))
+  (import "live" "use" (func $use (param i32 i32) (result i32)))
+  (data (i32.const 200) "dep")"#,
+            "(drop (call $use (i32.const 200) (i32.const 3)))",
+            line,
+            "(call $f)",
+        )
+    };
+    let lib_source =
+        |line: &str| printer("", line, "").replace(r#"(export "_start")"#, r#"(export "f")"#);
+    std::fs::write(&main, main_source("r start")).expect("write");
+    std::fs::write(&lib, lib_source("lib start")).expect("write");
+    std::fs::write(dir.path().join("dep.wat"), "(module (func $s) (start $s))").expect("write");
     let session = Session::start(dir.path(), &["main.wat"]);
-    session.output("r start");
+    session.output("lib start");
     session.status();
     let mut warm = None;
     for i in 0..options.reloads {
         let line = format!("r{i}");
-        save(&main, printer("", &line, ""), Save::InPlace);
+        match i % 2 {
+            0 => save(&main, main_source(&line), Save::InPlace),
+            _ => save(&lib, lib_source(&line), Save::InPlace),
+        }
         session.output(&line);
         session.status();
         if i == 99 {
@@ -528,7 +547,8 @@ fn reloads(options: &Options) {
     let end = process_stats(session.pid());
     let warm = warm.unwrap_or(end);
     println!(
-        "after 100 reloads: RSS {:.1} MiB, {} fds, {} threads; after {}: RSS {:.1} MiB \
+        "reloads using modules (main imports lib, live.use(\"dep\"); saves alternate \
+         main/lib): after 100: RSS {:.1} MiB, {} fds, {} threads; after {}: RSS {:.1} MiB \
          (+{:.2} MiB), {} fds, {} threads",
         warm.rss_kib as f64 / 1024.0,
         warm.fds,
