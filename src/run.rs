@@ -97,7 +97,7 @@ pub(crate) struct RunReport {
     pub(crate) compiled: Vec<Compiled>,
     /// Fuel the run used, when `--fuel` is set.
     pub(crate) fuel_used: Option<u64>,
-    /// The most linear memory the run held, in bytes.
+    /// The most memory (linear memories and tables) the run held, in bytes.
     pub(crate) peak_memory: u64,
 }
 

@@ -52,7 +52,8 @@ impl Outcome {
                 0,
                 &format!(
                     "memory: the run asked for {} in all, over --max-memory {} \
-                     (a module needing it fails to instantiate; memory.grow returns -1)\n",
+                     (memories and tables count together; a module needing more fails \
+                     to instantiate; memory.grow and table.grow return -1)\n",
                     size(refusal.wanted),
                     size(refusal.limit)
                 ),

@@ -354,19 +354,6 @@ fn defect_9_a_fifo_as_a_module_or_stdin_fails_the_run_at_once() {
     assert_eq!(live.wait_exit(), 130);
 }
 
-/// The most memory the process `pid` has held, in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmHWM:"))
-        .expect("VmHWM");
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|kib| kib.parse().ok())
-        .expect("a number")
-}
-
 #[test]
 fn defect_12_a_huge_file_in_a_watched_folder_is_hashed_in_bounded_memory() {
     let dir = Dir::new();
@@ -375,7 +362,7 @@ fn defect_12_a_huge_file_in_a_watched_folder_is_hashed_in_bounded_memory() {
     let mut live = crate::support::live_wasm(&dir, &["--watch", "gen", "main.wat"]);
     live.expect_stdout("v1");
     live.expect_run(1, "start: ok");
-    let before = peak_rss_kib(live.pid());
+    let before = peak_rss(live.pid());
 
     // 512 MiB (sparse: quick to make, and read in full to be hashed).
     let big = std::fs::File::create(dir.path("gen/big.bin")).expect("create");
@@ -383,6 +370,41 @@ fn defect_12_a_huge_file_in_a_watched_folder_is_hashed_in_bounded_memory() {
     drop(big);
     live.expect_stdout("v1");
     live.expect_run(2, "gen/big.bin changed: ok");
-    let grown_mib = peak_rss_kib(live.pid()).saturating_sub(before) / 1024;
+    let grown_mib = peak_rss(live.pid()).saturating_sub(before) >> 20;
     assert!(grown_mib < 64, "peak RSS grew by {grown_mib} MiB");
+}
+
+/// The most memory the process `pid` has held (its high-water mark), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|kb| kb.trim().strip_suffix("kB"))
+        .and_then(|kb| kb.trim().parse::<u64>().ok())
+        .expect("VmHWM in /proc/PID/status")
+        * 1024
+}
+
+#[test]
+fn defect_11_max_memory_bounds_tables_too() {
+    let dir = Dir::new();
+    // 100M more elements in a funcref table: 800 MB of host memory if granted.
+    let grow = module(
+        "(table $t 1 funcref)",
+        r#"(func (export "_start")
+    (call $say_i32 (table.grow $t (ref.null func) (i32.const 100000000))))"#,
+    );
+    dir.write("main.wat", &grow);
+    let mut live = crate::support::live_wasm(&dir, &["--max-memory", "1MiB", "main.wat"]);
+    live.expect_stdout("-1");
+    live.expect_run(1, "start");
+    live.expect_status("over --max-memory 1.0 MiB");
+    let peak = peak_rss(live.pid());
+    assert!(peak < 200 << 20, "the session held {} MiB", peak >> 20);
+
+    // Under the cap, a table grows; and the session goes on.
+    dir.write("main.wat", &grow.replace("100000000", "1000"));
+    live.expect_stdout("1");
+    live.expect_run(2, "ok");
 }
