@@ -13,6 +13,7 @@ mod component;
 mod core;
 mod describe;
 mod files;
+mod handles;
 mod host;
 mod interrupt;
 mod invoke;

@@ -13,6 +13,7 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::Result;
 use crossbeam_channel::Sender;
+use wasmtime::component::ResourceTableError;
 use wasmtime::{Caller, Linker};
 use wasmtime_wasi::p1::wasi_snapshot_preview1 as wasi;
 
@@ -25,6 +26,8 @@ const MODULE: &str = "wasi_snapshot_preview1";
 const FIRST_PREOPEN: u32 = 3;
 const ERRNO_SUCCESS: i32 = 0;
 const ERRNO_NOENT: i32 = 44;
+/// Too many open files.
+const ERRNO_MFILE: i32 = 33;
 /// `oflags`: create, directory, truncate.
 const O_CREAT: i32 = 1;
 const O_DIRECTORY: i32 = 2;
@@ -224,6 +227,16 @@ fn guest_bytes(memory: &[u8], ptr: i32, len: i32) -> Option<&[u8]> {
     memory.get(start..end)
 }
 
+/// A full resource table (see `handles`) is, to a guest opening a file,
+/// what a process at its open-file limit is told: `EMFILE`. wasmtime-wasi
+/// would trap.
+fn too_many_open(err: wasmtime::Error) -> wasmtime::Result<i32> {
+    match err.downcast_ref::<ResourceTableError>() {
+        Some(ResourceTableError::Full) => Ok(ERRNO_MFILE),
+        _ => Err(err),
+    }
+}
+
 /// Shadows `path_open` and `path_filestat_get` in `linker` with versions that
 /// note what the guest opens.
 pub fn shadow_path_calls(linker: &mut Linker<Host>) -> Result<()> {
@@ -258,7 +271,8 @@ pub fn shadow_path_calls(linker: &mut Linker<Host>) -> Result<()> {
                 inheriting,
                 fdflags,
                 opened,
-            ))?;
+            ))
+            .or_else(too_many_open)?;
             if let Some(name) = name {
                 let opened = || {
                     let fd = guest_bytes(bytes, opened, 4)?;

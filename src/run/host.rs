@@ -12,6 +12,7 @@ use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::files::FileAccess;
+use super::handles;
 use super::interrupt::Interrupt;
 use super::limits::MemoryCap;
 use super::modules::Modules;
@@ -102,8 +103,10 @@ impl Host {
                 wasi.stdin(MemoryInputPipe::new(bytes));
             }
         }
+        let mut wasi = wasi.build_p1();
+        handles::bound(wasi.ctx().table);
         Ok(Self {
-            wasi: wasi.build_p1(),
+            wasi,
             interrupt,
             modules,
             memory,

@@ -408,3 +408,47 @@ fn defect_11_max_memory_bounds_tables_too() {
     live.expect_stdout("1");
     live.expect_run(2, "ok");
 }
+
+/// A module that opens `data/f` (through its first preopen) until an open
+/// fails, says whether it was for too many open files, and holds them all,
+/// spinning, until stopped.
+fn opens_files_until_refused(tag: &str) -> String {
+    let too_many = format!("{tag}: too many open files");
+    let other = format!("{tag}: another error");
+    module(
+        r#"(import "wasi_snapshot_preview1" "path_open"
+    (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))"#,
+        &format!(
+            r#"(data (i32.const 256) "f")
+  (data (i32.const 300) "{too_many}")
+  (data (i32.const 400) "{other}")
+  (func (export "_start") (local $errno i32)
+    (loop $open
+      (local.set $errno (call $path_open (i32.const 3) (i32.const 0) (i32.const 256)
+        (i32.const 1) (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 512)))
+      (br_if $open (i32.eqz (local.get $errno))))
+    ;; 33: EMFILE.
+    (if (i32.eq (local.get $errno) (i32.const 33))
+      (then (call $say (i32.const 300) (i32.const {})))
+      (else (call $say (i32.const 400) (i32.const {}))))
+    (loop $hold (br $hold)))"#,
+            too_many.len(),
+            other.len()
+        ),
+    )
+}
+
+#[test]
+fn defect_10_a_guest_holding_every_file_it_can_does_not_hide_the_next_save() {
+    let dir = Dir::new();
+    std::fs::create_dir(dir.path("data")).expect("mkdir data");
+    dir.write("data/f", "opened again and again");
+    dir.write("main.wat", &opens_files_until_refused("first"));
+    let mut live =
+        crate::support::live_wasm_with_open_file_limit(&dir, 1024, &["--dir", "data", "main.wat"]);
+    live.expect_stdout("first: too many open files");
+    // The guest still holds them all: the session can still read a save.
+    dir.write("main.wat", &opens_files_until_refused("second"));
+    live.expect_stdout("second: too many open files");
+    live.expect_run(1, "stopped by a change");
+}

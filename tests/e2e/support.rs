@@ -141,6 +141,21 @@ pub fn live_wasm_with_watch_limit(dir: &Dir, watches: u32, args: &[&str]) -> Liv
     spawn(dir, command)
 }
 
+/// `live-wasm` allowed to hold only `files` open files at once (`ulimit -n`),
+/// as on a machine whose limit is low.
+pub fn live_wasm_with_open_file_limit(dir: &Dir, files: u32, args: &[&str]) -> LiveWasm {
+    let mut command = Command::new("sh");
+    command.env("XDG_CACHE_HOME", dir.cache.path()).args([
+        "-c",
+        r#"ulimit -n "$1" && shift && exec "$@""#,
+        "sh",
+        &files.to_string(),
+        env!("CARGO_BIN_EXE_live-wasm"),
+    ]);
+    command.args(args);
+    spawn(dir, command)
+}
+
 fn spawn(dir: &Dir, mut command: Command) -> LiveWasm {
     let mut child = command
         .current_dir(dir.root())
