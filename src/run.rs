@@ -23,6 +23,7 @@ mod live;
 mod modules;
 mod notes;
 mod outcome;
+mod output;
 mod problem;
 mod use_error;
 mod waits;

@@ -17,6 +17,7 @@ use super::interrupt::Interrupt;
 use super::limits::MemoryCap;
 use super::modules::Modules;
 use super::notes::Notes;
+use super::output;
 use crate::plan::{Sandbox, StdinSource};
 
 /// The host functions of the session, defined once: what core modules import
@@ -67,7 +68,8 @@ impl Host {
         // `path_open` cost ~45 µs instead of ~1.5 µs. (Set before the preopens,
         // which take it.)
         wasi.allow_blocking_current_thread(true);
-        wasi.inherit_stdout().inherit_stderr().args(&sandbox.args);
+        output::inherit(&mut wasi);
+        wasi.args(&sandbox.args);
         if sandbox.network.inherit {
             // TCP and UDP are off in wasmtime-wasi until allowed; `wasmtime run`
             // allows both and checks addresses, which this grant lets through.

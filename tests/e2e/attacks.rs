@@ -452,3 +452,83 @@ fn defect_10_a_guest_holding_every_file_it_can_does_not_hide_the_next_save() {
     live.expect_stdout("second: too many open files");
     live.expect_run(1, "stopped by a change");
 }
+
+/// What a hostile guest writes: a clipboard write (OSC 52), a screen clear,
+/// then red text, which a terminal may show.
+const TERMINAL_ATTACK: &[u8] = b"\x1b]52;c;SGVsbG8=\x07\x1b[2J\x1b[31mred\x1b[0m plain";
+const SHOWN_ON_A_TERMINAL: &[u8] = b"\x1b[31mred\x1b[0m plain";
+
+/// Core instructions that store `bytes` at `at` in memory 0.
+fn stores(at: u32, bytes: &[u8]) -> String {
+    (at..)
+        .zip(bytes)
+        .map(|(at, byte)| format!("(i32.store8 (i32.const {at}) (i32.const {byte}))\n"))
+        .collect()
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+#[test]
+fn defect_13_guest_output_cannot_drive_our_terminal() {
+    let dir = Dir::new();
+    let len = TERMINAL_ATTACK.len();
+    // A core module (WASI preview 1) writing it to stdout and to stderr.
+    dir.write(
+        "core.wat",
+        &module(
+            "",
+            &format!(
+                r#"(func (export "_start")
+    {}
+    (call $say (i32.const 1024) (i32.const {len}))
+    (i32.store (i32.const 0) (i32.const 1024))
+    (i32.store (i32.const 4) (i32.const {len}))
+    (drop (call $fd_write (i32.const 2) (i32.const 0) (i32.const 1) (i32.const 8))))"#,
+                stores(1024, TERMINAL_ATTACK)
+            ),
+        ),
+    );
+    // A component (WASI 0.2) writing it to `wasi:cli/stdout`.
+    let write = format!(
+        "{}(call $write (call $get-stdout) (i32.const 1024) (i32.const {len}) (i32.const 0))",
+        stores(1024, TERMINAL_ATTACK)
+    );
+    dir.write(
+        "component.wat",
+        &crate::component_wat::command("component", &write, 0),
+    );
+
+    for entry in ["core.wat", "component.wat"] {
+        let (code, stdout, stderr) = crate::support::once_on_terminal(&dir, &[entry]);
+        assert_eq!(code, 0, "{entry}: {}", String::from_utf8_lossy(&stderr));
+        for (stream, shown) in [("stdout", &stdout), ("stderr", &stderr)] {
+            let lossy = String::from_utf8_lossy(shown);
+            assert!(!contains(shown, b"\x1b]52"), "{entry} {stream}: {lossy:?}");
+            assert!(!contains(shown, b"\x1b[2J"), "{entry} {stream}: {lossy:?}");
+        }
+        assert!(
+            contains(&stdout, SHOWN_ON_A_TERMINAL),
+            "{entry}: {stdout:?}"
+        );
+    }
+    let (_, _, core_stderr) = crate::support::once_on_terminal(&dir, &["core.wat"]);
+    assert!(
+        contains(&core_stderr, SHOWN_ON_A_TERMINAL),
+        "{core_stderr:?}"
+    );
+
+    // Not a terminal: every byte, untouched.
+    let output = dir
+        .command()
+        .args(["--once", "core.wat"])
+        .output()
+        .expect("run live-wasm");
+    let mut line = TERMINAL_ATTACK.to_vec();
+    line.push(b'\n');
+    assert_eq!(output.stdout, line);
+    assert_eq!(output.stderr, TERMINAL_ATTACK);
+}

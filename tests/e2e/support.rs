@@ -423,3 +423,68 @@ pub fn skip_example(folder: &str, missing: &str) {
     // seeing.
     let _ = writeln!(std::io::stderr(), "skipped the {folder} example: {missing}");
 }
+
+/// Runs `live-wasm --once` with its stdout and stderr each on a terminal (a
+/// pseudo-terminal of its own): (exit code, what reached each terminal).
+/// Panics if it has not exited within [`WAIT`].
+pub fn once_on_terminal(dir: &Dir, args: &[&str]) -> (i32, Vec<u8>, Vec<u8>) {
+    let (out_master, out_terminal) = pseudo_terminal();
+    let (err_master, err_terminal) = pseudo_terminal();
+    let mut command = dir.command();
+    command
+        .arg("--once")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out_terminal))
+        .stderr(Stdio::from(err_terminal));
+    let mut child = command.spawn().expect("start live-wasm --once");
+    // Our ends of the terminals closed: the readers see the end when it exits.
+    drop(command);
+    let readers = [out_master, err_master].map(|master| {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            // Reading a terminal whose other side has closed fails (EIO): the end.
+            let _ = std::fs::File::from(master).read_to_end(&mut bytes);
+            bytes
+        })
+    });
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("live-wasm --once {args:?} still running after {WAIT:?}");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let [stdout, stderr] = readers.map(|reader| reader.join().expect("terminal reader"));
+    (status.code().unwrap_or(-1), stdout, stderr)
+}
+
+/// A new pseudo-terminal: (its master side, its terminal side).
+fn pseudo_terminal() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut terminal) = (-1, -1);
+    // SAFETY: openpty writes two descriptors through pointers to our ints; the
+    // name, termios and window size are optional and not asked for.
+    let opened = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut terminal,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just opened for us, and nothing else owns them.
+    unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(master),
+            std::os::fd::OwnedFd::from_raw_fd(terminal),
+        )
+    }
+}
