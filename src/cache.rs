@@ -216,6 +216,11 @@ mod tests {
         File::open(path).expect("open")
     }
 
+    /// Opens `path` and loads it, as a run does.
+    fn load(cache: &mut ModuleCache, engine: &Engine, path: &Path) -> Result<Loaded> {
+        cache.load(engine, path, &open(path))
+    }
+
     fn on_disk(dir: &Path, engine: &Engine) -> DiskCache {
         DiskCache::new(dir.to_path_buf(), u64::MAX, engine)
     }
@@ -228,58 +233,23 @@ mod tests {
         let mut cache = ModuleCache::default();
 
         std::fs::write(&path, "(module)").expect("write");
-        assert!(
-            !cache
-                .load(&engine, &path, &open(&path))
-                .expect("first")
-                .cache_hit
-        );
-        assert!(
-            cache
-                .load(&engine, &path, &open(&path))
-                .expect("second")
-                .cache_hit
-        );
+        assert!(!load(&mut cache, &engine, &path).expect("first").cache_hit);
+        assert!(load(&mut cache, &engine, &path).expect("second").cache_hit);
 
         std::fs::write(&path, "(module (func))").expect("write");
-        assert!(
-            !cache
-                .load(&engine, &path, &open(&path))
-                .expect("changed")
-                .cache_hit
-        );
+        assert!(!load(&mut cache, &engine, &path).expect("changed").cache_hit);
         assert_eq!(cache.modules.len(), 1);
 
         // An undo and a redo: both versions are at hand.
         std::fs::write(&path, "(module)").expect("write");
-        assert!(
-            cache
-                .load(&engine, &path, &open(&path))
-                .expect("undo")
-                .cache_hit
-        );
+        assert!(load(&mut cache, &engine, &path).expect("undo").cache_hit);
         std::fs::write(&path, "(module (func))").expect("write");
-        assert!(
-            cache
-                .load(&engine, &path, &open(&path))
-                .expect("redo")
-                .cache_hit
-        );
+        assert!(load(&mut cache, &engine, &path).expect("redo").cache_hit);
         // Only two are kept.
         std::fs::write(&path, "(module (memory 1))").expect("write");
-        assert!(
-            !cache
-                .load(&engine, &path, &open(&path))
-                .expect("third")
-                .cache_hit
-        );
+        assert!(!load(&mut cache, &engine, &path).expect("third").cache_hit);
         std::fs::write(&path, "(module)").expect("write");
-        assert!(
-            !cache
-                .load(&engine, &path, &open(&path))
-                .expect("gone")
-                .cache_hit
-        );
+        assert!(!load(&mut cache, &engine, &path).expect("gone").cache_hit);
     }
 
     #[test]
@@ -307,25 +277,20 @@ mod tests {
 
         let engine = Engine::default();
         let mut cache = ModuleCache::default();
-        assert!(
-            !cache
-                .load(&engine, &path, &open(&path))
-                .expect("first")
-                .cache_hit
-        );
+        assert!(!load(&mut cache, &engine, &path).expect("first").cache_hit);
         let name = |loaded: Loaded| match loaded.artifact {
             Artifact::Module(module) => module.name().map(str::to_owned),
             Artifact::Component(_) => None,
         };
         assert_eq!(
-            name(cache.load(&engine, &path, &open(&path)).expect("hit")),
+            name(load(&mut cache, &engine, &path).expect("hit")),
             Some("a".into())
         );
 
         // Same size, same old mtime: the fresh change time says "read it again".
         std::fs::write(&path, "(module $b)").expect("write");
         set_old_mtime(&path);
-        let reloaded = cache.load(&engine, &path, &open(&path)).expect("changed");
+        let reloaded = load(&mut cache, &engine, &path).expect("changed");
         assert!(!reloaded.cache_hit);
         assert_eq!(name(reloaded), Some("b".into()));
     }
@@ -339,16 +304,19 @@ mod tests {
         let mut cache = ModuleCache::new(Some(on_disk(&disk, &engine)));
 
         std::fs::write(&path, "(component)").expect("write");
-        let first = cache.load(&engine, &path, &open(&path)).expect("compiled");
+        let first = load(&mut cache, &engine, &path).expect("compiled");
         assert!(matches!(first.artifact, Artifact::Component(_)) && !first.cache_hit);
         cache.save_compiled();
-        let again =
-            ModuleCache::new(Some(on_disk(&disk, &engine))).load(&engine, &path, &open(&path));
+        let again = load(
+            &mut ModuleCache::new(Some(on_disk(&disk, &engine))),
+            &engine,
+            &path,
+        );
         assert!(again.expect("from disk").cache_hit);
 
         // One save turns it into a module: the entry is replaced.
         std::fs::write(&path, "(module)").expect("write");
-        let module = cache.load(&engine, &path, &open(&path)).expect("compiled");
+        let module = load(&mut cache, &engine, &path).expect("compiled");
         assert!(matches!(module.artifact, Artifact::Module(_)) && !module.cache_hit);
         assert_eq!(cache.modules.len(), 1);
     }
@@ -363,8 +331,7 @@ mod tests {
 
         let mut first = ModuleCache::new(Some(on_disk(&disk, &engine)));
         assert!(
-            !first
-                .load(&engine, &path, &open(&path))
+            !load(&mut first, &engine, &path)
                 .expect("compiled")
                 .cache_hit
         );
@@ -372,8 +339,11 @@ mod tests {
         first.save_compiled();
         assert_eq!(std::fs::read_dir(&disk).expect("cache dir").count(), 1);
 
-        let second =
-            ModuleCache::new(Some(on_disk(&disk, &engine))).load(&engine, &path, &open(&path));
+        let second = load(
+            &mut ModuleCache::new(Some(on_disk(&disk, &engine))),
+            &engine,
+            &path,
+        );
         let second = second.expect("loaded");
         assert!(second.cache_hit);
         assert!(matches!(second.artifact, Artifact::Module(m) if m.get_export("f").is_some()));
@@ -382,8 +352,11 @@ mod tests {
         for entry in std::fs::read_dir(&disk).expect("cache dir") {
             std::fs::write(entry.expect("entry").path(), b"junk").expect("corrupt");
         }
-        let third =
-            ModuleCache::new(Some(on_disk(&disk, &engine))).load(&engine, &path, &open(&path));
+        let third = load(
+            &mut ModuleCache::new(Some(on_disk(&disk, &engine))),
+            &engine,
+            &path,
+        );
         assert!(!third.expect("recompiled").cache_hit);
     }
 }

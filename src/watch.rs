@@ -295,19 +295,20 @@ impl Watcher {
                 housed.push(file);
             }
         }
-        for index in 0..self.trees.len() {
-            let tree = &self.trees[index];
-            if tree.live {
-                continue;
-            }
-            let path = tree.path.clone();
-            let back = path.is_dir() && self.notify.watch(&path, RecursiveMode::Recursive).is_ok();
-            if back {
-                let tree = &mut self.trees[index];
-                tree.live = true;
-                // Its ignore files may be new too.
-                if tree.sources.is_some() {
-                    tree.sources = Some(Sources::new(&path));
+        let gone: Vec<PathBuf> = self
+            .trees
+            .iter()
+            .filter(|tree| !tree.live)
+            .map(|tree| tree.path.clone())
+            .collect();
+        for path in gone {
+            if path.is_dir() && self.notify.watch(&path, RecursiveMode::Recursive).is_ok() {
+                for tree in self.trees.iter_mut().filter(|tree| tree.path == path) {
+                    tree.live = true;
+                    // Its ignore files may be new too.
+                    if tree.sources.is_some() {
+                        tree.sources = Some(Sources::new(&path));
+                    }
                 }
                 housed.extend(sources::walk(&path));
             } else if let Err(err) = self.watch_nearest(&path) {
@@ -322,7 +323,9 @@ impl Watcher {
     /// Watches them again where they are now, or their nearest ancestor until
     /// they are back; returns the files to check for content.
     fn rewatch(&mut self, lost: &Path, warnings: &mut Vec<String>) -> Vec<PathBuf> {
-        let under: Vec<PathBuf> = (self.dirs.iter())
+        let under: Vec<PathBuf> = self
+            .dirs
+            .iter()
             .filter(|dir| dir.starts_with(lost))
             .cloned()
             .collect();
@@ -337,7 +340,9 @@ impl Watcher {
                 tree.live = false;
             }
         }
-        let mut files: Vec<PathBuf> = (self.files.keys())
+        let mut files: Vec<PathBuf> = self
+            .files
+            .keys()
             .filter(|file| file.parent().is_some_and(|dir| dir.starts_with(lost)))
             .cloned()
             .collect();

@@ -296,8 +296,7 @@ impl Modules {
                 Ok(loaded.artifact)
             }
             Err(err) => {
-                let hash = crate::source::file_hash(path);
-                self.record(path, hash);
+                self.record(path, crate::source::file_hash(path));
                 let wat = err.downcast_ref::<crate::source::WatError>();
                 Err(UseError::Invalid {
                     site: site.clone(),
