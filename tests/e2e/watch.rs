@@ -346,3 +346,39 @@ fn a_watched_folder_triggers_on_its_files_but_not_editor_noise_with(watcher: &[&
     dir.write("scripts/deep/game.lua", "print(1)");
     live.expect_run(2, "scripts/deep/game.lua changed: ok");
 }
+
+#[test]
+fn the_entry_replaced_by_a_folder_and_back_runs_again() {
+    let dir = Dir::new();
+    let mut live = session(&dir, &[]);
+    std::fs::remove_file(dir.path("main.wat")).expect("rm");
+    std::fs::create_dir(dir.path("main.wat")).expect("mkdir");
+    // A folder where the entry was is not a save; the next run says what it is.
+    dir.write("marker", "2");
+    live.expect_run(2, "marker changed: error");
+    live.expect_status("main.wat is not a usable module: cannot read it: it is a directory");
+    std::fs::remove_dir(dir.path("main.wat")).expect("rmdir");
+    dir.write("main.wat", &print("a file again"));
+    live.expect_stdout("a file again");
+    live.expect_run(3, "main.wat changed: ok");
+}
+
+#[test]
+fn an_unreadable_module_is_reported_and_the_session_goes_on() {
+    let dir = Dir::new();
+    let mut live = session(&dir, &[]);
+    // A symlink loop: the kernel refuses to open it, even to root.
+    std::os::unix::fs::symlink("lib.wat", dir.path("lib.wat")).expect("symlink");
+    let uses_lib = r#"(module (import "lib" "f" (func $f)) (func (export "_start") (call $f)))"#;
+    dir.write("main.wat", uses_lib);
+    let line = live.expect_run(2, "main.wat changed: error");
+    let detail = live.expect_status("lib.wat is not a usable module: cannot read it");
+    assert!(detail.contains("symbolic links"), "{line}\n{detail}");
+    std::fs::remove_file(dir.path("lib.wat")).expect("rm");
+    dir.write(
+        "lib.wat",
+        &print("lib runs").replace(r#"(export "_start")"#, r#"(export "f")"#),
+    );
+    live.expect_stdout("lib runs");
+    live.expect_run(3, "lib.wat changed: ok");
+}
