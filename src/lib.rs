@@ -33,6 +33,10 @@ pub mod huge_pages;
 pub mod plan;
 pub mod session;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 mod build;
 mod cache;
 mod engine;

@@ -40,8 +40,8 @@ pub fn run(plan: Plan) -> Result<i32> {
 
 /// `--once`: one build and one run, the guest's status as ours (1 when the
 /// build fails). Ctrl-C ends the process with status 130, as with `wasmtime
-/// run`, and a build with it.
-fn once(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
+/// run`, and a build with it. (The fuzzing harness runs it in-process.)
+pub(crate) fn once(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
     let mut built = None;
     if let Some(build) = &plan.build {
         let ctrl_c = ctrl_c_events()?;
