@@ -181,7 +181,12 @@ impl Root {
             Ok(file) => file.into_std(),
             Err(err) => {
                 return match err.raw_os_error() {
-                    Some(libc::ENOENT | libc::ENOTDIR) => Ok(Err(Passed::Missing)),
+                    // A name too long for the file system (a component over
+                    // NAME_MAX, a path over PATH_MAX) names no file: missing,
+                    // as documented, not a file that cannot be read.
+                    Some(libc::ENOENT | libc::ENOTDIR | libc::ENAMETOOLONG) => {
+                        Ok(Err(Passed::Missing))
+                    }
                     // cap-std's "a path led outside of the filesystem" (the
                     // kernel's EXDEV, or its own check) carries no OS code.
                     None if err.kind() == io::ErrorKind::PermissionDenied => {
@@ -325,5 +330,32 @@ mod tests {
             );
         }
         assert_eq!(found(&root, "sub/in").ok(), Some(path.join("sub/in.wat")));
+    }
+
+    /// Found by `fuzz/` (target `live_use`): too long for the file system is
+    /// missing, not unreadable.
+    #[test]
+    fn a_name_too_long_for_the_file_system_is_missing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = Root::open(&dir.path().canonicalize().expect("canonical")).expect("root");
+        let names = [
+            "l".repeat(300),
+            format!("{}/x", "d".repeat(300)),
+            format!("{}ab", "a/".repeat(2047)),
+        ];
+        for name in names {
+            assert_eq!(check(&name), Ok(()), "a plain name");
+            assert!(
+                matches!(
+                    found(&root, &name),
+                    Err(Lookup::NotFound([
+                        (_, Passed::Missing),
+                        (_, Passed::Missing)
+                    ]))
+                ),
+                "{} bytes",
+                name.len()
+            );
+        }
     }
 }

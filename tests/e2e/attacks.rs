@@ -532,3 +532,21 @@ fn defect_13_guest_output_cannot_drive_our_terminal() {
     assert_eq!(output.stdout, line);
     assert_eq!(output.stderr, TERMINAL_ATTACK);
 }
+
+/// Found by `fuzz/` (target `live_use`): a name too long for the file system
+/// (a component over 255 bytes, a path over 4096) named no file, yet `live.use`
+/// answered -2 "cannot read it: File name too long" instead of -1.
+#[test]
+fn fuzz_a_name_too_long_for_the_file_system_is_not_found() {
+    let dir = Dir::new();
+    let names = [
+        "l".repeat(300),
+        format!("{}/x", "d".repeat(300)),
+        format!("{}ab", "a/".repeat(2047)),
+    ];
+    dir.write("main.wat", &uses_each(&names));
+    let (code, stdout, stderr) = once(&dir, &["main.wat"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout, "-1\n".repeat(3), "{stderr}");
+    assert!(!stderr.contains("cannot read"), "{stderr}");
+}
