@@ -254,7 +254,8 @@ fuzz_target!(|input: Input| {
     for segment in input.segments.iter().take(4) {
         let bytes = bytes_of(&segment.bytes);
         let offset = usize::from(segment.offset);
-        if offset + bytes.len() > size {
+        // A segment needs a memory, and must fit in it.
+        if matches!(input.memory, Memory::None) || offset + bytes.len() > size {
             continue;
         }
         memory[offset..offset + bytes.len()].copy_from_slice(&bytes);
