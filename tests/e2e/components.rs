@@ -2,18 +2,16 @@
 //! status, limits and stops, `--invoke` in WAVE, `use` across components, the
 //! sandbox; and the component examples built by their real toolchains.
 
-use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::component_wat::{command, greeting_printer, provider, sleeping};
 use crate::languages::{Session, start_built, toolchain};
-use crate::support::{Dir, Stream, live_wasm, once, once_fails, skip_example};
+use crate::support::{Dir, Stream, live_wasm, once, once_fails, once_with_stdin, skip_example};
 
 /// A component exporting `add(a, b)`, `greet(name)` and `answer()`, where
 /// `answer` is `get() + 1` with `get` imported from `demo:testmod/api`.
@@ -422,44 +420,19 @@ fn a_component_blocked_reading_stdin_is_stopped_by_the_timeout() {
     let dir = Dir::new();
     std::fs::copy(&probe, dir.path("probe.wasm")).expect("copy probe");
     // Our stdin stays open and silent: the guest's read waits on it.
-    let mut child = dir
-        .command()
-        .args(["--once", "--timeout", "300ms", "probe.wasm", "--", "stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start live-wasm");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "still blocked after 60 s");
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    let _ = child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut stderr);
-    assert_eq!(status.code(), Some(124), "{stderr}");
+    let args = ["--timeout", "300ms", "probe.wasm", "--", "stdin"];
+    let (code, _, stderr) = once_with_stdin(&dir, &args, None);
+    assert_eq!(code, 124, "{stderr}");
     assert!(stderr.contains("timed out"), "{stderr}");
 
     // Given a line, it reads it.
-    let mut child = dir
-        .command()
-        .args(["--once", "probe.wasm", "--", "stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start live-wasm");
-    let mut input = child.stdin.take().expect("stdin");
-    input.write_all(b"typed\n").expect("type a line");
-    drop(input);
-    let output = child.wait_with_output().expect("wait");
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "stdin: OK typed\n");
+    let (code, stdout, stderr) =
+        once_with_stdin(&dir, &["probe.wasm", "--", "stdin"], Some(b"typed\n"));
+    assert_eq!(
+        (code, stdout.as_str()),
+        (0, "stdin: OK typed\n"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -368,20 +368,12 @@ pub fn once_with_stdin(dir: &Dir, args: &[&str], input: Option<&[u8]>) -> (i32, 
         }
         None => Some(stdin),
     };
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let output = child.wait_with_output().expect("wait");
-            panic!(
-                "live-wasm --once {args:?} still running after {WAIT:?}; stderr:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        thread::sleep(Duration::from_millis(10));
+    let Some(status) = exit_within(&mut child, WAIT) else {
+        let output = child.wait_with_output().expect("wait");
+        panic!(
+            "live-wasm --once {args:?} still running after {WAIT:?}; stderr:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     };
     let mut stdout = String::new();
     let mut stderr = String::new();
@@ -448,17 +440,9 @@ pub fn once_on_terminal(dir: &Dir, args: &[&str]) -> (i32, Vec<u8>, Vec<u8>) {
             bytes
         })
     });
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("live-wasm --once {args:?} still running after {WAIT:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
+    let Some(status) = exit_within(&mut child, WAIT) else {
+        let _ = child.wait();
+        panic!("live-wasm --once {args:?} still running after {WAIT:?}");
     };
     let [stdout, stderr] = readers.map(|reader| reader.join().expect("terminal reader"));
     (status.code().unwrap_or(-1), stdout, stderr)
@@ -486,5 +470,24 @@ fn pseudo_terminal() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
             std::os::fd::OwnedFd::from_raw_fd(master),
             std::os::fd::OwnedFd::from_raw_fd(terminal),
         )
+    }
+}
+
+/// The child's exit status, if it exits within `wait`; else it is killed
+/// (and left for the caller to reap and report) and `None` is returned.
+fn exit_within(
+    child: &mut std::process::Child,
+    wait: Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + wait;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            return None;
+        }
+        thread::sleep(Duration::from_millis(10));
     }
 }

@@ -206,15 +206,7 @@ fn poll_oneoff_with_an_fd_or_an_absolute_clock_runs_and_stops_when_asked() {
 
     // An hour away on an absolute clock: a save wakes it, so does --timeout.
     let asleep = poller(p1, "sleeping", &[absolute(1, MONOTONIC, 3_600_000)]);
-    dir.write("main.wat", &asleep);
-    let mut live = live_wasm(&dir, &["main.wat"]);
-    live.expect_stdout("sleeping");
-    dir.write("main.wat", &print("awake"));
-    live.expect_run(1, "start: stopped by a change");
-    live.expect_stdout("awake");
-    live.expect_run(2, "main.wat changed: ok");
-    dir.write("main.wat", &asleep);
-    once_fails(&dir, &["--timeout", "300ms", "main.wat"], 124, "timed out");
+    stopped_by_a_save_and_by_the_timeout(&dir, &asleep);
 
     // Waiting on a stdin nobody types in, beside an hour's sleep.
     let stdin_silent = [relative(1, 3_600_000), Sub::FdRead { userdata: 2, fd: 0 }];
@@ -230,15 +222,7 @@ fn a_wasi_unstable_sleep_is_stopped_by_a_save_and_by_the_timeout() {
     let dir = Dir::new();
     let p0 = Abi::Unstable;
     let asleep = poller(p0, "sleeping", &[relative(1, 30_000)]);
-    dir.write("main.wat", &asleep);
-    let mut live = live_wasm(&dir, &["main.wat"]);
-    live.expect_stdout("sleeping");
-    dir.write("main.wat", &print("awake"));
-    live.expect_run(1, "start: stopped by a change");
-    live.expect_stdout("awake");
-    live.expect_run(2, "main.wat changed: ok");
-    dir.write("main.wat", &asleep);
-    once_fails(&dir, &["--timeout", "300ms", "main.wat"], 124, "timed out");
+    stopped_by_a_save_and_by_the_timeout(&dir, &asleep);
 
     // Its 56-byte subscriptions are read as such: the second of two clocks,
     // an absolute one, an fd beside a clock.
@@ -287,4 +271,18 @@ fn a_guest_blocked_reading_stdin_is_stopped_by_the_timeout() {
         let (code, stdout, stderr) = once_with_stdin(&dir, &args, Some(b"typed\n"));
         assert_eq!((code, stdout.as_str()), (0, "reading\ntyped\n"), "{stderr}");
     }
+}
+
+/// `asleep` (a guest printing "sleeping", then waiting in the host) is stopped
+/// by a save in a session, and by `--timeout` with `--once`.
+fn stopped_by_a_save_and_by_the_timeout(dir: &Dir, asleep: &str) {
+    dir.write("main.wat", asleep);
+    let mut live = live_wasm(dir, &["main.wat"]);
+    live.expect_stdout("sleeping");
+    dir.write("main.wat", &print("awake"));
+    live.expect_run(1, "start: stopped by a change");
+    live.expect_stdout("awake");
+    live.expect_run(2, "main.wat changed: ok");
+    dir.write("main.wat", asleep);
+    once_fails(dir, &["--timeout", "300ms", "main.wat"], 124, "timed out");
 }
