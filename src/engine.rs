@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use anyhow::Result;
 use wasmtime::{CacheStore, Config, Engine, Strategy, WasmBacktraceDetails};
 
+use crate::huge_pages::HugeStack;
 use crate::plan::{Compiler, EngineOptions};
 
 /// The engine: epoch interruption on (how a save stops a running guest),
@@ -30,6 +31,31 @@ pub fn new_engine(options: &EngineOptions, consume_fuel: bool) -> Result<Engine>
         }
     }
     Ok(Engine::new(&config)?)
+}
+
+/// The stack of each compile thread but the runner.
+const COMPILE_THREAD_STACK: usize = 4 << 20;
+
+/// Starts the threads wasmtime compiles on (rayon's global pool), with the
+/// calling thread, the runner, as the first of them: a compile splits its work
+/// on the runner itself and lends the rest to the others, instead of handing
+/// all of it over and sleeping until it is done, so a small module's compile
+/// waits for no other thread to wake up. The others run on huge-page stacks
+/// ([`HugeStack`]): a compile touches ~50 pages of their stacks. Does nothing
+/// if the pool is already running (another session in this process).
+pub(crate) fn start_compile_threads() {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .use_current_thread()
+        .thread_name(|index| format!("live-wasm-compile-{index}"))
+        .spawn_handler(|thread| {
+            let mut builder = std::thread::Builder::new();
+            if let Some(name) = thread.name() {
+                builder = builder.name(name.to_owned());
+            }
+            builder.spawn(move || HugeStack::new(COMPILE_THREAD_STACK).run(|| thread.run()))?;
+            Ok(())
+        })
+        .build_global();
 }
 
 /// Cranelift's per-function compile results, in memory, bounded.

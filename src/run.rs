@@ -258,16 +258,23 @@ pub(crate) struct Runner {
     thread: thread::JoinHandle<()>,
 }
 
+/// The stack runs take place on: room for wasmtime's 512 KiB of guest stack
+/// above the host's frames (the compiler's, deep `.wat` nesting's).
+const RUNNER_STACK: usize = 8 << 20;
+
 /// A compile this long (a 26 MB interpreter's) leaves hundreds of MB that the
 /// compiler freed in the allocator's arenas.
 const BIG_COMPILE: Duration = Duration::from_millis(200);
 
-/// Gives memory the allocator holds but no longer uses back to the system.
+/// Gives memory the allocator holds but no longer uses back to the system:
+/// mimalloc's (the binary's allocator) and glibc's (the tests', and what C
+/// code allocates).
 fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free pages of glibc's heaps to the
-    // kernel; it touches no memory in use.
+    // SAFETY: both only return free pages to the kernel; neither touches
+    // memory in use.
     unsafe {
+        libmimalloc_sys::mi_collect(true);
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
         libc::malloc_trim(0);
     }
 }
@@ -300,8 +307,11 @@ impl Runner {
         let thread = thread::Builder::new()
             .name("live-wasm-runner".to_owned())
             .spawn(move || {
+                crate::engine::start_compile_threads();
+                let stack = crate::huge_pages::HugeStack::new(RUNNER_STACK);
                 for interrupt in incoming {
-                    let report = runtime.run(interrupt, Notes::new(said.clone()), wrote.clone());
+                    let report = stack
+                        .run(|| runtime.run(interrupt, Notes::new(said.clone()), wrote.clone()));
                     let compiled_long = report.compile >= BIG_COMPILE;
                     if finished.send(report).is_err() {
                         break;
