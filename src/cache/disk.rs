@@ -132,8 +132,17 @@ impl DiskCache {
         }
     }
 
-    /// Removes the least recently used entries until the folder fits the
-    /// budget, and temporary files left by sessions that died while writing.
+    /// What an eviction brings the folder down to: a tenth of the budget
+    /// below it, so that a full cache is listed once per tenth of its budget
+    /// written, not on every save (a full 1 GiB folder is tens of thousands
+    /// of files to stat).
+    fn low_water(&self) -> u64 {
+        self.budget - self.budget / 10
+    }
+
+    /// Removes the least recently used entries until the folder is down to
+    /// [`Self::low_water`], and temporary files left by sessions that died
+    /// while writing.
     fn evict(&mut self) {
         let Ok(listing) = fs::read_dir(&self.dir) else {
             return;
@@ -155,8 +164,12 @@ impl DiskCache {
         let mut held: u64 = entries.iter().map(|(_, size, _)| size).sum();
         // The newest entry stays even when it alone passes the budget: it is
         // the one in use.
+        let low_water = match held > self.budget {
+            true => self.low_water(),
+            false => self.budget,
+        };
         for (_, size, path) in entries.iter().rev().skip(1).rev() {
-            if held <= self.budget {
+            if held <= low_water {
                 break;
             }
             if fs::remove_file(path).is_ok() {
@@ -347,6 +360,46 @@ mod tests {
         other.save(key(1), &compiled[1].1);
         assert_eq!(entries(&cache.dir).len(), 2);
         assert!(other.load(&engine, Kind::Module, key(1)).is_some());
+    }
+
+    #[test]
+    fn a_full_cache_makes_room_for_a_tenth_of_its_budget_at_a_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Engine::default();
+        let compiled: Vec<_> = (10..40)
+            .map(|index| module(&engine, &format!("(module $m{index})")))
+            .collect();
+        let mut sizing = DiskCache::new(dir.path().join("size"), u64::MAX, &engine);
+        sizing.save(sizing.key(&compiled[0].0), &compiled[0].1);
+        let size = fs::metadata(sizing.file(sizing.key(&compiled[0].0)))
+            .expect("entry")
+            .len();
+
+        // Room for twenty entries: the twenty-first brings the folder down to
+        // 90% of that, eighteen entries.
+        let mut cache = DiskCache::new(dir.path().join("c"), 20 * size, &engine);
+        for (wasm, artifact) in &compiled[..21] {
+            cache.save(cache.key(wasm), artifact);
+        }
+        assert_eq!(entries(&cache.dir).len(), 18);
+        // The next two saves fit without listing the folder (which would
+        // remove a temporary file this old).
+        let stale = cache.dir.join(".left-by-a-dead-session.tmp");
+        fs::write(&stale, b"").expect("stale temp");
+        File::options()
+            .write(true)
+            .open(&stale)
+            .and_then(|file| file.set_modified(SystemTime::now() - 2 * STALE))
+            .expect("age it");
+        for (wasm, artifact) in &compiled[21..23] {
+            cache.save(cache.key(wasm), artifact);
+        }
+        assert!(stale.exists());
+        assert_eq!(entries(&cache.dir).len(), 21);
+        // The one after that does not: the folder is listed and evicted again.
+        cache.save(cache.key(&compiled[23].0), &compiled[23].1);
+        assert!(!stale.exists());
+        assert_eq!(entries(&cache.dir).len(), 18);
     }
 
     #[test]
