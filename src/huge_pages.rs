@@ -66,13 +66,13 @@ impl HugeStack {
     }
 
     /// Runs `work` on this stack, and returns what it returns (or goes on
-    /// with its panic).
-    pub fn run<R>(&self, work: impl FnOnce() -> R) -> R {
+    /// with its panic). `&mut`: the stack is not in use when this is called.
+    pub fn run<R>(&mut self, work: impl FnOnce() -> R) -> R {
         #[cfg(all(
             target_os = "linux",
             any(target_arch = "x86_64", target_arch = "aarch64")
         ))]
-        if let Some(stack) = &self.stack {
+        if let Some(stack) = &mut self.stack {
             let caught = stack.run(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)));
             return caught.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         }
@@ -91,10 +91,6 @@ mod linux {
         base: *mut u8,
         size: usize,
     }
-
-    // SAFETY: the stack is memory of our own; `run` takes `&self` but a thread
-    // can only be on one stack at a time, and the runner thread is its one user.
-    unsafe impl Send for Stack {}
 
     impl Stack {
         pub(super) fn new(size: usize) -> Option<Stack> {
@@ -133,10 +129,10 @@ mod linux {
 
         /// Runs `work`, which must not unwind, on this stack.
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-        pub(super) fn run<R>(&self, work: impl FnOnce() -> R) -> R {
+        pub(super) fn run<R>(&mut self, work: impl FnOnce() -> R) -> R {
             // SAFETY: `base` is page aligned, `size` a multiple of 2 MiB, the
-            // memory ours and unused (a thread is on one stack at a time, and
-            // `work` returns before this does); the caller catches unwinding.
+            // memory ours and unused (`&mut self`: no run is on it); the
+            // caller catches unwinding.
             unsafe { psm::on_stack(self.base, self.size, work) }
         }
     }

@@ -308,7 +308,7 @@ impl Runner {
             .name("live-wasm-runner".to_owned())
             .spawn(move || {
                 crate::engine::start_compile_threads();
-                let stack = crate::huge_pages::HugeStack::new(RUNNER_STACK);
+                let mut stack = crate::huge_pages::HugeStack::new(RUNNER_STACK);
                 for interrupt in incoming {
                     let report = stack
                         .run(|| runtime.run(interrupt, Notes::new(said.clone()), wrote.clone()));
