@@ -40,7 +40,7 @@ fn main() {
     println!(
         "live-wasm save-to-output, {} saves per scenario and spacing ({})",
         options.saves,
-        env!("CARGO_BIN_EXE_live-wasm")
+        support::live_wasm().to_string_lossy()
     );
     if let Err(why) = &peers {
         println!("peers not measured: {why}");

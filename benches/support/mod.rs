@@ -102,6 +102,13 @@ pub fn save(path: &Path, contents: impl AsRef<[u8]>, how: Save) {
     }
 }
 
+/// The binary measured: this build's, or another build's given as
+/// `LIVE_WASM_BENCH_BIN` (to compare a change with the code before it).
+pub fn live_wasm() -> std::ffi::OsString {
+    std::env::var_os("LIVE_WASM_BENCH_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_live-wasm").into())
+}
+
 /// A running session, its stdout and stderr lines stamped the moment they
 /// can be read.
 pub struct Session {
@@ -122,7 +129,7 @@ impl Session {
     /// would answer what the bench means to compile.
     pub fn start_with_env(dir: &Path, env: &[(String, String)], args: &[&str]) -> Session {
         let cache = tempfile::tempdir().expect("tempdir");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_live-wasm"));
+        let mut command = Command::new(live_wasm());
         command
             .args(args)
             .env("XDG_CACHE_HOME", cache.path())
