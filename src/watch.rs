@@ -26,7 +26,7 @@ use anyhow::{Context, Result};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
-use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
+use notify::event::{AccessKind, AccessMode, EventKind, EventKindMask, ModifyKind, RenameMode};
 use notify::{Event, RecursiveMode, Watcher as _};
 
 use crate::plan::WatcherKind;
@@ -53,6 +53,24 @@ enum Saves {
     /// Watchers with no close event (polling; other platforms' native ones):
     /// any new content. The poller holds back files still open for writing.
     AnyWrite,
+}
+
+impl Saves {
+    /// The events asked of the system: with inotify only those that can end a
+    /// save or lose a file. An open of a watched file (ours too: the runner
+    /// opens the modules it runs) would otherwise make the opener wake the
+    /// watcher's thread inside `open`, and that thread wake the session's.
+    fn event_kinds(self) -> EventKindMask {
+        match self {
+            Saves::ClosedOrRenamed => {
+                EventKindMask::CREATE
+                    | EventKindMask::REMOVE
+                    | EventKindMask::MODIFY_NAME
+                    | EventKindMask::ACCESS_CLOSE
+            }
+            Saves::AnyWrite => EventKindMask::CORE | EventKindMask::ACCESS_CLOSE,
+        }
+    }
 }
 
 /// Watches files and folders and turns event bursts into [`ChangeSet`]s.
@@ -126,13 +144,14 @@ impl Watcher {
         let mut look_now = None;
         let (notify, saves): (Box<dyn notify::Watcher + Send>, Saves) = match kind {
             WatcherKind::Native => {
-                let watcher = notify::recommended_watcher(handler)
-                    .map_err(|err| anyhow::anyhow!(watch_failure(&err)))
-                    .context("cannot start the file watcher")?;
                 let saves = match cfg!(target_os = "linux") {
                     true => Saves::ClosedOrRenamed,
                     false => Saves::AnyWrite,
                 };
+                let config = notify::Config::default().with_event_kinds(saves.event_kinds());
+                let watcher = notify::RecommendedWatcher::new(handler, config)
+                    .map_err(|err| anyhow::anyhow!(watch_failure(&err)))
+                    .context("cannot start the file watcher")?;
                 (Box::new(watcher), saves)
             }
             WatcherKind::Poll(interval) => {
@@ -713,6 +732,45 @@ mod tests {
         let mut event = Event::new(kind);
         event.paths = paths.iter().map(PathBuf::from).collect();
         event
+    }
+
+    /// The kinds of the events about `file` that come before the first about
+    /// a new file `marker`, written now: inotify keeps one watcher's events
+    /// in order.
+    fn events_until(watcher: &Watcher, file: &Path, marker: &Path) -> Vec<EventKind> {
+        std::fs::write(marker, "").expect("marker");
+        let mut kinds = Vec::new();
+        loop {
+            let event = watcher
+                .events()
+                .recv_timeout(Duration::from_secs(10))
+                .expect("an event within 10 s")
+                .expect("no watcher error");
+            if event.paths.iter().any(|path| path == marker) {
+                return kinds;
+            }
+            if event.paths.iter().any(|path| path == file) {
+                kinds.push(event.kind);
+            }
+        }
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn reading_a_watched_file_wakes_no_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("main.wat");
+        std::fs::write(&file, "(module)").expect("write");
+        let mut watcher = Watcher::new(WatcherKind::Native).expect("watcher");
+        watcher.watch_file(&file).expect("watch");
+        std::fs::read(&file).expect("read");
+        let read = events_until(&watcher, &file, &dir.path().join("marker-1"));
+        assert_eq!(read, []);
+        // A save still comes through.
+        std::fs::write(&file, "(module $saved)").expect("save");
+        let kinds = events_until(&watcher, &file, &dir.path().join("marker-2"));
+        let closed = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        assert_eq!(kinds, [closed]);
     }
 
     #[test]
