@@ -27,9 +27,12 @@ pub use disk::DiskCache;
 pub struct ModuleCache {
     modules: HashMap<PathBuf, Entry>,
     disk: Option<DiskCache>,
-    /// Compiled since the last [`Self::save_compiled`]: written to disk after
+    /// Compiled since the last [`Self::after_run`]: written to disk after
     /// the run, off the path from a save to the guest's output.
     unsaved: Vec<(disk::Key, Artifact)>,
+    /// Code a newer version replaced: dropped after the run too (unmapping
+    /// and unregistering code is ~50 us after a pause).
+    replaced: Vec<Artifact>,
 }
 
 struct Entry {
@@ -52,9 +55,11 @@ pub enum Artifact {
 impl Artifact {
     /// Compiles `wasm` as the kind its bytes say it is.
     fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Artifact> {
-        Ok(match Kind::of(wasm) {
-            Kind::Module => Artifact::Module(Module::new(engine, wasm)?),
-            Kind::Component => Artifact::Component(Component::new(engine, wasm)?),
+        crate::engine::compile(wasm.len(), || {
+            Ok(match Kind::of(wasm) {
+                Kind::Module => Artifact::Module(Module::new(engine, wasm)?),
+                Kind::Component => Artifact::Component(Component::new(engine, wasm)?),
+            })
         })
     }
 
@@ -107,11 +112,15 @@ impl ModuleCache {
             modules: HashMap::new(),
             disk,
             unsaved: Vec::new(),
+            replaced: Vec::new(),
         }
     }
 
-    /// Writes what was compiled since the last call to the disk cache.
-    pub fn save_compiled(&mut self) {
+    /// What is kept off the path from a save to the guest's output, for when
+    /// the run has reported: writes what was compiled since the last call to
+    /// the disk cache, and drops the code newer versions replaced.
+    pub fn after_run(&mut self) {
+        self.replaced.clear();
         let Some(disk) = &mut self.disk else { return };
         for (key, artifact) in self.unsaved.drain(..) {
             disk.save(key, &artifact);
@@ -158,10 +167,12 @@ impl ModuleCache {
                 artifact
             }
         };
-        let previous = self
-            .modules
-            .remove(path)
-            .map(|replaced| (replaced.hash, replaced.artifact));
+        let previous = self.modules.remove(path).map(|replaced| {
+            if let Some((_, older)) = replaced.previous {
+                self.replaced.push(older);
+            }
+            (replaced.hash, replaced.artifact)
+        });
         let entry = Entry {
             stamp,
             hash,
@@ -253,6 +264,27 @@ mod tests {
     }
 
     #[test]
+    fn code_a_save_replaces_is_dropped_after_the_run() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("m.wat");
+        let engine = Engine::default();
+        let mut cache = ModuleCache::default();
+        for text in ["(module $a)", "(module $b)", "(module $c)"] {
+            std::fs::write(&path, text).expect("write");
+            assert!(
+                !load(&mut cache, &engine, &path)
+                    .expect("compiled")
+                    .cache_hit
+            );
+        }
+        // The third version pushed the first out of the cache, not yet out
+        // of memory.
+        assert_eq!(cache.replaced.len(), 1);
+        cache.after_run();
+        assert!(cache.replaced.is_empty());
+    }
+
+    #[test]
     fn only_settled_files_are_trusted_by_stamp() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("m.wat");
@@ -306,7 +338,7 @@ mod tests {
         std::fs::write(&path, "(component)").expect("write");
         let first = load(&mut cache, &engine, &path).expect("compiled");
         assert!(matches!(first.artifact, Artifact::Component(_)) && !first.cache_hit);
-        cache.save_compiled();
+        cache.after_run();
         let again = load(
             &mut ModuleCache::new(Some(on_disk(&disk, &engine))),
             &engine,
@@ -336,7 +368,7 @@ mod tests {
                 .cache_hit
         );
         assert!(!disk.exists(), "written after the run, not during it");
-        first.save_compiled();
+        first.after_run();
         assert_eq!(std::fs::read_dir(&disk).expect("cache dir").count(), 1);
 
         let second = load(

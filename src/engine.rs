@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use anyhow::Result;
 use wasmtime::{CacheStore, Config, Engine, Strategy, WasmBacktraceDetails};
@@ -18,6 +18,10 @@ pub fn new_engine(options: &EngineOptions, consume_fuel: bool) -> Result<Engine>
     config.epoch_interruption(true);
     config.consume_fuel(consume_fuel);
     config.wasm_backtrace_details(WasmBacktraceDetails::Enable);
+    // Only for native unwinders (debuggers, the `backtrace` crate); wasmtime's
+    // own backtraces and host panics do without. Registering and
+    // unregistering it with libgcc is ~75 us of a compile after a pause.
+    config.native_unwind_info(false);
     match options.compiler {
         Compiler::Cranelift => {
             config.strategy(Strategy::Cranelift);
@@ -33,29 +37,57 @@ pub fn new_engine(options: &EngineOptions, consume_fuel: bool) -> Result<Engine>
     Ok(Engine::new(&config)?)
 }
 
-/// The stack of each compile thread but the runner.
+/// Modules this big or bigger are compiled on all cores ([`compile`]).
+const PARALLEL_FROM: usize = 64 << 10;
+
+/// The stack of each compile thread.
 const COMPILE_THREAD_STACK: usize = 4 << 20;
 
-/// Starts the threads wasmtime compiles on (rayon's global pool), with the
-/// calling thread, the runner, as the first of them: a compile splits its work
-/// on the runner itself and lends the rest to the others, instead of handing
-/// all of it over and sleeping until it is done, so a small module's compile
-/// waits for no other thread to wake up. The others run on huge-page stacks
-/// ([`HugeStack`]): a compile touches ~50 pages of their stacks. Does nothing
-/// if the pool is already running (another session in this process).
-pub(crate) fn start_compile_threads() {
-    let _ = rayon::ThreadPoolBuilder::new()
+/// Makes the calling thread (the runner) compile small modules by itself: the
+/// only thread of a rayon pool of its own, so wasmtime's parallel compile runs
+/// on it without waking a thread that went to sleep during the pause (a hop
+/// there and back, and a thread spinning on the other core while the guest's
+/// output is on its way). Keep the pool while the thread compiles; `None`
+/// when the thread is in a pool already.
+#[must_use]
+pub(crate) fn compile_small_modules_here() -> Option<rayon::ThreadPool> {
+    if rayon::current_thread_index().is_some() {
+        return None;
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
         .use_current_thread()
-        .thread_name(|index| format!("live-wasm-compile-{index}"))
-        .spawn_handler(|thread| {
-            let mut builder = std::thread::Builder::new();
-            if let Some(name) = thread.name() {
-                builder = builder.name(name.to_owned());
-            }
-            builder.spawn(move || HugeStack::new(COMPILE_THREAD_STACK).run(|| thread.run()))?;
-            Ok(())
-        })
-        .build_global();
+        .build()
+        .ok()
+}
+
+/// Runs `compile`, the compile of `wasm_len` bytes of wasm: a small module
+/// where it is called ([`compile_small_modules_here`]), a big one on the
+/// compile threads, one per core, on huge-page stacks (a compile touches ~50
+/// pages of their stacks). Without those threads, where it is called.
+pub(crate) fn compile<R: Send>(wasm_len: usize, compile: impl FnOnce() -> R + Send) -> R {
+    static THREADS: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    if wasm_len < PARALLEL_FROM {
+        return compile();
+    }
+    let threads = THREADS.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|index| format!("live-wasm-compile-{index}"))
+            .spawn_handler(|thread| {
+                let mut builder = std::thread::Builder::new();
+                if let Some(name) = thread.name() {
+                    builder = builder.name(name.to_owned());
+                }
+                builder.spawn(move || HugeStack::new(COMPILE_THREAD_STACK).run(|| thread.run()))?;
+                Ok(())
+            })
+            .build()
+            .ok()
+    });
+    match threads {
+        Some(threads) => threads.install(compile),
+        None => compile(),
+    }
 }
 
 /// Cranelift's per-function compile results, in memory, bounded.

@@ -307,7 +307,7 @@ impl Runner {
         let thread = thread::Builder::new()
             .name("live-wasm-runner".to_owned())
             .spawn(move || {
-                crate::engine::start_compile_threads();
+                let _small_compiles = crate::engine::compile_small_modules_here();
                 let mut stack = crate::huge_pages::HugeStack::new(RUNNER_STACK);
                 for interrupt in incoming {
                     let report = stack
@@ -317,7 +317,7 @@ impl Runner {
                         break;
                     }
                     // After the report: the guest's output is not held up by it.
-                    runtime.linking.save_compiled();
+                    runtime.linking.after_run();
                     if compiled_long {
                         release_free_memory();
                     }

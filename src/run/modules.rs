@@ -56,12 +56,12 @@ impl Linking {
         self.label(&self.entry)
     }
 
-    /// Writes the code compiled since the last call to the disk cache.
-    pub fn save_compiled(&self) {
+    /// The cache's work kept for after a run: see [`ModuleCache::after_run`].
+    pub fn after_run(&self) {
         self.cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .save_compiled();
+            .after_run();
     }
 
     /// A path relative to the root, for messages.
