@@ -38,7 +38,7 @@ pub fn new_engine(options: &EngineOptions, consume_fuel: bool) -> Result<Engine>
 }
 
 /// Modules this big or bigger are compiled on all cores ([`compile`]).
-const PARALLEL_FROM: usize = 64 << 10;
+const PARALLEL_FROM: usize = 16 << 10;
 
 /// The stack of each compile thread.
 const COMPILE_THREAD_STACK: usize = 4 << 20;

@@ -236,7 +236,18 @@ impl Session {
 }
 
 impl Drop for Session {
+    /// Asks the child to stop (SIGTERM) before killing it: `watchexec` then
+    /// stops its `wasmtime run`, which would otherwise outlive it (a runaway
+    /// guest spinning on a core through every scenario after).
     fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: a signal to our own child, not yet waited for.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(5));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
