@@ -20,8 +20,8 @@
 //! The rest of what a save touches goes on huge pages too: the heap (the
 //! binary's allocator, mimalloc, maps its arenas on them), and the stacks of
 //! the runner and of the compile threads ([`HugeStack`]). What stays on 4 KiB
-//! pages is ~60 pages a save: libc, our writable data, the other threads'
-//! stacks.
+//! pages is ~55 pages a save: libc, our writable data, the other threads'
+//! stacks, the new code.
 //!
 //! The cost: the code is private memory (~22 MiB more RSS, no longer shared
 //! with other processes running the same binary) and ~40 ms at start; and
@@ -114,9 +114,13 @@ mod linux {
             }
             // The stack starts on a huge page boundary, above a guard page.
             let base = (mapping as usize + page).next_multiple_of(HUGE);
-            // SAFETY: the guard page and the stack lie inside the mapping.
+            // SAFETY: the guard page and the stack lie inside the mapping,
+            // which is unmapped again if there can be no guard.
             unsafe {
-                libc::mprotect((base - page) as *mut libc::c_void, page, libc::PROT_NONE);
+                if libc::mprotect((base - page) as *mut libc::c_void, page, libc::PROT_NONE) != 0 {
+                    libc::munmap(mapping, mapping_len);
+                    return None;
+                }
                 libc::madvise(base as *mut libc::c_void, size, libc::MADV_HUGEPAGE);
             }
             Some(Stack {
