@@ -734,6 +734,17 @@ mod tests {
         event
     }
 
+    /// A native watcher of a new file `name` holding `contents`, in a
+    /// folder of its own.
+    fn watching(name: &str, contents: &str) -> (tempfile::TempDir, PathBuf, Watcher) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join(name);
+        std::fs::write(&file, contents).expect("write");
+        let mut watcher = Watcher::new(WatcherKind::Native).expect("watcher");
+        watcher.watch_file(&file).expect("watch");
+        (dir, file, watcher)
+    }
+
     /// The kinds of the events about `file` that come before the first about
     /// a new file `marker`, written now: inotify keeps one watcher's events
     /// in order.
@@ -758,11 +769,7 @@ mod tests {
     #[test]
     #[cfg(target_os = "linux")]
     fn reading_a_watched_file_wakes_no_one() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("main.wat");
-        std::fs::write(&file, "(module)").expect("write");
-        let mut watcher = Watcher::new(WatcherKind::Native).expect("watcher");
-        watcher.watch_file(&file).expect("watch");
+        let (dir, file, watcher) = watching("main.wat", "(module)");
         std::fs::read(&file).expect("read");
         let read = events_until(&watcher, &file, &dir.path().join("marker-1"));
         assert_eq!(read, []);
@@ -815,11 +822,7 @@ mod tests {
 
     #[test]
     fn a_lost_event_queue_rechecks_every_watched_file() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("a.wat");
-        std::fs::write(&file, "one").expect("write");
-        let mut watcher = Watcher::new(WatcherKind::Native).expect("watcher");
-        watcher.watch_file(&file).expect("watch");
+        let (_dir, file, mut watcher) = watching("a.wat", "one");
         std::fs::write(&file, "two").expect("write");
         let overflow = Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan);
         assert_eq!(
