@@ -8,6 +8,8 @@
 //! table (one entry per handle) keeps the reserve free; a guest that hits the
 //! bound is refused with `EMFILE`, as a process at its limit is.
 
+use std::sync::OnceLock;
+
 use wasmtime::component::ResourceTable;
 
 /// The most descriptors the session keeps for itself: at rest it holds about
@@ -15,9 +17,11 @@ use wasmtime::component::ResourceTable;
 /// the disk cache, a build's pipes.
 const RESERVE: u64 = 256;
 
-/// Bounds `table`, the resources of one run, to what the process can spare.
+/// Bounds `table`, the resources of one run, to what the process can spare
+/// (the limit read once: a system call less on each run's path).
 pub fn bound(table: &mut ResourceTable) {
-    if let Some(limit) = guest_limit() {
+    static LIMIT: OnceLock<Option<usize>> = OnceLock::new();
+    if let Some(limit) = *LIMIT.get_or_init(guest_limit) {
         table.set_max_capacity(table.max_capacity().min(limit));
     }
 }

@@ -8,7 +8,7 @@ mod escapes;
 
 use std::io::Write;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 
 use wasmtime_wasi::WasiCtxBuilder;
@@ -21,16 +21,29 @@ use escapes::Escapes;
 /// Gives the guest our stdout and stderr: each through the filter when it is
 /// a terminal, as is otherwise.
 pub fn inherit(wasi: &mut WasiCtxBuilder) {
-    if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+    let (stdout, stderr) = terminals();
+    if stdout {
         wasi.stdout(Terminal::new(Stream::Stdout));
     } else {
         wasi.inherit_stdout();
     }
-    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+    if stderr {
         wasi.stderr(Terminal::new(Stream::Stderr));
     } else {
         wasi.inherit_stderr();
     }
+}
+
+/// Whether our stdout and our stderr are terminals: asked once (two system
+/// calls less on each run's path); what they are does not change.
+fn terminals() -> (bool, bool) {
+    static TERMINALS: OnceLock<(bool, bool)> = OnceLock::new();
+    *TERMINALS.get_or_init(|| {
+        (
+            std::io::IsTerminal::is_terminal(&std::io::stdout()),
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        )
+    })
 }
 
 /// One of our output streams.
