@@ -37,6 +37,13 @@ pub mod session;
 #[doc(hidden)]
 pub mod fuzzing;
 
+/// What `benches/compile_phases.rs` times, as a session does it.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::engine::new_engine;
+    pub use crate::source::to_wasm;
+}
+
 mod build;
 mod cache;
 mod engine;
