@@ -29,27 +29,11 @@ use anyhow::Result;
 use live_wasm::huge_pages::HugeStack;
 use live_wasm::internals::{new_engine, to_wasm};
 use live_wasm::plan::{Compiler, EngineOptions};
-use support::{option, percentile};
+use support::{option, percentile, printer};
 use wasmtime::{Engine, Module};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// The save-to-output bench's small edit: a WASI command printing `line`.
-fn printer(line: &str) -> String {
-    format!(
-        r#"(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  (memory (export "memory") 1)
-  (data (i32.const 64) "{line}\n")
-  (func (export "_start")
-    (i32.store (i32.const 0) (i32.const 64))
-    (i32.store (i32.const 4) (i32.const {len}))
-    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))
-"#,
-        len = line.len() + 1
-    )
-}
 
 /// What a phase is given: the edit's text and wasm, and, for `Load`, the
 /// image `Precompile` made of it.
@@ -133,7 +117,8 @@ fn measure(
     for _ in 0..saves {
         for (phase, times) in Phase::ALL.into_iter().zip(&mut times) {
             *edits += 1;
-            let text = printer(&format!("v{edits}"));
+            // The save-to-output bench's small edit.
+            let text = printer("", &format!("v{edits}"), "");
             let wasm = wat::parse_str(&text)?;
             let image = if matches!(phase, Phase::Load) {
                 engines.cached.precompile_module(&wasm)?

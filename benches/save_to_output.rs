@@ -31,7 +31,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::interleaved::{self, Measured, Peers, Scenario};
-use support::{Save, Session, floor, option, process_stats, save};
+use support::{Save, Session, floor, option, printer, printer_after, process_stats, save};
 
 fn main() {
     floor::serve_if_asked();
@@ -207,30 +207,6 @@ fn with_entry(entry: &str, flags: &[&str], peer_flags: &[&str]) -> (Vec<String>,
 /// Why `wasmtime run` has no counterpart of a scenario.
 const NO_COMPONENT_USE: &str =
     "`wasmtime run` does not link a component's imports from sibling files";
-
-/// A WASI command printing `line`, then doing `then`; `imports` go first.
-fn printer(imports: &str, line: &str, then: &str) -> String {
-    printer_after(imports, "", line, then)
-}
-
-/// A WASI command doing `first`, printing `line`, then doing `then`.
-fn printer_after(imports: &str, first: &str, line: &str, then: &str) -> String {
-    format!(
-        r#"(module
-  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
-  {imports}
-  (memory (export "memory") 1)
-  (data (i32.const 64) "{line}\n")
-  (func (export "_start")
-    {first}
-    (i32.store (i32.const 0) (i32.const 64))
-    (i32.store (i32.const 4) (i32.const {len}))
-    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
-    {then}))
-"#,
-        len = line.len() + 1
-    )
-}
 
 /// A `main.wat` whose source for line `v{i}` is `source`; saved as `how`.
 fn main_edited(

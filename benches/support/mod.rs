@@ -448,3 +448,27 @@ fn cpu_time(proc_dir: &Path) -> Duration {
     let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     Duration::from_micros(ticks * 1_000_000 / per_second)
 }
+
+/// A WASI command printing `line`, then doing `then`; `imports` go first.
+pub fn printer(imports: &str, line: &str, then: &str) -> String {
+    printer_after(imports, "", line, then)
+}
+
+/// A WASI command doing `first`, printing `line`, then doing `then`.
+pub fn printer_after(imports: &str, first: &str, line: &str, then: &str) -> String {
+    format!(
+        r#"(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  {imports}
+  (memory (export "memory") 1)
+  (data (i32.const 64) "{line}\n")
+  (func (export "_start")
+    {first}
+    (i32.store (i32.const 0) (i32.const 64))
+    (i32.store (i32.const 4) (i32.const {len}))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    {then}))
+"#,
+        len = line.len() + 1
+    )
+}
