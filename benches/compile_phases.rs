@@ -9,14 +9,15 @@
 //! session), back to back and after a pause (a person saves after thinking,
 //! default 250 ms), in the same process and conditions as the binary: our code
 //! and heap on huge pages, each compile on a huge-page stack, on one thread.
-//! The phases, from the outside of wasmtime's API in:
+//! The phases, as far as wasmtime's API lets them be timed apart:
 //!
 //! - `.wat -> wasm`: our parse and encode, line tables included;
 //! - `validate`: wasmparser alone, a part of the next phase;
 //! - `translate + compile + object`: `Engine::precompile_module`, which does
 //!   what `Module::new` does up to the ELF image (and serialises it);
-//! - `load`: `Module::deserialize` of that image (copied into fresh memory,
-//!   made executable, its types registered): the rest of `Module::new`;
+//! - `load`: `Module::deserialize` of that image (checked to be this engine's,
+//!   copied into fresh memory, made executable, its types registered): about
+//!   the rest of `Module::new`;
 //! - `Module::new`, whole, with and without the incremental cache.
 
 mod support;
