@@ -23,6 +23,7 @@
 //!                        -> run    (one run; its face is run.rs: the Runtime, the
 //!                                   runner thread, what a run returns)
 //!                        -> report (the one voice: status lines or JSON events)
+//!                        -> signals (Ctrl-C, SIGTERM, SIGHUP as events)
 //! run -> cache -> source, engine, names
 //! ```
 
@@ -50,5 +51,6 @@ mod engine;
 mod names;
 mod report;
 mod run;
+mod signals;
 mod source;
 mod watch;

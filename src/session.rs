@@ -10,19 +10,21 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use crossbeam_channel::{Receiver, after, bounded, never, select};
+use crossbeam_channel::{Receiver, after, never, select};
 
 use crate::build::Build;
 use crate::plan::{BuildPlan, EventsTarget, Plan};
 use crate::report::Reporter;
 use crate::run::{RunReport, Runner, Runtime, Stop, StopReason, Trigger};
+use crate::signals::{self, Signal};
 use crate::watch::Watcher;
 
 /// The exit status of a watch session ended by Ctrl-C (128 + SIGINT).
 pub const EXIT_CTRL_C: i32 = 130;
 
 /// Runs `plan`'s session and returns the process exit status: with `--once` the
-/// guest's, else [`EXIT_CTRL_C`] when the user quits.
+/// guest's, else [`EXIT_CTRL_C`] when the user quits, 128 + the signal's number
+/// when SIGTERM or SIGHUP ends it.
 pub fn run(plan: Plan) -> Result<i32> {
     let runner = Runner::spawn(Runtime::new(&plan)?)?;
     let mut reporter = Reporter::new(&plan)?;
@@ -40,18 +42,19 @@ pub fn run(plan: Plan) -> Result<i32> {
 
 /// `--once`: one build and one run, the guest's status as ours (1 when the
 /// build fails). Ctrl-C ends the process with status 130, as with `wasmtime
-/// run`, and a build with it. (The fuzzing harness runs it in-process.)
+/// run`, and a build with it; so do SIGTERM and SIGHUP, with 143 and 129.
+/// (The fuzzing harness runs it in-process.)
 pub(crate) fn once(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
     let mut built = None;
     if let Some(build) = &plan.build {
-        let ctrl_c = ctrl_c_events()?;
+        let signals = signals::listen()?;
         reporter.build_started(1, &Trigger::Start);
         let started = start_build(plan, build)?;
         let result = select! {
             recv(started.finished()) -> result => result.context("the build's thread has stopped")?,
-            recv(ctrl_c) -> _ => {
+            recv(signals) -> signal => {
                 started.stop();
-                return Ok(EXIT_CTRL_C);
+                return Ok(signal.map_or(EXIT_CTRL_C, Signal::exit_status));
             }
         };
         reporter.build_finished(1, &Trigger::Start, &result, None);
@@ -60,10 +63,10 @@ pub(crate) fn once(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Res
         }
         warn_if_not_built(plan, reporter);
         built = Some(result.duration);
-        // From here on Ctrl-C ends the process, as without a build.
+        // From here on a signal ends the process, as without a build.
         std::thread::spawn(move || {
-            if ctrl_c.recv().is_ok() {
-                std::process::exit(EXIT_CTRL_C);
+            if let Ok(signal) = signals.recv() {
+                std::process::exit(signal.exit_status());
             }
         });
     }
@@ -134,7 +137,7 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
         watcher.watch_path(&build.dir, true)?;
     }
     watcher.watch_file(&plan.entry)?;
-    let ctrl_c = ctrl_c_events()?;
+    let signals = signals::listen()?;
     let no_deadline = never();
     let no_build = never();
 
@@ -189,7 +192,14 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
                 }
                 pending.add(changes.changed, changes.rebuild);
             }
-            recv(ctrl_c) -> _ => {
+            recv(signals) -> signal => {
+                if let Ok(signal @ Signal::Terminate(_)) = signal {
+                    // The guest goes with the process; the build must be stopped.
+                    if let Some(build) = &building {
+                        build.build.stop();
+                    }
+                    return Ok(signal.exit_status());
+                }
                 if let Some(build) = &mut building {
                     if build.stopped == Some(StopReason::CtrlC) {
                         return Ok(EXIT_CTRL_C);
@@ -303,14 +313,4 @@ fn finished(
         reporter.note(number, &note);
     }
     reporter.run_finished(number, trigger, built, report);
-}
-
-/// Ctrl-C presses, as a channel the loop can select on.
-fn ctrl_c_events() -> Result<Receiver<()>> {
-    let (sender, presses) = bounded(4);
-    ctrlc::set_handler(move || {
-        let _ = sender.try_send(());
-    })
-    .context("cannot install the Ctrl-C handler")?;
-    Ok(presses)
 }

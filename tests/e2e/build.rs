@@ -1,10 +1,14 @@
 //! `--build`: one save is one build and one run; builds stopped by saves and
 //! Ctrl-C; failed builds; what builds write never starts another build.
 
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
 
 use crate::guests::print;
-use crate::support::{Dir, Stream, live_wasm, once, once_fails};
+use crate::support::{Dir, Stream, WAIT, live_wasm, once, once_fails};
 
 /// A build that "compiles" `src.txt` into `main.wat` (by copying it), writes a
 /// timestamp (new content every time) and an object file beside it, says
@@ -114,6 +118,97 @@ fn ctrl_c_during_a_build_stops_it_and_the_session_goes_on() {
     dir.write("src.txt", &print("after"));
     live.expect_stdout("after");
     live.expect_run(3, "src.txt changed: ok");
+}
+
+/// SIGTERM and SIGHUP during a build end the session, and stop the build with
+/// everything it started: it runs in a process group of its own, which no
+/// terminal signal reaches. The watcher's temporary folder goes too.
+#[test]
+fn sigterm_and_sighup_during_a_build_stop_it_and_end_the_session() {
+    for (signal, status) in [("TERM", 143), ("HUP", 129)] {
+        let dir = project();
+        let mut live = session(&dir, &[]);
+        dir.write("src.txt", &format!("{}\n;; slow", print("never")));
+        live.expect(Stream::Err, |line| line == "building");
+        let builds = children(live.pid());
+        assert_eq!(builds.len(), 1, "the build's shell: {builds:?}");
+        let ours = temporary_folders(live.pid());
+        assert_eq!(ours.len(), 1, "the watcher's folder: {ours:?}");
+        live.signal(signal);
+        assert_eq!(
+            live.wait_exit(),
+            status,
+            "SIG{signal}; {}",
+            live.transcript()
+        );
+        wait_until_stopped(builds[0]);
+        assert_eq!(temporary_folders(live.pid()), Vec::<PathBuf>::new());
+    }
+}
+
+#[test]
+fn sigterm_during_the_build_of_once_stops_it() {
+    let dir = project();
+    dir.write("src.txt", &format!("{}\n;; slow", print("never")));
+    let mut live = live_wasm(&dir, &["--once", "--build", BUILD, "out/main.wat"]);
+    live.expect(Stream::Err, |line| line == "building");
+    let builds = children(live.pid());
+    assert_eq!(builds.len(), 1, "the build's shell: {builds:?}");
+    live.signal("TERM");
+    assert_eq!(live.wait_exit(), 143, "{}", live.transcript());
+    wait_until_stopped(builds[0]);
+}
+
+/// Waits until no process of group `group` runs.
+fn wait_until_stopped(group: u32) {
+    let deadline = Instant::now() + WAIT;
+    while group_alive(group) {
+        assert!(Instant::now() < deadline, "the build still runs");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The processes `pid` started and has not yet reaped.
+fn children(pid: u32) -> Vec<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks");
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
+        .flat_map(|children| {
+            children
+                .split_whitespace()
+                .filter_map(|child| child.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// Whether a process of group `group` is still running (not a zombie).
+fn group_alive(group: u32) -> bool {
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    processes.filter_map(Result::ok).any(|process| {
+        let Ok(stat) = std::fs::read_to_string(process.path().join("stat")) else {
+            return false;
+        };
+        // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+        let Some((_, after)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        fields.first() != Some(&"Z") && fields.get(2) == Some(&group.to_string().as_str())
+    })
+}
+
+/// The temporary folders session `pid` made (named after its process id).
+fn temporary_folders(pid: u32) -> Vec<PathBuf> {
+    let prefix = format!("live-wasm-{pid}-");
+    std::fs::read_dir(std::env::temp_dir())
+        .expect("the temporary folder")
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|entry| entry.path())
+        .collect()
 }
 
 #[test]

@@ -278,6 +278,15 @@ impl LiveWasm {
         }
     }
 
+    /// Sends the signal `name` (`TERM`, `HUP`: as `kill -NAME`).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
     /// Waits for the process to exit and returns its status code.
     pub fn wait_exit(&mut self) -> i32 {
         let deadline = Instant::now() + WAIT;

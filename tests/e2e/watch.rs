@@ -241,6 +241,25 @@ fn ctrl_c_stops_a_running_guest_then_quits_at_rest() {
     assert_eq!(live.wait_exit(), 130);
 }
 
+/// SIGTERM and SIGHUP (the terminal closed) are not Ctrl-C: they end the
+/// session even while a guest runs, with 128 + the signal's number.
+#[test]
+fn sigterm_and_sighup_end_the_session_while_a_guest_runs() {
+    for (signal, status) in [("TERM", 143), ("HUP", 129)] {
+        let dir = Dir::new();
+        dir.write("main.wat", &print_then_loop("spinning"));
+        let mut live = live_wasm(&dir, &["main.wat"]);
+        live.expect_stdout("spinning");
+        live.signal(signal);
+        assert_eq!(
+            live.wait_exit(),
+            status,
+            "SIG{signal}; {}",
+            live.transcript()
+        );
+    }
+}
+
 /// A module of `count` functions, each calling the next: seconds to compile.
 fn many_functions(count: usize) -> String {
     let mut text = String::from("(module\n");

@@ -1,0 +1,80 @@
+//! What the user or the system asks of a session from outside, as events the
+//! session loop selects on: Ctrl-C (SIGINT) stops what runs, or quits at rest;
+//! SIGTERM, and SIGHUP (the terminal closed), end the session at once.
+//!
+//! Without handlers for the last two the process died where it stood: a build
+//! in progress went on (it runs in a process group of its own, which the
+//! terminal's signals do not reach) and the watcher's temporary folder stayed.
+
+use anyhow::{Context, Result};
+use crossbeam_channel::{Receiver, bounded};
+
+/// A signal the session acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Ctrl-C (SIGINT).
+    Interrupt,
+    /// SIGTERM or SIGHUP, by number: stop everything and quit.
+    Terminate(i32),
+}
+
+impl Signal {
+    /// The exit status of a session it ended: 128 + the signal's number, as a
+    /// shell reports a process the signal killed.
+    pub fn exit_status(self) -> i32 {
+        const SIGINT: i32 = 2;
+        128 + match self {
+            Signal::Interrupt => SIGINT,
+            Signal::Terminate(number) => number,
+        }
+    }
+}
+
+/// Starts taking SIGINT, SIGTERM and SIGHUP, for the rest of the process, as
+/// events on the returned channel. Call it once per process.
+#[cfg(unix)]
+pub fn listen() -> Result<Receiver<Signal>> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
+        .context("cannot take signals")?;
+    let (sender, received) = bounded(4);
+    std::thread::Builder::new()
+        .name("live-wasm-signals".to_owned())
+        .spawn(move || {
+            for number in signals.forever() {
+                let signal = if number == SIGINT {
+                    Signal::Interrupt
+                } else {
+                    Signal::Terminate(number)
+                };
+                // Full only if the session is not reading: it is ending.
+                let _ = sender.try_send(signal);
+            }
+        })
+        .context("cannot start the signals' thread")?;
+    Ok(received)
+}
+
+/// Ctrl-C presses, where there are no Unix signals.
+#[cfg(not(unix))]
+pub fn listen() -> Result<Receiver<Signal>> {
+    let (sender, received) = bounded(4);
+    ctrlc::set_handler(move || {
+        let _ = sender.try_send(Signal::Interrupt);
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    Ok(received)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_statuses_are_128_plus_the_signal() {
+        assert_eq!(Signal::Interrupt.exit_status(), 130);
+        assert_eq!(Signal::Terminate(15).exit_status(), 143);
+        assert_eq!(Signal::Terminate(1).exit_status(), 129);
+    }
+}
