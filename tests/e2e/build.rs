@@ -1,5 +1,6 @@
-//! `--build`: one save is one build and one run; builds stopped by saves and
-//! Ctrl-C; failed builds; what builds write never starts another build.
+//! `--build`: one save is one build and one run; builds stopped by saves,
+//! Ctrl-C, SIGTERM and SIGHUP; failed builds; what builds write never starts
+//! another build.
 
 use std::path::PathBuf;
 use std::thread;

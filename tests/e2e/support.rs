@@ -265,11 +265,7 @@ impl LiveWasm {
     /// process has taken it: two presses sent before it runs again would be
     /// one pending signal, seen once.
     pub fn ctrl_c(&self) {
-        let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        assert!(status.success());
+        self.signal("INT");
         let status = format!("/proc/{}/status", self.child.id());
         let deadline = Instant::now() + WAIT;
         while sigint_pending(&status) {
@@ -278,7 +274,7 @@ impl LiveWasm {
         }
     }
 
-    /// Sends the signal `name` (`TERM`, `HUP`: as `kill -NAME`).
+    /// Sends the signal `name` (`INT`, `TERM`, `HUP`: as `kill -NAME`).
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .args([&format!("-{name}"), &self.child.id().to_string()])
