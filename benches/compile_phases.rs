@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use live_wasm::huge_pages::HugeStack;
-use live_wasm::internals::{new_engine, to_wasm};
+use live_wasm::internals::{compile_small_modules_here, new_engine, to_wasm};
 use live_wasm::plan::{Compiler, EngineOptions};
 use support::{option, percentile, printer};
 use wasmtime::{Engine, Module};
@@ -142,10 +142,7 @@ fn main() -> Result<()> {
     let paused_saves = option("--paused-saves", 40) as usize;
     let pause = Duration::from_millis(option("--pause", 250));
     // As the runner: a small module is compiled on the calling thread.
-    let _one_thread = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .use_current_thread()
-        .build()?;
+    let _one_thread = compile_small_modules_here();
     let engines = Engines {
         cached: engine(true)?,
         uncached: engine(false)?,

@@ -50,7 +50,7 @@ const COMPILE_THREAD_STACK: usize = 4 << 20;
 /// output is on its way). Keep the pool while the thread compiles; `None`
 /// when the thread is in a pool already.
 #[must_use]
-pub(crate) fn compile_small_modules_here() -> Option<rayon::ThreadPool> {
+pub fn compile_small_modules_here() -> Option<rayon::ThreadPool> {
     if rayon::current_thread_index().is_some() {
         return None;
     }

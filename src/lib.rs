@@ -41,7 +41,7 @@ pub mod fuzzing;
 /// What `benches/compile_phases.rs` times, as a session does it.
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::engine::new_engine;
+    pub use crate::engine::{compile_small_modules_here, new_engine};
     pub use crate::source::to_wasm;
 }
 

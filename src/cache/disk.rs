@@ -164,9 +164,10 @@ impl DiskCache {
         let mut held: u64 = entries.iter().map(|(_, size, _)| size).sum();
         // The newest entry stays even when it alone passes the budget: it is
         // the one in use.
-        let low_water = match held > self.budget {
-            true => self.low_water(),
-            false => self.budget,
+        let low_water = if held > self.budget {
+            self.low_water()
+        } else {
+            self.budget
         };
         for (_, size, path) in entries.iter().rev().skip(1).rev() {
             if held <= low_water {

@@ -131,18 +131,11 @@ fn sigterm_and_sighup_during_a_build_stop_it_and_end_the_session() {
         let mut live = session(&dir, &[]);
         dir.write("src.txt", &format!("{}\n;; slow", print("never")));
         live.expect(Stream::Err, |line| line == "building");
-        let builds = children(live.pid());
-        assert_eq!(builds.len(), 1, "the build's shell: {builds:?}");
+        let build = build_shell(live.pid());
         let ours = temporary_folders(live.pid());
         assert_eq!(ours.len(), 1, "the watcher's folder: {ours:?}");
-        live.signal(signal);
-        assert_eq!(
-            live.wait_exit(),
-            status,
-            "SIG{signal}; {}",
-            live.transcript()
-        );
-        wait_until_stopped(builds[0]);
+        live.signal_ends_it(signal, status);
+        wait_until_stopped(build);
         assert_eq!(temporary_folders(live.pid()), Vec::<PathBuf>::new());
     }
 }
@@ -153,11 +146,9 @@ fn sigterm_during_the_build_of_once_stops_it() {
     dir.write("src.txt", &format!("{}\n;; slow", print("never")));
     let mut live = live_wasm(&dir, &["--once", "--build", BUILD, "out/main.wat"]);
     live.expect(Stream::Err, |line| line == "building");
-    let builds = children(live.pid());
-    assert_eq!(builds.len(), 1, "the build's shell: {builds:?}");
-    live.signal("TERM");
-    assert_eq!(live.wait_exit(), 143, "{}", live.transcript());
-    wait_until_stopped(builds[0]);
+    let build = build_shell(live.pid());
+    live.signal_ends_it("TERM", 143);
+    wait_until_stopped(build);
 }
 
 /// Waits until no process of group `group` runs.
@@ -169,10 +160,11 @@ fn wait_until_stopped(group: u32) {
     }
 }
 
-/// The processes `pid` started and has not yet reaped.
-fn children(pid: u32) -> Vec<u32> {
+/// The build's shell: the one process session `pid` started and has not yet
+/// reaped, the leader of the build's process group.
+fn build_shell(pid: u32) -> u32 {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks");
-    tasks
+    let children: Vec<u32> = tasks
         .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
         .flat_map(|children| {
             children
@@ -180,7 +172,9 @@ fn children(pid: u32) -> Vec<u32> {
                 .filter_map(|child| child.parse().ok())
                 .collect::<Vec<u32>>()
         })
-        .collect()
+        .collect();
+    assert_eq!(children.len(), 1, "the build's shell: {children:?}");
+    children[0]
 }
 
 /// Whether a process of group `group` is still running (not a zombie).

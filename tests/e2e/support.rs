@@ -283,6 +283,13 @@ impl LiveWasm {
         assert!(status.success());
     }
 
+    /// Sends the signal `name` and checks the process exits with `status`.
+    pub fn signal_ends_it(&mut self, name: &str, status: i32) {
+        self.signal(name);
+        let code = self.wait_exit();
+        assert_eq!(code, status, "SIG{name}; {}", self.transcript());
+    }
+
     /// Waits for the process to exit and returns its status code.
     pub fn wait_exit(&mut self) -> i32 {
         let deadline = Instant::now() + WAIT;

@@ -250,13 +250,7 @@ fn sigterm_and_sighup_end_the_session_while_a_guest_runs() {
         dir.write("main.wat", &print_then_loop("spinning"));
         let mut live = live_wasm(&dir, &["main.wat"]);
         live.expect_stdout("spinning");
-        live.signal(signal);
-        assert_eq!(
-            live.wait_exit(),
-            status,
-            "SIG{signal}; {}",
-            live.transcript()
-        );
+        live.signal_ends_it(signal, status);
     }
 }
 
