@@ -45,6 +45,7 @@ pub mod internals {
     pub use crate::source::to_wasm;
 }
 
+mod beneath;
 mod build;
 mod cache;
 mod engine;

@@ -37,9 +37,10 @@ use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use wasmtime::{Engine, Store, Trap};
 
+use crate::beneath::ReadFile;
 use crate::cache::{Artifact, DiskCache, ModuleCache};
 use crate::plan::{Limits, Plan, Sandbox};
-use crate::source::{ModuleFile, ReadFile};
+use crate::source::ModuleFile;
 use files::FileAccess;
 use host::{Host, Linkers};
 use limits::{MemoryCap, Refusal};
@@ -95,6 +96,8 @@ pub(crate) struct RunReport {
     /// The files the guest read (or looked for) through WASI and did not
     /// write: watched too.
     pub(crate) read: Vec<ReadFile>,
+    /// What of the files it opened was not noted, past the bounds, in words.
+    pub(crate) unwatched: Option<String>,
     /// The modules the run loaded, cached or compiled.
     pub(crate) compiled: Vec<Compiled>,
     /// Fuel the run used, when `--fuel` is set.
@@ -167,6 +170,7 @@ impl Runtime {
                     run: started.elapsed(),
                     modules: Vec::new(),
                     read: Vec::new(),
+                    unwatched: None,
                     compiled: Vec::new(),
                     fuel_used: None,
                     peak_memory: 0,
@@ -199,6 +203,7 @@ impl Runtime {
             run: started.elapsed().saturating_sub(compile),
             modules: host.modules.files().to_vec(),
             read: host.files.read(),
+            unwatched: host.files.overflow().map(str::to_owned),
             compiled: host.modules.compiled().to_vec(),
             fuel_used,
             peak_memory: host.memory.peak(),

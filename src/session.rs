@@ -129,7 +129,7 @@ impl Pending {
 
 fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
     let builds = plan.build.is_some();
-    let mut watcher = Watcher::new(plan.watcher)?;
+    let mut watcher = Watcher::new(plan.watcher, &plan.root)?;
     for path in &plan.watch {
         watcher.watch_path(path, builds)?;
     }
@@ -256,8 +256,14 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
                 let watched = watcher.run_finished(&report.modules, &report.read, writes);
                 finished(runner, reporter, runs, &run.trigger, run.built, &report);
                 match watched {
-                    Ok(changed) if !changed.is_empty() => pending.add(changed, false),
-                    Ok(_) => {}
+                    Ok(watched) => {
+                        for warning in report.unwatched.iter().chain(&watched.unwatched) {
+                            reporter.warning(warning);
+                        }
+                        if !watched.changed.is_empty() {
+                            pending.add(watched.changed, false);
+                        }
+                    }
                     Err(err) => reporter.warning(&format!("{err:#}")),
                 }
             }

@@ -22,15 +22,6 @@ pub struct ModuleFile {
     pub hash: Option<ContentHash>,
 }
 
-/// A file a run read through WASI, or looked for: the watcher watches it too.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadFile {
-    /// The file (absolute).
-    pub path: PathBuf,
-    /// Its fingerprint when the run first opened it; `None` if it did not exist.
-    pub seen: Option<Fingerprint>,
-}
-
 /// What a wasm binary holds: the run takes a different path for each, decided
 /// from the bytes on every load (one save can turn `main.wasm` into a component).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +52,12 @@ pub fn content_hash(bytes: &[u8]) -> ContentHash {
 /// that can be read (missing, a folder, a FIFO). Read in bounded chunks: a
 /// 600 MB file dropped into a watched folder costs no more memory than a small one.
 pub fn file_hash(path: &Path) -> Option<ContentHash> {
+    hash_file(open_regular(path).ok()?)
+}
+
+/// The hash of an open file's bytes, read in bounded chunks.
+pub fn hash_file(mut file: File) -> Option<ContentHash> {
     use std::io::Read;
-    let mut file = open_regular(path).ok()?;
     let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
     let mut chunk = vec![0; 64 * 1024];
     loop {
@@ -128,12 +123,6 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
-    /// The file's fingerprint; `None` when it cannot be read.
-    #[cfg(unix)]
-    pub fn of(path: &Path) -> Option<Fingerprint> {
-        Self::of_metadata(&std::fs::metadata(path).ok()?)
-    }
-
     /// The fingerprint `stat` gave (of an open file, say).
     #[cfg(unix)]
     pub fn of_metadata(meta: &std::fs::Metadata) -> Option<Fingerprint> {
@@ -149,12 +138,6 @@ impl Fingerprint {
             modified: meta.modified().ok()?,
             changed,
         })
-    }
-
-    /// Elsewhere there is none: every file is read and hashed.
-    #[cfg(not(unix))]
-    pub fn of(_: &Path) -> Option<Fingerprint> {
-        None
     }
 
     /// Elsewhere there is none: every file is read and hashed.

@@ -21,6 +21,7 @@ mod writing;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use std::time::{Duration, Instant};
@@ -29,8 +30,9 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 use notify::event::{AccessKind, AccessMode, EventKind, EventKindMask, ModifyKind, RenameMode};
 use notify::{Event, RecursiveMode, Watcher as _};
 
+use crate::beneath::{Beneath, Folder, ReadFile};
 use crate::plan::WatcherKind;
-use crate::source::{self, ContentHash, Fingerprint, ModuleFile, ReadFile};
+use crate::source::{self, ContentHash, ModuleFile};
 use sources::Sources;
 
 /// What one batch of file-system events amounts to.
@@ -109,7 +111,20 @@ pub struct Watcher {
     suspects: HashSet<PathBuf>,
     /// Files the running guest opened for writing: their events are its own.
     guest_writes: HashSet<PathBuf>,
+    /// The root, open: module files (named by guests, through `use`) are
+    /// looked at beneath it.
+    root: Option<Arc<Folder>>,
+    /// Where the host may look at each watched file a guest named (a module,
+    /// a file read through WASI): never by its path's text.
+    places: HashMap<PathBuf, Beneath>,
 }
+
+/// The most folders one run's reads and modules may add to the watches (each
+/// is an inotify watch, a per-user resource other programs share).
+const WATCHES_PER_RUN: usize = 1000;
+/// The most time the session spends after a run taking its files into the
+/// watched set: a signal or a save waits no longer (the rest is not watched).
+const TIME_PER_RUN: Duration = Duration::from_millis(50);
 
 /// A folder watched recursively.
 struct Tree {
@@ -134,8 +149,9 @@ impl Tree {
 }
 
 impl Watcher {
-    /// A watcher of `kind` with nothing watched yet.
-    pub fn new(kind: WatcherKind) -> Result<Self> {
+    /// A watcher of `kind` with nothing watched yet; module files are under
+    /// `root`.
+    pub fn new(kind: WatcherKind, root: &Path) -> Result<Self> {
         let (sender, events) = unbounded();
         let handler = move |event| {
             // The receiver is gone only when the session is over.
@@ -180,6 +196,8 @@ impl Watcher {
             outputs: HashSet::new(),
             suspects: HashSet::new(),
             guest_writes: HashSet::new(),
+            root: Folder::open(root).ok(),
+            places: HashMap::new(),
         })
     }
 
@@ -206,10 +224,17 @@ impl Watcher {
         modules: &[ModuleFile],
         read: &[ReadFile],
         guest_writes: impl Iterator<Item = PathBuf>,
-    ) -> Result<Vec<PathBuf>> {
+    ) -> Result<RunFiles> {
         self.guest_writes.extend(guest_writes);
-        for path in std::mem::take(&mut self.guest_writes) {
-            let now = source::file_hash(&path);
+        let own = read.iter().filter(|file| file.own).map(|file| &file.path);
+        let written: Vec<PathBuf> = (self.files.keys().chain(self.tree_files.keys()))
+            .filter(|path| self.guest_wrote(path))
+            .chain(own)
+            .cloned()
+            .collect();
+        self.guest_writes.clear();
+        for path in written {
+            let now = self.hash(&path);
             if let Some(last) = self.files.get_mut(&path) {
                 *last = now;
             } else if self.in_tree(&path) {
@@ -226,36 +251,90 @@ impl Watcher {
             .retain(|path, _| base.contains(path) || used.contains(path.as_path()));
         self.homeless
             .retain(|path| base.contains(path) || used.contains(path.as_path()));
-        let mut changed = Vec::new();
+        self.places.retain(|path, _| used.contains(path.as_path()));
+
+        let mut result = RunFiles::default();
+        let watches = self.dirs.len();
+        let deadline = Instant::now() + TIME_PER_RUN;
+        let bounded = |watcher: &Self, result: &mut RunFiles| {
+            let over = watcher.dirs.len() >= watches + WATCHES_PER_RUN || Instant::now() > deadline;
+            if over && result.unwatched.is_none() {
+                result.unwatched = Some(format!(
+                    "this run used more files than are watched after one run ({WATCHES_PER_RUN} \
+                     folders, {} ms of the session's time): the rest are not watched",
+                    TIME_PER_RUN.as_millis()
+                ));
+            }
+            over
+        };
         for module in modules {
-            if self.files.contains_key(&module.path) {
+            if self.files.contains_key(&module.path) || bounded(self, &mut result) {
                 continue;
+            }
+            if let Some(beneath) = self.beneath_root(&module.path) {
+                self.places.insert(module.path.clone(), beneath);
             }
             self.add(&module.path, module.hash)?;
             // A save still being written is not one yet: its close will come.
-            if !writing::being_written(&module.path) && self.content_changed(&module.path) {
-                changed.push(module.path.clone());
+            if !self.being_written(&module.path) && self.content_changed(&module.path) {
+                result.changed.push(module.path.clone());
             }
         }
         for file in read {
-            if self.files.contains_key(&file.path) || file.path.is_dir() {
+            if self.files.contains_key(&file.path) || bounded(self, &mut result) {
                 continue;
             }
-            self.add(&file.path, source::file_hash(&file.path))?;
-            if !writing::being_written(&file.path) && Fingerprint::of(&file.path) != file.seen {
-                changed.push(file.path.clone());
+            if file.beneath.is_dir() {
+                continue;
+            }
+            self.places.insert(file.path.clone(), file.beneath.clone());
+            self.add(&file.path, file.beneath.hash())?;
+            if !self.being_written(&file.path) && file.beneath.fingerprint() != file.seen {
+                result.changed.push(file.path.clone());
             }
         }
-        Ok(changed)
+        Ok(result)
+    }
+
+    /// `path` beneath the root, when it is under it.
+    fn beneath_root(&self, path: &Path) -> Option<Beneath> {
+        let root = self.root.as_ref()?;
+        Beneath::new(Arc::clone(root), path.strip_prefix(root.path()).ok()?)
+    }
+
+    /// True when the running guest announced writing `path`, or a folder
+    /// holding it.
+    fn guest_wrote(&self, path: &Path) -> bool {
+        !self.guest_writes.is_empty()
+            && path
+                .ancestors()
+                .any(|ancestor| self.guest_writes.contains(ancestor))
+    }
+
+    /// The hash of `path`'s content: a file a guest named is read beneath its
+    /// folder only.
+    fn hash(&self, path: &Path) -> Option<ContentHash> {
+        match self.places.get(path) {
+            Some(beneath) => beneath.hash(),
+            None => source::file_hash(path),
+        }
+    }
+
+    /// True when some process has `path` open for writing (looked at beneath
+    /// its folder when a guest named it).
+    fn being_written(&self, path: &Path) -> bool {
+        match self.places.get(path) {
+            Some(beneath) => beneath
+                .open()
+                .is_ok_and(|file| writing::being_written_file(&file)),
+            None => writing::being_written(path),
+        }
     }
 
     /// Watches `file`'s directory (or, while it does not exist, its nearest
     /// existing ancestor) and records `hash` as its last content.
     fn add(&mut self, file: &Path, hash: Option<ContentHash>) -> Result<()> {
-        let dir = file
-            .parent()
-            .with_context(|| format!("{}: no parent directory", file.display()))?;
-        if self.watch_nearest(dir)? {
+        if self.house(file)? {
             self.homeless.remove(file);
         } else {
             self.homeless.insert(file.to_path_buf());
@@ -264,14 +343,32 @@ impl Watcher {
         Ok(())
     }
 
+    /// Watches the folder of `file`, or while it does not exist its nearest
+    /// existing ancestor. Returns whether the folder itself is watched. For a
+    /// file a guest named, folders are looked for beneath its granted folder
+    /// (or the root) only: one that leads out is as missing.
+    fn house(&mut self, file: &Path) -> Result<bool> {
+        let Some(beneath) = self.places.get(file) else {
+            let dir = file
+                .parent()
+                .with_context(|| format!("{}: no parent directory", file.display()))?;
+            return self.watch_nearest(dir);
+        };
+        let parent = beneath.parent();
+        if parent.is_dir() {
+            self.watch_dir(&parent.path())?;
+            return Ok(true);
+        }
+        let nearest = parent.nearest_folder().path();
+        self.watch_dir(&nearest)?;
+        Ok(nearest == parent.path())
+    }
+
     /// Watches `dir` or, while it does not exist, its nearest existing ancestor,
     /// where its creation will show. Returns whether `dir` itself is watched.
     fn watch_nearest(&mut self, dir: &Path) -> Result<bool> {
         loop {
-            let existing = dir
-                .ancestors()
-                .find(|ancestor| ancestor.is_dir())
-                .unwrap_or(Path::new("/"));
+            let existing = nearest_existing(dir);
             self.watch_dir(existing)?;
             if existing == dir {
                 return Ok(true);
@@ -308,8 +405,7 @@ impl Watcher {
         let homeless: Vec<PathBuf> = self.homeless.iter().cloned().collect();
         let mut housed = Vec::new();
         for file in homeless {
-            let dir = file.parent().unwrap_or(Path::new("/"));
-            if let Ok(true) = self.watch_nearest(dir) {
+            if let Ok(true) = self.house(&file) {
                 self.homeless.remove(&file);
                 housed.push(file);
             }
@@ -520,7 +616,22 @@ impl Watcher {
         guest_writes: impl Iterator<Item = PathBuf>,
     ) -> ChangeSet {
         let mut set = ChangeSet::default();
-        let mut candidates: Vec<PathBuf> = self.rehome(&mut set.warnings);
+        // Only a new folder, or a folder moved into place, can house a file.
+        let may_house = |event: &notify::Result<Event>| match event {
+            Ok(event) => {
+                self.saves == Saves::AnyWrite
+                    || event.need_rescan()
+                    || matches!(
+                        event.kind,
+                        EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(_))
+                    )
+            }
+            Err(_) => true,
+        };
+        let mut candidates: Vec<PathBuf> = match batch.iter().any(may_house) {
+            true => self.rehome(&mut set.warnings),
+            false => Vec::new(),
+        };
         for event in batch {
             if let Ok(event) = &event {
                 for lost in self.lost_folders(event) {
@@ -542,16 +653,13 @@ impl Watcher {
         }
         let mut changed = Vec::new();
         for path in candidates {
-            if !changed.contains(&path)
-                && !self.guest_writes.contains(&path)
-                && self.content_changed(&path)
-            {
+            if !changed.contains(&path) && !self.guest_wrote(&path) && self.content_changed(&path) {
                 changed.push(path);
             }
         }
         self.guest_writes.extend(guest_writes);
         for path in changed {
-            if self.guest_writes.contains(&path) {
+            if self.guest_wrote(&path) {
                 continue;
             }
             if self.is_source(&path) {
@@ -597,14 +705,15 @@ impl Watcher {
 
     /// Compares `path`'s content with the last we acted on, and remembers it.
     fn content_changed(&mut self, path: &Path) -> bool {
-        let last = if let Some(last) = self.files.get_mut(path) {
-            last
-        } else if self.in_tree(path) {
-            self.tree_files.entry(path.to_path_buf()).or_insert(None)
-        } else {
+        let watched = self.files.contains_key(path);
+        if !watched && !self.in_tree(path) {
             return false;
+        }
+        let now = self.hash(path);
+        let last = match watched {
+            true => self.files.entry(path.to_path_buf()).or_insert(None),
+            false => self.tree_files.entry(path.to_path_buf()).or_insert(None),
         };
-        let now = source::file_hash(path);
         // A vanished file is not a save: the editor is about to write it again.
         if now.is_none() || now == *last {
             return false;
@@ -616,6 +725,33 @@ impl Watcher {
     fn in_tree(&self, path: &Path) -> bool {
         self.trees.iter().any(|tree| tree.holds(path))
     }
+}
+
+/// What a run's files amount to, once watched.
+#[derive(Debug, Default)]
+pub struct RunFiles {
+    /// The files that already differ from what the run used (saved while it
+    /// ran, before they were watched).
+    pub changed: Vec<PathBuf>,
+    /// Past the bounds of what one run may make the session watch: what was
+    /// left out, in words.
+    pub unwatched: Option<String>,
+}
+
+/// The deepest existing folder on the way to `dir` (itself included), looked
+/// for from the top: a path of thousands of missing folders costs one look
+/// at the first, not thousands of looks each as long as the path.
+fn nearest_existing(dir: &Path) -> &Path {
+    let mut existing = Path::new("/");
+    let mut ancestors: Vec<&Path> = dir.ancestors().collect();
+    ancestors.reverse();
+    for ancestor in ancestors {
+        if !ancestor.is_dir() {
+            break;
+        }
+        existing = ancestor;
+    }
+    existing
 }
 
 /// The event that says the queue is settled.
@@ -740,7 +876,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join(name);
         std::fs::write(&file, contents).expect("write");
-        let mut watcher = Watcher::new(WatcherKind::Native).expect("watcher");
+        let mut watcher = Watcher::new(WatcherKind::Native, dir.path()).expect("watcher");
         watcher.watch_file(&file).expect("watch");
         (dir, file, watcher)
     }
@@ -868,7 +1004,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("a.wat");
         std::fs::write(&file, "one").expect("write");
-        let mut watcher = Watcher::new(WatcherKind::Native).expect("watcher");
+        let mut watcher = Watcher::new(WatcherKind::Native, dir.path()).expect("watcher");
         watcher.watch_file(&file).expect("watch");
         assert!(!watcher.content_changed(&file), "unchanged");
         std::fs::write(&file, "two").expect("write");

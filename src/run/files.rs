@@ -1,15 +1,20 @@
 //! The files a guest opens through WASI: what a run read joins the watched set
 //! for the next run (so `import helper` makes `helper.py` live, as `use` makes a
-//! module file live), and what it wrote never starts a run.
+//! module file live), and what it wrote, renamed, linked or removed never
+//! starts a run.
 //!
 //! `path_open` and `path_filestat_get` of `wasi_snapshot_preview1` are shadowed
 //! by functions that note the path and then call wasmtime-wasi's own
-//! implementation with the caller's memory. A path is resolved on the host
-//! relative to the folder its directory descriptor stands for: a preopen, or a
-//! folder the guest opened. Noting costs a hash-set lookup per call.
+//! implementation with the caller's memory; the calls that change a folder
+//! (`path_rename`, `path_link`, `path_symlink`, `path_unlink_file`,
+//! `path_create_directory`, `path_remove_directory`) announce their names as
+//! the guest's writes first. A name is kept relative to the granted folder its
+//! directory descriptor stands for, and the host looks at it only beneath that
+//! folder ([`crate::beneath`]). What a run can make the host keep is bounded
+//! ([`NOTED_MAX`], [`NOTED_BYTES_MAX`]). Noting costs a hash-set lookup per call.
 
 use std::collections::{HashMap, HashSet};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use crossbeam_channel::Sender;
@@ -18,8 +23,8 @@ use wasmtime::{Caller, Linker};
 use wasmtime_wasi::p1::wasi_snapshot_preview1 as wasi;
 
 use super::host::{Host, memory_and_host};
+use crate::beneath::{Beneath, Folder, ReadFile};
 use crate::plan::Preopen;
-use crate::source::{Fingerprint, ReadFile};
 
 const MODULE: &str = "wasi_snapshot_preview1";
 /// The first descriptor after stdin, stdout and stderr: the first preopen.
@@ -34,6 +39,13 @@ const O_DIRECTORY: i32 = 2;
 const O_TRUNC: i32 = 8;
 /// `rights`: fd_write.
 const RIGHT_FD_WRITE: i64 = 1 << 6;
+
+/// The most files a run's reads and writes are noted for: past it the run's
+/// reads are no longer watched, and its writes are taken folder by folder.
+/// (CPython's start looks at a few hundred.)
+pub const NOTED_MAX: usize = 10_000;
+/// The most bytes of names noted in one run.
+pub const NOTED_BYTES_MAX: usize = 4 << 20;
 
 /// What an open is for, from its flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,27 +72,42 @@ impl Access {
 
 /// What one run opened, and where its writes are announced.
 pub struct FileAccess {
-    /// The host folder of each directory descriptor the run holds.
-    dirs: HashMap<u32, PathBuf>,
+    /// The granted folder, and the path in it, of each directory descriptor
+    /// the run holds.
+    dirs: HashMap<u32, Beneath>,
     /// Every file read or looked for, in order, once.
     read: Vec<ReadFile>,
     noted: HashSet<PathBuf>,
     /// The names already read, as the guest gave them, per directory
     /// descriptor: a file read again costs a lookup, no allocation.
     seen: HashMap<u32, HashSet<Box<[u8]>>>,
-    /// Every file opened for writing.
+    /// Every path the guest wrote, renamed, linked or removed.
     written: HashSet<PathBuf>,
+    /// The files (device, inode) the guest wrote or moved: a file read under
+    /// another name (a symlink, a rename over it) is the guest's own too.
+    written_files: HashSet<(u64, u64)>,
+    /// How many names and bytes are noted, against [`NOTED_MAX`] and
+    /// [`NOTED_BYTES_MAX`].
+    noted_count: usize,
+    noted_bytes: usize,
+    /// The bounds were reached: what the run could not note, in words.
+    overflow: Option<String>,
     /// Told of a write before it happens, so its file event is known for the
-    /// guest's own.
+    /// guest's own; a granted folder's own path when the run wrote too many
+    /// files to name each.
     announce: Sender<PathBuf>,
 }
 
 impl FileAccess {
     /// Nothing opened yet; the preopens are descriptors 3, 4, ... in order.
+    /// A preopen that cannot be opened here is not noted (the run says why).
     pub fn new(preopens: &[Preopen], announce: Sender<PathBuf>) -> Self {
         let dirs = (FIRST_PREOPEN..)
             .zip(preopens)
-            .map(|(fd, preopen)| (fd, preopen.host.clone()))
+            .filter_map(|(fd, preopen)| {
+                let folder = Folder::open(&preopen.host).ok()?;
+                Some((fd, Beneath::new(folder, Path::new(""))?))
+            })
             .collect();
         Self {
             dirs,
@@ -88,17 +115,42 @@ impl FileAccess {
             noted: HashSet::new(),
             seen: HashMap::new(),
             written: HashSet::new(),
+            written_files: HashSet::new(),
+            noted_count: 0,
+            noted_bytes: 0,
+            overflow: None,
             announce,
         }
     }
 
-    /// The files the run read or looked for and did not write, in order.
+    /// The files the run read or looked for and did not write, in order. One
+    /// that is now a file the guest wrote (renamed over it, or reached through
+    /// a symlink to a file it wrote) is marked its own, seen as it is now.
     pub fn read(&self) -> Vec<ReadFile> {
         self.read
             .iter()
             .filter(|file| !self.written.contains(&file.path))
-            .cloned()
+            .map(|file| {
+                let own = !self.written_files.is_empty()
+                    && file
+                        .beneath
+                        .identity()
+                        .is_some_and(|id| self.written_files.contains(&id));
+                match own {
+                    true => ReadFile {
+                        seen: file.beneath.fingerprint(),
+                        own,
+                        ..file.clone()
+                    },
+                    false => file.clone(),
+                }
+            })
             .collect()
+    }
+
+    /// What the run could not note, past the bounds, in words.
+    pub fn overflow(&self) -> Option<&str> {
+        self.overflow.as_deref()
     }
 
     /// Before a call that opens the guest's path `ptr..ptr + len` under
@@ -129,18 +181,54 @@ impl FileAccess {
         access != Access::Read || seen() != Some(true)
     }
 
+    /// Counts a name of `bytes` against the bounds; false (and the overflow
+    /// noted, once) when it does not fit.
+    fn room_for(&mut self, bytes: usize) -> bool {
+        if self.noted_count < NOTED_MAX && self.noted_bytes + bytes <= NOTED_BYTES_MAX {
+            self.noted_count += 1;
+            self.noted_bytes += bytes;
+            return true;
+        }
+        if self.overflow.is_none() {
+            self.overflow = Some(format!(
+                "the guest opened more than {NOTED_MAX} files (or {} MiB of names) in this run: \
+                 the files it read after that are not watched, and its writes are taken \
+                 folder by folder",
+                NOTED_BYTES_MAX >> 20
+            ));
+        }
+        false
+    }
+
     /// Announces a write of `name` under `dirfd`: before the call that opens it,
     /// as opening with `O_TRUNC` already changes the file, and its events must
-    /// find it known as the guest's own.
+    /// find it known as the guest's own. Past the bounds, the whole granted
+    /// folder is announced instead (once).
     fn announce_write(&mut self, dirfd: i32, name: &[u8]) {
-        let Some(path) = u32::try_from(dirfd)
-            .ok()
-            .and_then(|fd| self.host_path(fd, name))
-        else {
+        let Some(file) = self.named(dirfd, name) else {
             return;
         };
-        if self.written.insert(path.clone()) {
-            let _ = self.announce.send(path);
+        let path = file.path();
+        if self.written.contains(&path) {
+            return;
+        }
+        let announced = match self.room_for(path.as_os_str().len()) {
+            true => path,
+            false => file.granted_folder(),
+        };
+        if self.written.insert(announced.clone()) {
+            let _ = self.announce.send(announced);
+        }
+    }
+
+    /// Remembers which file `name` under `dirfd` stands for now as one the
+    /// guest wrote or moved.
+    fn remember_written(&mut self, dirfd: i32, name: &[u8]) {
+        if let Some(id) = self.named(dirfd, name).and_then(|file| file.identity())
+            && !self.written_files.contains(&id)
+            && self.room_for(16)
+        {
+            self.written_files.insert(id);
         }
     }
 
@@ -155,62 +243,54 @@ impl FileAccess {
         opened: impl FnOnce() -> Option<u32>,
     ) {
         let Ok(fd) = u32::try_from(dirfd) else { return };
-        let Some(path) = self.host_path(fd, name) else {
-            return;
-        };
         match access {
             Access::Folder => {
                 if errno == ERRNO_SUCCESS
                     && let Some(opened) = opened()
+                    && let Some(folder) = self.named(dirfd, name)
                 {
                     // A reused descriptor is another folder now.
                     self.seen.remove(&opened);
-                    self.dirs.insert(opened, path);
+                    self.dirs.insert(opened, folder);
                 }
             }
-            // Announced before the call.
-            Access::Write => {}
-            // The first time, with the file's fingerprint (one `stat`): a save
-            // before the watcher has it is still seen.
-            Access::Read if errno == ERRNO_SUCCESS || errno == ERRNO_NOENT => {
-                self.seen.entry(fd).or_default().insert(name.into());
-                if self.noted.insert(path.clone()) {
-                    let seen = Fingerprint::of(&path);
-                    self.read.push(ReadFile { path, seen });
+            // Announced before the call; which file it is, after.
+            Access::Write => {
+                if errno == ERRNO_SUCCESS {
+                    self.remember_written(dirfd, name);
                 }
+            }
+            // The first time, with the file's fingerprint (one `stat`, beneath
+            // its folder): a save before the watcher has it is still seen.
+            Access::Read if errno == ERRNO_SUCCESS || errno == ERRNO_NOENT => {
+                let Some(file) = self.named(dirfd, name) else {
+                    return;
+                };
+                let path = file.path();
+                if self.noted.contains(&path) || !self.room_for(path.as_os_str().len()) {
+                    return;
+                }
+                self.seen.entry(fd).or_default().insert(name.into());
+                self.noted.insert(path.clone());
+                let seen = file.fingerprint();
+                self.read.push(ReadFile {
+                    path,
+                    beneath: file,
+                    seen,
+                    own: false,
+                });
             }
             Access::Read => {}
         }
     }
 
-    /// `name` (a path as the guest wrote it) relative to directory descriptor
-    /// `fd`, on the host; `None` for a descriptor that is not a known folder.
-    fn host_path(&self, fd: u32, name: &[u8]) -> Option<PathBuf> {
-        let dir = self.dirs.get(&fd)?;
-        beneath(dir, Path::new(std::str::from_utf8(name).ok()?))
+    /// `name` (a path as the guest wrote it) under directory descriptor `fd`;
+    /// `None` for a descriptor that is not a known folder, or a name that is
+    /// not UTF-8, absolute or climbs out.
+    fn named(&self, fd: i32, name: &[u8]) -> Option<Beneath> {
+        let dir = self.dirs.get(&u32::try_from(fd).ok()?)?;
+        dir.join(Path::new(std::str::from_utf8(name).ok()?))
     }
-}
-
-/// `relative` under `dir`, resolved by its names (`.` and `..`), or `None` when
-/// it is absolute or climbs out: WASI refuses those anyway.
-fn beneath(dir: &Path, relative: &Path) -> Option<PathBuf> {
-    let mut path = dir.to_path_buf();
-    let mut depth = 0usize;
-    for component in relative.components() {
-        match component {
-            Component::Normal(name) => {
-                path.push(name);
-                depth += 1;
-            }
-            Component::CurDir => {}
-            Component::ParentDir => {
-                depth = depth.checked_sub(1)?;
-                path.pop();
-            }
-            Component::RootDir | Component::Prefix(_) => return None,
-        }
-    }
-    Some(path)
 }
 
 /// The longest path noted: the system opens no longer one (PATH_MAX), and a
@@ -313,7 +393,124 @@ pub fn shadow_path_calls(linker: &mut Linker<Host>) -> Result<()> {
             Ok(errno)
         },
     )?;
+    shadow_folder_changes(linker)?;
     linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// Announces the names a call is about to change as the guest's writes
+/// (`changed`: descriptor, pointer, length each), after remembering which
+/// file `moved` (a rename's or a link's source) stands for.
+fn before_change<'a>(
+    caller: &'a mut Caller<'_, Host>,
+    changed: &[(i32, i32, i32)],
+    moved: Option<(i32, i32, i32)>,
+) -> wasmtime::Result<(&'a mut [u8], &'a mut Host)> {
+    let (bytes, host) = memory_and_host(caller)?;
+    if let Some((fd, ptr, len)) = moved
+        && let Some(name) = guest_bytes(bytes, ptr, len)
+    {
+        host.files.remember_written(fd, name);
+    }
+    for &(fd, ptr, len) in changed {
+        if let Some(name) = guest_bytes(bytes, ptr, len) {
+            host.files.announce_write(fd, name);
+        }
+    }
+    Ok((bytes, host))
+}
+
+/// Shadows the calls that change a folder with versions that announce what
+/// they change first: a guest renaming a file over one it read, or
+/// unlinking it, changes it as much as writing it does.
+fn shadow_folder_changes(linker: &mut Linker<Host>) -> Result<()> {
+    use wasmtime_wasi::runtime::in_tokio;
+    /// The calls of one name under one descriptor.
+    macro_rules! one_name {
+        ($name:literal, $call:path) => {
+            linker.func_wrap(
+                MODULE,
+                $name,
+                |mut caller: Caller<'_, Host>, fd: i32, path: i32, len: i32| {
+                    let (bytes, host) = before_change(&mut caller, &[(fd, path, len)], None)?;
+                    let mut guest = wiggle::GuestMemory::Unshared(bytes);
+                    in_tokio($call(&mut host.wasi, &mut guest, fd, path, len))
+                },
+            )?;
+        };
+    }
+    one_name!("path_unlink_file", wasi::path_unlink_file);
+    one_name!("path_create_directory", wasi::path_create_directory);
+    one_name!("path_remove_directory", wasi::path_remove_directory);
+    linker.func_wrap(
+        MODULE,
+        "path_rename",
+        |mut caller: Caller<'_, Host>,
+         fd: i32,
+         old: i32,
+         old_len: i32,
+         new_fd: i32,
+         new: i32,
+         new_len: i32| {
+            let names = [(fd, old, old_len), (new_fd, new, new_len)];
+            let (bytes, host) = before_change(&mut caller, &names, Some(names[0]))?;
+            let mut guest = wiggle::GuestMemory::Unshared(bytes);
+            in_tokio(wasi::path_rename(
+                &mut host.wasi,
+                &mut guest,
+                fd,
+                old,
+                old_len,
+                new_fd,
+                new,
+                new_len,
+            ))
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "path_link",
+        |mut caller: Caller<'_, Host>,
+         old_fd: i32,
+         flags: i32,
+         old: i32,
+         old_len: i32,
+         new_fd: i32,
+         new: i32,
+         new_len: i32| {
+            let changed = [(new_fd, new, new_len)];
+            let (bytes, host) = before_change(&mut caller, &changed, Some((old_fd, old, old_len)))?;
+            let mut guest = wiggle::GuestMemory::Unshared(bytes);
+            in_tokio(wasi::path_link(
+                &mut host.wasi,
+                &mut guest,
+                old_fd,
+                flags,
+                old,
+                old_len,
+                new_fd,
+                new,
+                new_len,
+            ))
+        },
+    )?;
+    linker.func_wrap(
+        MODULE,
+        "path_symlink",
+        |mut caller: Caller<'_, Host>, old: i32, old_len: i32, fd: i32, new: i32, new_len: i32| {
+            let (bytes, host) = before_change(&mut caller, &[(fd, new, new_len)], None)?;
+            let mut guest = wiggle::GuestMemory::Unshared(bytes);
+            in_tokio(wasi::path_symlink(
+                &mut host.wasi,
+                &mut guest,
+                old,
+                old_len,
+                fd,
+                new,
+                new_len,
+            ))
+        },
+    )?;
     Ok(())
 }
 
@@ -321,64 +518,119 @@ pub fn shadow_path_calls(linker: &mut Linker<Host>) -> Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn paths_resolve_beneath_their_folder_or_not_at_all() {
-        let dir = Path::new("/project");
-        assert_eq!(
-            beneath(dir, Path::new("lib/./helper.py")),
-            Some(PathBuf::from("/project/lib/helper.py"))
-        );
-        assert_eq!(
-            beneath(dir, Path::new("lib/../main.py")),
-            Some(PathBuf::from("/project/main.py"))
-        );
-        assert_eq!(
-            beneath(dir, Path::new(".")),
-            Some(PathBuf::from("/project"))
-        );
-        assert_eq!(beneath(dir, Path::new("../etc/passwd")), None);
-        assert_eq!(beneath(dir, Path::new("lib/../../x")), None);
-        assert_eq!(beneath(dir, Path::new("/etc/passwd")), None);
+    /// A run's file access over a real folder, and what it announces.
+    fn access() -> (
+        tempfile::TempDir,
+        FileAccess,
+        crossbeam_channel::Receiver<PathBuf>,
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (announce, announced) = crossbeam_channel::unbounded();
+        let preopen = Preopen {
+            host: dir.path().to_path_buf(),
+            guest: ".".to_owned(),
+            read_only: false,
+        };
+        (dir, FileAccess::new(&[preopen], announce), announced)
+    }
+
+    fn open(files: &mut FileAccess, name: &[u8], access: Access, errno: i32) {
+        let len = i32::try_from(name.len()).expect("short name");
+        if let Some(name) = files.before_call(name, 3, 0, len, access) {
+            files.note(3, &name, access, errno, || Some(9));
+        }
     }
 
     #[test]
     fn reads_are_noted_once_and_written_files_are_not_reads() {
-        let (announce, announced) = crossbeam_channel::unbounded();
-        let preopen = Preopen {
-            host: PathBuf::from("/project"),
-            guest: ".".to_owned(),
-            read_only: false,
-        };
-        let mut files = FileAccess::new(&[preopen], announce);
-        let mut open = |name: &[u8], access, errno| {
-            let len = i32::try_from(name.len()).expect("short name");
-            if let Some(name) = files.before_call(name, 3, 0, len, access) {
-                files.note(3, &name, access, errno, || Some(9));
-            }
-        };
-        open(b"helper.py", Access::Read, ERRNO_SUCCESS);
-        open(b"later.py", Access::Read, ERRNO_NOENT);
-        open(b"./helper.py", Access::Read, ERRNO_SUCCESS);
-        open(b"helper.py", Access::Read, ERRNO_SUCCESS);
-        open(b"denied.py", Access::Read, 2);
-        open(b"out.txt", Access::Read, ERRNO_SUCCESS);
-        open(b"out.txt", Access::Write, ERRNO_SUCCESS);
-        open(b"out.txt", Access::Write, ERRNO_SUCCESS);
-        open(b"lib", Access::Folder, ERRNO_SUCCESS);
+        let (dir, mut files, announced) = access();
+        let project = dir.path();
+        open(&mut files, b"helper.py", Access::Read, ERRNO_SUCCESS);
+        open(&mut files, b"later.py", Access::Read, ERRNO_NOENT);
+        open(&mut files, b"./helper.py", Access::Read, ERRNO_SUCCESS);
+        open(&mut files, b"helper.py", Access::Read, ERRNO_SUCCESS);
+        open(&mut files, b"denied.py", Access::Read, 2);
+        open(&mut files, b"out.txt", Access::Read, ERRNO_SUCCESS);
+        open(&mut files, b"out.txt", Access::Write, ERRNO_SUCCESS);
+        open(&mut files, b"out.txt", Access::Write, ERRNO_SUCCESS);
+        open(&mut files, b"../up.py", Access::Read, ERRNO_SUCCESS);
+        open(&mut files, b"lib", Access::Folder, ERRNO_SUCCESS);
         files.note(9, b"inner.py", Access::Read, ERRNO_SUCCESS, || None);
         files.note(4, b"elsewhere.py", Access::Read, ERRNO_SUCCESS, || None);
 
         let read: Vec<PathBuf> = files.read().into_iter().map(|file| file.path).collect();
         let expected = ["helper.py", "later.py", "lib/inner.py"];
-        let expected: Vec<PathBuf> = expected
-            .iter()
-            .map(|name| Path::new("/project").join(name))
-            .collect();
+        let expected: Vec<PathBuf> = expected.iter().map(|name| project.join(name)).collect();
         assert_eq!(
             read, expected,
             "./helper.py is another name for the same file"
         );
         let written: Vec<PathBuf> = announced.try_iter().collect();
-        assert_eq!(written, vec![PathBuf::from("/project/out.txt")]);
+        assert_eq!(written, vec![project.join("out.txt")]);
+    }
+
+    #[test]
+    fn a_file_the_guest_moved_over_one_it_read_is_its_own() {
+        let (dir, mut files, _announced) = access();
+        let project = dir.path();
+        std::fs::write(project.join("state"), "1").expect("write");
+        std::fs::write(project.join("other"), "x").expect("write");
+        std::os::unix::fs::symlink("state", project.join("alias")).expect("symlink");
+        open(&mut files, b"state", Access::Read, ERRNO_SUCCESS);
+        open(&mut files, b"alias", Access::Read, ERRNO_SUCCESS);
+        open(&mut files, b"other", Access::Read, ERRNO_SUCCESS);
+        open(&mut files, b"state.new", Access::Write, ERRNO_SUCCESS);
+        std::fs::write(project.join("state.new"), "2").expect("write");
+        files.note(3, b"state.new", Access::Write, ERRNO_SUCCESS, || None);
+        files.remember_written(3, b"state.new");
+        std::fs::rename(project.join("state.new"), project.join("state")).expect("rename");
+        std::fs::write(project.join("other"), "a save of the user's").expect("write");
+        let own: Vec<(String, bool)> = files
+            .read()
+            .into_iter()
+            .map(|file| (file.path.display().to_string(), file.own))
+            .collect();
+        let named = |name: &str| project.join(name).display().to_string();
+        assert_eq!(
+            own,
+            [
+                (named("state"), true),
+                (named("alias"), true),
+                (named("other"), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn what_a_run_notes_is_bounded() {
+        let (dir, mut files, announced) = access();
+        for n in 0..NOTED_MAX + 10 {
+            open(
+                &mut files,
+                format!("missing-{n}").as_bytes(),
+                Access::Read,
+                ERRNO_NOENT,
+            );
+        }
+        assert_eq!(files.read().len(), NOTED_MAX);
+        assert!(
+            files
+                .overflow()
+                .is_some_and(|words| words.contains("not watched"))
+        );
+        open(&mut files, b"out.txt", Access::Write, ERRNO_SUCCESS);
+        // Past the bound a write announces its whole folder, once.
+        open(&mut files, b"out2.txt", Access::Write, ERRNO_SUCCESS);
+        let written: Vec<PathBuf> = announced.try_iter().collect();
+        assert_eq!(written, [dir.path().to_path_buf()]);
+
+        let (_dir, mut files, _) = access();
+        let long = "d/".repeat(2000) + "x";
+        for n in 0..2000 {
+            let name = format!("{long}{n}");
+            open(&mut files, name.as_bytes(), Access::Read, ERRNO_NOENT);
+        }
+        let bytes: usize = files.read().iter().map(|f| f.path.as_os_str().len()).sum();
+        assert!(bytes <= NOTED_BYTES_MAX && files.overflow().is_some());
     }
 }

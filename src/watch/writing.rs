@@ -9,20 +9,24 @@ use std::path::Path;
 /// tell, and say no: the file is then run as found, and again when it changes.
 #[cfg(target_os = "linux")]
 pub fn being_written(file: &Path) -> bool {
-    use std::os::fd::AsRawFd;
-    static IGNORE_LEASE_BREAKS: std::sync::Once = std::sync::Once::new();
-    IGNORE_LEASE_BREAKS.call_once(ignore_lease_breaks);
     use std::os::unix::fs::OpenOptionsExt;
-    let Ok(opened) = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
         .open(file)
-    else {
-        return false;
-    };
+        .is_ok_and(|opened| being_written_file(&opened))
+}
+
+/// [`being_written`] of a file we opened for reading (and only for reading:
+/// a lease is refused on our own write access).
+#[cfg(target_os = "linux")]
+pub fn being_written_file(opened: &std::fs::File) -> bool {
+    use std::os::fd::AsRawFd;
+    static IGNORE_LEASE_BREAKS: std::sync::Once = std::sync::Once::new();
+    IGNORE_LEASE_BREAKS.call_once(ignore_lease_breaks);
     let fd = opened.as_raw_fd();
-    // SAFETY: `fd` is a descriptor we own for the whole block; F_SETLEASE takes
-    // an int argument and changes nothing but the lease on this open file.
+    // SAFETY: `fd` is a descriptor `opened` owns for the whole block; F_SETLEASE
+    // takes an int argument and changes nothing but the lease on this open file.
     unsafe {
         if libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) == 0 {
             libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK);
@@ -34,6 +38,11 @@ pub fn being_written(file: &Path) -> bool {
 
 #[cfg(not(target_os = "linux"))]
 pub fn being_written(_: &Path) -> bool {
+    false
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn being_written_file(_: &std::fs::File) -> bool {
     false
 }
 
