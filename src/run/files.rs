@@ -123,19 +123,20 @@ impl FileAccess {
         }
     }
 
-    /// The files the run read or looked for and did not write, in order. One
-    /// that is now a file the guest wrote (renamed over it, or reached through
-    /// a symlink to a file it wrote) is marked its own, seen as it is now.
+    /// The files the run read or looked for, in order. One the guest wrote too,
+    /// or that now is a file the guest wrote (renamed over it, or reached
+    /// through a symlink to a file it wrote), is marked its own, seen as it is
+    /// now: still watched for the user's saves.
     pub fn read(&self) -> Vec<ReadFile> {
         self.read
             .iter()
-            .filter(|file| !self.written.contains(&file.path))
             .map(|file| {
-                let own = !self.written_files.is_empty()
-                    && file
-                        .beneath
-                        .identity()
-                        .is_some_and(|id| self.written_files.contains(&id));
+                let own = self.written.contains(&file.path)
+                    || (!self.written_files.is_empty()
+                        && file
+                            .beneath
+                            .identity()
+                            .is_some_and(|id| self.written_files.contains(&id)));
                 match own {
                     true => ReadFile {
                         seen: file.beneath.fingerprint(),
@@ -542,7 +543,7 @@ mod tests {
     }
 
     #[test]
-    fn reads_are_noted_once_and_written_files_are_not_reads() {
+    fn reads_are_noted_once_and_written_files_are_the_guests_own() {
         let (dir, mut files, announced) = access();
         let project = dir.path();
         open(&mut files, b"helper.py", Access::Read, ERRNO_SUCCESS);
@@ -558,9 +559,23 @@ mod tests {
         files.note(9, b"inner.py", Access::Read, ERRNO_SUCCESS, || None);
         files.note(4, b"elsewhere.py", Access::Read, ERRNO_SUCCESS, || None);
 
-        let read: Vec<PathBuf> = files.read().into_iter().map(|file| file.path).collect();
-        let expected = ["helper.py", "later.py", "lib/inner.py"];
-        let expected: Vec<PathBuf> = expected.iter().map(|name| project.join(name)).collect();
+        let read: Vec<(PathBuf, bool)> = (files.read().into_iter())
+            .map(|file| {
+                (
+                    file.path.strip_prefix(project).expect("inside").to_owned(),
+                    file.own,
+                )
+            })
+            .collect();
+        let expected = [
+            ("helper.py", false),
+            ("later.py", false),
+            ("out.txt", true),
+            ("lib/inner.py", false),
+        ];
+        let expected: Vec<(PathBuf, bool)> = (expected.iter())
+            .map(|(name, own)| (PathBuf::from(name), *own))
+            .collect();
         assert_eq!(
             read, expected,
             "./helper.py is another name for the same file"

@@ -8,6 +8,7 @@ mod component_wat;
 mod components;
 mod events;
 mod examples;
+mod guest_files;
 mod guests;
 mod huge_pages;
 mod interpreters;
