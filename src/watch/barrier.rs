@@ -3,10 +3,11 @@
 //! before it has been read (see `Watcher::settle`).
 //!
 //! The temporary directory is shared with other users, so the folder is made
-//! as `mkdtemp` does (a random name, made with an exclusive `mkdir` retried
-//! until it is new, mode 0700, never reused) and markers are created exclusively without following a
-//! symlink: nothing someone else put there is written through, and nothing they
-//! put there can end the session.
+//! as `mkdtemp` does (`live-wasm-<pid>-` and a random part, made with an
+//! exclusive `mkdir` retried until the name is new, mode 0700, never reused)
+//! and markers are created exclusively without following a symlink: nothing
+//! someone else put there is written through, and nothing they put there can
+//! end the session.
 
 use std::fs::File;
 use std::io;
@@ -27,7 +28,7 @@ impl Barrier {
         // tempfile makes it with mkdir under a random name, retried until new;
         // the mode must be asked for (its default is 0777 less the umask).
         let dir = tempfile::Builder::new()
-            .prefix("live-wasm-")
+            .prefix(&format!("live-wasm-{}-", std::process::id()))
             .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir()
             .with_context(|| {
@@ -90,7 +91,10 @@ mod tests {
         symlink(outside.path(), barrier.dir().join("1")).expect("symlink");
         let mark = barrier.mark();
         assert_eq!(mark, barrier.dir().join("1"));
-        assert_eq!(std::fs::read_to_string(outside.path()).expect("read"), "kept");
+        assert_eq!(
+            std::fs::read_to_string(outside.path()).expect("read"),
+            "kept"
+        );
         // The next mark is a new file of ours.
         let mark = barrier.mark();
         assert!(std::fs::symlink_metadata(mark).expect("mark").is_file());
