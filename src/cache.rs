@@ -20,7 +20,7 @@ use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
 use crate::source::{self, ContentHash, Fingerprint, Kind};
-pub use disk::DiskCache;
+pub use disk::{DiskCache, distrust};
 
 /// The compile cache of a session.
 #[derive(Default)]

@@ -244,10 +244,28 @@ impl Cli {
         }
         args.extend(self.guest_args);
 
+        let cache_dir = match &self.engine.cache_dir {
+            _ if self.engine.no_cache => None,
+            Some(dir) => Some(cwd.join(dir)),
+            None => user_cache_dir(),
+        };
         for spec in &self.sandbox.dirs {
-            preopens.push(parse_preopen(&cwd, spec)?);
+            let preopen = parse_preopen(&cwd, spec)?;
+            if let Some(cache) = &cache_dir
+                && !preopen.read_only
+            {
+                refuse_reaching_cache(&cwd, spec, &preopen.host, cache)?;
+            }
+            preopens.push(preopen);
         }
         let mut warnings = Vec::new();
+        let cache_dir = cache_dir.filter(|dir| match crate::cache::distrust(dir) {
+            None => true,
+            Some(why) => {
+                warnings.push(why);
+                false
+            }
+        });
         let mut env = Vec::new();
         for spec in &self.sandbox.env {
             match parse_env(spec)? {
@@ -307,11 +325,7 @@ impl Cli {
             engine: EngineOptions {
                 compiler: self.engine.compiler,
                 incremental_cache: !self.engine.no_incremental_cache,
-                cache_dir: match self.engine.cache_dir {
-                    _ if self.engine.no_cache => None,
-                    Some(dir) => Some(cwd.join(dir)),
-                    None => user_cache_dir(),
-                },
+                cache_dir,
                 cache_size: self.engine.cache_size,
             },
             presentation: Presentation {
@@ -344,6 +358,36 @@ fn user_cache_dir() -> Option<PathBuf> {
         home.is_absolute().then_some(cache)
     };
     Some(xdg.or_else(home)?.join("live-wasm"))
+}
+
+/// Refuses the writable `--dir spec` (host folder `host`) if it holds the
+/// cache folder `cache` or lies inside it: a guest could write code there that
+/// sessions then load and run natively. Real paths are compared (the cache
+/// folder may not exist yet: its nearest existing ancestor's is used).
+fn refuse_reaching_cache(cwd: &Path, spec: &str, host: &Path, cache: &Path) -> Result<()> {
+    let host = absolute_existing(cwd, host)
+        .with_context(|| format!("--dir {spec}: cannot resolve {}", host.display()))?;
+    let cache = absolute_file(cwd, cache).with_context(|| {
+        format!(
+            "cannot tell where the cache folder {} is, to keep it out of --dir {spec}",
+            cache.display()
+        )
+    })?;
+    let relation = if cache.starts_with(&host) {
+        "holds"
+    } else if host.starts_with(&cache) {
+        "lies inside"
+    } else {
+        return Ok(());
+    };
+    bail!(
+        "--dir {spec}: {} {relation} the cache folder {}, whose files this program \
+         runs as code: a guest could plant code there that sessions run outside the \
+         sandbox. Grant it read-only (--dir {spec}:ro), keep the cache elsewhere \
+         (--cache DIR), or turn it off (--no-cache)",
+        host.display(),
+        cache.display()
+    )
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

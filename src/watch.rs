@@ -15,6 +15,7 @@
 //! writes never call for another build: one that did not exist when the build
 //! started is one of its outputs, and is remembered as such.
 
+mod barrier;
 mod poll;
 mod sources;
 mod writing;
@@ -33,6 +34,7 @@ use notify::{Event, RecursiveMode, Watcher as _};
 use crate::beneath::{Beneath, Folder, ReadFile};
 use crate::plan::WatcherKind;
 use crate::source::{self, ContentHash, ModuleFile};
+use barrier::Barrier;
 use sources::Sources;
 
 /// What one batch of file-system events amounts to.
@@ -530,11 +532,11 @@ impl Watcher {
         if self.barrier.is_none() && self.look_now.is_none() {
             let barrier = Barrier::new()?;
             self.notify
-                .watch(&barrier.dir, RecursiveMode::NonRecursive)
+                .watch(barrier.dir(), RecursiveMode::NonRecursive)
                 .map_err(|err| {
                     anyhow::anyhow!(
                         "cannot watch {}: {}",
-                        barrier.dir.display(),
+                        barrier.dir().display(),
                         watch_failure(&err)
                     )
                 })?;
@@ -768,39 +770,6 @@ impl Settled {
             Settled::LookDone(number) => poll::is_look_done(event, *number),
             Settled::Marked(marker) => event.paths.contains(marker),
         }
-    }
-}
-
-/// A folder of our own in the temporary directory, removed with the watcher.
-struct Barrier {
-    dir: PathBuf,
-    marks: u64,
-}
-
-impl Barrier {
-    fn new() -> Result<Barrier> {
-        static SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let number = SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("live-wasm-{}-{number}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        Ok(Barrier { dir, marks: 0 })
-    }
-
-    /// Writes a new mark (a new file, so even a poller sees it); returns its path.
-    fn mark(&mut self) -> PathBuf {
-        let previous = self.dir.join(self.marks.to_string());
-        let _ = std::fs::remove_file(previous);
-        self.marks += 1;
-        let path = self.dir.join(self.marks.to_string());
-        let _ = std::fs::write(&path, b"");
-        path
-    }
-}
-
-impl Drop for Barrier {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

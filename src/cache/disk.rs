@@ -12,6 +12,14 @@
 //! wasmtime runs the code from the file's pages, so a 40 MB interpreter loads
 //! in milliseconds. The folder is bounded: past its budget the entries used
 //! least recently go (a hit refreshes the file's modification time).
+//!
+//! The entries are code this process runs natively, so the folder is trusted
+//! like our binary, and only when no one else could have written it: a folder
+//! someone else owns, or their group or others may write, is not used at all
+//! (see [`distrust`]: the session says why and runs without it); an entry not
+//! owned by us, writable by group or others, or a symlink, is not loaded
+//! (checked through the descriptor that is then mapped, so the file checked is
+//! the file run). The trailer's checksum only catches damage, not forgery.
 
 use std::fs::{self, File};
 use std::hash::{Hash, Hasher};
@@ -76,8 +84,7 @@ impl DiskCache {
 
     /// The compiled code of `key`, if the cache holds an intact entry for it.
     pub fn load(&self, engine: &Engine, kind: Kind, key: Key) -> Option<Artifact> {
-        let path = self.file(key);
-        let mut file = open_regular_file(&path)?;
+        let mut file = open_own_entry(&self.file(key))?;
         if !is_whole(&mut file, key) {
             return None;
         }
@@ -90,14 +97,14 @@ impl DiskCache {
         // another file. wasmtime checks its own header too and refuses another
         // version or configuration. Entries are never written in place (a new
         // file is renamed over), so the mapped pages stay what was checked. The
-        // folder is the user's own, trusted like our binary.
+        // folder (checked at the session's start) and this file (checked through
+        // this descriptor) are the user's own and no one else can write them:
+        // trusted like our binary.
         let artifact = match kind {
             Kind::Module => Artifact::Module(
                 unsafe { wasmtime::Module::deserialize_open_file(engine, file) }.ok()?,
             ),
-            Kind::Component => {
-                Artifact::Component(unsafe { Component::deserialize_file(engine, &path) }.ok()?)
-            }
+            Kind::Component => Artifact::Component(unsafe { deserialize_component(engine, file) }?),
         };
         Some(artifact)
     }
@@ -108,7 +115,9 @@ impl DiskCache {
         let Ok(code) = artifact.serialize() else {
             return;
         };
-        if create_private_dir(&self.dir).is_err() {
+        // Made now if it was not there at the start: by us, or by someone else
+        // meanwhile (then not written to).
+        if create_private_dir(&self.dir).is_err() || distrust(&self.dir).is_some() {
             return;
         }
         let file = self.file(key);
@@ -181,16 +190,92 @@ impl DiskCache {
     }
 }
 
-/// The file at `path` if it is a regular file, opened without blocking on a
-/// FIFO or a device someone put there.
-fn open_regular_file(path: &Path) -> Option<File> {
-    use std::os::unix::fs::OpenOptionsExt;
+/// Why the cache folder `dir` must not be used, if it must not: someone else
+/// owns it, or its group or others may write it, so an entry in it may be
+/// anyone's code. `None` also when it does not exist (it will be made private)
+/// or cannot be looked at (nothing can be loaded from it either).
+pub fn distrust(dir: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(dir).ok()?;
+    let mode = meta.mode() & 0o7777;
+    let chmod = format!("`chmod go-w {}` to use it", dir.display());
+    let (why, fix) = if !meta.is_dir() {
+        (
+            "is not a folder".to_owned(),
+            "--cache DIR for one".to_owned(),
+        )
+    } else if meta.uid() != our_uid() {
+        let owner = meta.uid();
+        let why = format!("is owned by user {owner}, not by you (user {})", our_uid());
+        (why, "--cache DIR for one of your own".to_owned())
+    } else if mode & 0o002 != 0 {
+        let why = format!("is writable by others (mode {mode:o})");
+        (why, format!("{chmod}, or --cache DIR for another"))
+    } else if mode & 0o020 != 0 {
+        let why = format!("is writable by its group (mode {mode:o})");
+        (why, format!("{chmod}, or --cache DIR for another"))
+    } else {
+        return None;
+    };
+    Some(format!(
+        "not using the cache folder {}: it {why}, and its files would run as code. \
+         Running without the disk cache ({fix})",
+        dir.display()
+    ))
+}
+
+/// Our effective user id: the owner of the files we create.
+fn our_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// The entry at `path` if it is a regular file of ours that neither group nor
+/// others may write: opened without following a symlink, nor blocking on a
+/// FIFO or a device, and checked through the descriptor, which is what is
+/// then read and mapped.
+fn open_own_entry(path: &Path) -> Option<File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
     let file = File::options()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
         .open(path)
         .ok()?;
-    file.metadata().ok()?.is_file().then_some(file)
+    let meta = file.metadata().ok()?;
+    let own = meta.is_file() && meta.uid() == our_uid() && meta.mode() & 0o022 == 0;
+    own.then_some(file)
+}
+
+/// The component compiled into `file`, mapped from that very file.
+///
+/// wasmtime 48 takes an open file for modules (`deserialize_open_file`) but
+/// only a path for components: the path given is the descriptor's own
+/// (`/proc/self/fd/N`), which the kernel resolves to the file already open,
+/// whatever is at the entry's name by now. Without `/proc` (or `/dev/fd`), the
+/// bytes are read through the descriptor and copied.
+///
+/// # Safety
+///
+/// As [`Component::deserialize_file`]: `file` holds code this engine
+/// compiled, and nobody changes it while the component lives.
+unsafe fn deserialize_component(engine: &Engine, mut file: File) -> Option<Component> {
+    use std::os::fd::AsRawFd;
+    let fds = if cfg!(target_os = "linux") {
+        "/proc/self/fd"
+    } else {
+        "/dev/fd"
+    };
+    let own = Path::new(fds).join(file.as_raw_fd().to_string());
+    // SAFETY: as this function's.
+    if let Ok(component) = unsafe { Component::deserialize_file(engine, own) } {
+        return Some(component);
+    }
+    let mut code = Vec::new();
+    file.seek(SeekFrom::Start(0)).ok()?;
+    file.read_to_end(&mut code).ok()?;
+    code.truncate(code.len().checked_sub(TRAILER)?);
+    // SAFETY: as this function's.
+    unsafe { Component::deserialize(engine, code) }.ok()
 }
 
 /// True when `file` is an entry for `key` whose code has the length and
@@ -411,7 +496,7 @@ mod tests {
         let writers: Vec<_> = (0..4)
             .map(|_| {
                 let (dir, engine, artifact) =
-                    (dir.path().to_path_buf(), engine.clone(), artifact.clone());
+                    (dir.path().join("c"), engine.clone(), artifact.clone());
                 let wasm = wasm.clone();
                 std::thread::spawn(move || {
                     let mut cache = DiskCache::new(dir, u64::MAX, &engine);
@@ -426,7 +511,54 @@ mod tests {
         for writer in writers {
             writer.join().expect("writer");
         }
-        assert_eq!(entries(dir.path()).len(), 1, "{:?}", entries(dir.path()));
+        let cache = dir.path().join("c");
+        assert_eq!(entries(&cache).len(), 1, "{:?}", entries(&cache));
+    }
+
+    #[test]
+    fn only_a_folder_the_user_alone_can_write_is_trusted() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = dir.path().join("c");
+        assert_eq!(distrust(&cache), None, "made private when first written");
+        create_private_dir(&cache).expect("mkdir");
+        assert_eq!(distrust(&cache), None);
+        for (mode, why) in [
+            (0o770, "by its group"),
+            (0o707, "by others"),
+            (0o1777, "by others"),
+        ] {
+            fs::set_permissions(&cache, fs::Permissions::from_mode(mode)).expect("chmod");
+            let said = distrust(&cache).expect("distrusted");
+            assert!(
+                said.contains(why) && said.contains(&*cache.to_string_lossy()),
+                "{said}"
+            );
+        }
+        fs::write(dir.path().join("f"), b"").expect("file");
+        assert!(distrust(&dir.path().join("f")).is_some());
+    }
+
+    #[test]
+    fn an_entry_others_can_write_or_a_symlink_is_not_loaded() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = Engine::default();
+        let mut cache = DiskCache::new(dir.path().join("c"), u64::MAX, &engine);
+        let (wasm, artifact) = module(&engine, "(module)");
+        let key = cache.key(&wasm);
+        cache.save(key, &artifact);
+        let file = cache.file(key);
+        for mode in [0o620, 0o602] {
+            fs::set_permissions(&file, fs::Permissions::from_mode(mode)).expect("chmod");
+            assert!(cache.load(&engine, Kind::Module, key).is_none(), "{mode:o}");
+        }
+        fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert!(cache.load(&engine, Kind::Module, key).is_some());
+        let elsewhere = dir.path().join("entry");
+        fs::rename(&file, &elsewhere).expect("move");
+        std::os::unix::fs::symlink(&elsewhere, &file).expect("symlink");
+        assert!(cache.load(&engine, Kind::Module, key).is_none());
     }
 
     #[test]

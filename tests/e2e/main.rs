@@ -20,6 +20,7 @@ mod reads;
 mod sandbox;
 mod storms;
 mod support;
+mod trust;
 mod uses;
 mod waits;
 mod watch;

@@ -156,7 +156,9 @@ pub fn live_wasm_with_open_file_limit(dir: &Dir, files: u32, args: &[&str]) -> L
     spawn(dir, command)
 }
 
-fn spawn(dir: &Dir, mut command: Command) -> LiveWasm {
+/// Starts `command` (which runs `live-wasm` in the end) in `dir`, its output
+/// read line by line.
+pub fn spawn(dir: &Dir, mut command: Command) -> LiveWasm {
     let mut child = command
         .current_dir(dir.root())
         .env_remove("NO_COLOR")
