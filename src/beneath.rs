@@ -46,11 +46,6 @@ impl Folder {
             dir,
         }))
     }
-
-    /// Where the folder is on the host.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 /// A file named relative to a granted folder: where the host may look for it.

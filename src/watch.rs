@@ -22,7 +22,6 @@ mod writing;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use std::time::{Duration, Instant};
@@ -113,12 +112,31 @@ pub struct Watcher {
     suspects: HashSet<PathBuf>,
     /// Files the running guest opened for writing: their events are its own.
     guest_writes: HashSet<PathBuf>,
-    /// The root, open: module files (named by guests, through `use`) are
-    /// looked at beneath it.
-    root: Option<Arc<Folder>>,
+    /// Where module names resolve: module files (named by guests, through
+    /// `use`) are looked at beneath it.
+    root: PathBuf,
     /// Where the host may look at each watched file a guest named (a module,
     /// a file read through WASI): never by its path's text.
-    places: HashMap<PathBuf, Beneath>,
+    places: HashMap<PathBuf, Place>,
+}
+
+/// Where a watched file a guest named may be looked at.
+enum Place {
+    /// Beneath the root, opened afresh at each look: the root may be replaced
+    /// (moved away, a copy put in its place) while it is watched.
+    Root,
+    /// Beneath the granted folder a run read it in.
+    Granted(Beneath),
+}
+
+/// How the host may look at a watched file now.
+enum Look {
+    /// By its path: a file the user named (the entry, `--watch`, `--stdin`).
+    Path,
+    /// Beneath its folder.
+    Beneath(Beneath),
+    /// Its folder cannot be opened now (the root moved away): as missing.
+    Unreachable,
 }
 
 /// The most folders one run's reads and modules may add to the watches (each
@@ -198,7 +216,7 @@ impl Watcher {
             outputs: HashSet::new(),
             suspects: HashSet::new(),
             guest_writes: HashSet::new(),
-            root: Folder::open(root).ok(),
+            root: root.to_path_buf(),
             places: HashMap::new(),
         })
     }
@@ -273,8 +291,8 @@ impl Watcher {
             if self.files.contains_key(&module.path) || bounded(self, &mut result) {
                 continue;
             }
-            if let Some(beneath) = self.beneath_root(&module.path) {
-                self.places.insert(module.path.clone(), beneath);
+            if module.path.starts_with(&self.root) {
+                self.places.insert(module.path.clone(), Place::Root);
             }
             self.add(&module.path, module.hash)?;
             // A save still being written is not one yet: its close will come.
@@ -289,7 +307,8 @@ impl Watcher {
             if file.beneath.is_dir() {
                 continue;
             }
-            self.places.insert(file.path.clone(), file.beneath.clone());
+            let place = Place::Granted(file.beneath.clone());
+            self.places.insert(file.path.clone(), place);
             self.add(&file.path, file.beneath.hash())?;
             if !self.being_written(&file.path) && file.beneath.fingerprint() != file.seen {
                 result.changed.push(file.path.clone());
@@ -298,10 +317,19 @@ impl Watcher {
         Ok(result)
     }
 
-    /// `path` beneath the root, when it is under it.
-    fn beneath_root(&self, path: &Path) -> Option<Beneath> {
-        let root = self.root.as_ref()?;
-        Beneath::new(Arc::clone(root), path.strip_prefix(root.path()).ok()?)
+    /// How `path` may be looked at now.
+    fn look(&self, path: &Path) -> Look {
+        match self.places.get(path) {
+            None => Look::Path,
+            Some(Place::Granted(beneath)) => Look::Beneath(beneath.clone()),
+            Some(Place::Root) => {
+                let relative = path.strip_prefix(&self.root).unwrap_or(path);
+                match Folder::open(&self.root).map(|root| Beneath::new(root, relative)) {
+                    Ok(Some(beneath)) => Look::Beneath(beneath),
+                    _ => Look::Unreachable,
+                }
+            }
+        }
     }
 
     /// True when the running guest announced writing `path`, or a folder
@@ -316,20 +344,22 @@ impl Watcher {
     /// The hash of `path`'s content: a file a guest named is read beneath its
     /// folder only.
     fn hash(&self, path: &Path) -> Option<ContentHash> {
-        match self.places.get(path) {
-            Some(beneath) => beneath.hash(),
-            None => source::file_hash(path),
+        match self.look(path) {
+            Look::Path => source::file_hash(path),
+            Look::Beneath(beneath) => beneath.hash(),
+            Look::Unreachable => None,
         }
     }
 
     /// True when some process has `path` open for writing (looked at beneath
     /// its folder when a guest named it).
     fn being_written(&self, path: &Path) -> bool {
-        match self.places.get(path) {
-            Some(beneath) => beneath
-                .open()
-                .is_ok_and(|file| writing::being_written_file(&file)),
-            None => writing::being_written(path),
+        match self.look(path) {
+            Look::Path => writing::being_written(path),
+            Look::Beneath(beneath) => {
+                (beneath.open()).is_ok_and(|file| writing::being_written_file(&file))
+            }
+            Look::Unreachable => false,
         }
     }
 
@@ -350,11 +380,20 @@ impl Watcher {
     /// file a guest named, folders are looked for beneath its granted folder
     /// (or the root) only: one that leads out is as missing.
     fn house(&mut self, file: &Path) -> Result<bool> {
-        let Some(beneath) = self.places.get(file) else {
-            let dir = file
-                .parent()
-                .with_context(|| format!("{}: no parent directory", file.display()))?;
-            return self.watch_nearest(dir);
+        let beneath = match self.look(file) {
+            Look::Beneath(beneath) => beneath,
+            Look::Path => {
+                let dir = file
+                    .parent()
+                    .with_context(|| format!("{}: no parent directory", file.display()))?;
+                return self.watch_nearest(dir);
+            }
+            // Its return shows where the root's does.
+            Look::Unreachable => {
+                let root = self.root.clone();
+                self.watch_nearest(&root)?;
+                return Ok(false);
+            }
         };
         let parent = beneath.parent();
         if parent.is_dir() {
