@@ -26,9 +26,9 @@ pub struct Cli {
     pub entry: PathBuf,
 
     /// Run the script ENTRY with WASM, an interpreter compiled to a WASI command
-    /// (python.wasm, quickjs.wasm): the script's folder is the guest's current
-    /// directory (read-only), the script its first argument, and every file it
-    /// reads (a module it imports) is watched.
+    /// (python.wasm, quickjs.wasm): the script's folder and everything beneath
+    /// it are the guest's current directory (read-only), the script its first
+    /// argument, and every file it reads (a module it imports) is watched.
     #[arg(long, value_name = "WASM")]
     pub interpreter: Option<PathBuf>,
 
@@ -232,9 +232,13 @@ impl Cli {
         let mut args = vec![file_name(module)?];
         let mut preopens = Vec::new();
         let mut watch = Vec::new();
+        let mut warnings = Vec::new();
         if let Some(script) = script {
             args.push(file_name(&script)?);
             let folder = script.parent().context("the script has no folder")?;
+            // An interpreter reads the modules beside its script, so it is
+            // given the script's whole folder: said first, with the folder named.
+            warnings.push(interpreter_grant(folder));
             preopens.push(Preopen {
                 host: folder.to_path_buf(),
                 guest: ".".to_owned(),
@@ -258,7 +262,6 @@ impl Cli {
             }
             preopens.push(preopen);
         }
-        let mut warnings = Vec::new();
         let cache_dir = cache_dir.filter(|dir| match crate::cache::distrust(dir) {
             None => true,
             Some(why) => {
@@ -396,6 +399,16 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 
 fn parse_bytes(text: &str) -> Result<u64, String> {
     parse_size::parse_size(text).map_err(|err| format!("{err} (try `65536`, `64KiB`, `16MiB`)"))
+}
+
+/// What `--interpreter` grants the guest, with `folder` named: the first status
+/// line says it in the words SECURITY.md and the README use.
+fn interpreter_grant(folder: &Path) -> String {
+    format!(
+        "--interpreter grants the guest {}: the script's folder and everything beneath \
+         it, read-only, as `.`",
+        folder.display()
+    )
 }
 
 /// `HOST[::GUEST][:ro]`: the host directory must exist when the session starts.

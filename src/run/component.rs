@@ -6,6 +6,7 @@
 mod invoke;
 mod link;
 mod live;
+mod values;
 mod waits;
 
 use anyhow::{Context, Result};
@@ -15,6 +16,7 @@ use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p2::bindings::sync::Command;
 
 use super::host::Host;
+use super::use_error::Site;
 
 /// The session's linker for components: WASI 0.2 (its waits on pollables and
 /// stdin cut short by the run's stop switch) and `live:live`. No HTTP: nothing
@@ -31,6 +33,21 @@ pub fn linker(engine: &Engine) -> Result<Linker<Host>> {
 /// in WAVE (`add(1, 2)`), whose results are printed in WAVE.
 pub fn run(store: &mut Store<Host>, component: &Component, invoke: Option<&str>) -> Result<()> {
     let call = invoke.map(invoke::Call::parse).transpose()?;
+    run_parsed(store, component, call).map_err(|err| {
+        // The entry's own call passed or got more values than the bound.
+        let entry = store.data().modules.linking.entry_label();
+        match values::refusal(store.data(), err.chain(), &Site::entry(), &entry) {
+            Some(refusal) => refusal.into(),
+            None => err,
+        }
+    })
+}
+
+fn run_parsed(
+    store: &mut Store<Host>,
+    component: &Component,
+    call: Option<invoke::Call>,
+) -> Result<()> {
     let instance = link::instantiate_entry(store, component)?;
     if let Some(call) = call {
         return call.run(store, component, &instance);

@@ -188,7 +188,7 @@ fn backtrace(frames: &[Frame]) -> String {
 }
 
 /// A size for humans: `640 B`, `64.0 KiB`, `16.0 MiB`.
-fn size(bytes: u64) -> String {
+pub(super) fn size(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if bytes < 1024 {
         return format!("{bytes} B");

@@ -4,6 +4,11 @@
 //! The cap bounds what the guest makes the host hold: linear memories and
 //! tables together. A table costs host memory too (100M `funcref`s are 800 MB),
 //! so a cap on memories alone let `table.grow` take the host's memory.
+//!
+//! It bounds too the values crossing component `use` that the host holds at
+//! once ([`InFlight`]): each hop of a chain keeps its arguments while the next
+//! provider runs, so a list forwarded down twelve components was twelve copies
+//! on the host, uncounted.
 
 use wasmtime::ResourceLimiter;
 
@@ -11,6 +16,20 @@ use wasmtime::ResourceLimiter;
 /// pointer; an `externref` or `anyref` is half that. (Continuation tables,
 /// twice that, need stack switching, which the engine leaves off.)
 const TABLE_ELEMENT_BYTES: u64 = 8;
+
+/// Without `--max-memory`, the most host memory the values crossing `use` may
+/// hold at once: enough that one call may copy what wasmtime lets it by
+/// default ([`ONE_CALL`], taking up to [`GROWTH`] times that while it is made).
+pub const VALUES_WITHOUT_CAP: u64 = GROWTH * ONE_CALL;
+
+/// wasmtime's own bound on what one host call copies out of a guest (its
+/// default hostcall fuel), as it counts it: the budget only ever lowers it.
+const ONE_CALL: u64 = 128 << 20;
+
+/// How much more than wasmtime's count a copy may take while it is made: a
+/// list's copy grows by doubling, to up to twice its length, and the half it
+/// grew from is held while the rest is copied.
+const GROWTH: u64 = 3;
 
 /// A memory request the cap refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +49,9 @@ pub struct MemoryCap {
     used: u64,
     peak: u64,
     refused: Option<Refusal>,
+    /// The values crossing `use` held now, bounded by the same `limit` (or
+    /// [`VALUES_WITHOUT_CAP`]) apart from memories and tables.
+    pub values: InFlight,
 }
 
 impl MemoryCap {
@@ -37,6 +59,7 @@ impl MemoryCap {
     pub fn new(limit: Option<u64>) -> Self {
         Self {
             limit,
+            values: InFlight::new(limit.unwrap_or(VALUES_WITHOUT_CAP)),
             ..Self::default()
         }
     }
@@ -68,6 +91,95 @@ impl MemoryCap {
         self.used = wanted;
         self.peak = self.peak.max(wanted);
         true
+    }
+}
+
+/// The values of the calls across component `use` in progress, held on the
+/// host while the providers they called run: at most `limit` bytes together,
+/// each call's as its copy took them (see `component::values::held`).
+///
+/// The bound holds before anything is copied: each host call may copy only
+/// what fits in what is left ([`InFlight::fuel`], wasmtime's hostcall fuel),
+/// so a call that would pass the bound fails before its values are made.
+#[derive(Debug)]
+pub struct InFlight {
+    limit: u64,
+    held: u64,
+    /// Per call in progress, outermost first: its caller's file and the bytes
+    /// of its arguments.
+    calls: Vec<(String, u64)>,
+}
+
+impl Default for InFlight {
+    fn default() -> Self {
+        Self::new(VALUES_WITHOUT_CAP)
+    }
+}
+
+/// A call whose values would pass the bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooMuchInFlight {
+    /// The bound, in bytes.
+    pub limit: u64,
+    /// What the calls in progress held, in bytes.
+    pub held: u64,
+    /// The callers' files, outermost first, the refused call's caller last.
+    pub chain: Vec<String>,
+    /// The refused call's bytes, when known (else: more than was left).
+    pub passed: Option<u64>,
+    /// What one call could still copy, in bytes.
+    pub left: u64,
+}
+
+impl InFlight {
+    /// At most `limit` bytes of values in flight.
+    pub fn new(limit: u64) -> Self {
+        Self {
+            limit,
+            held: 0,
+            calls: Vec::new(),
+        }
+    }
+
+    /// What the next host call may copy out of a guest, as wasmtime counts
+    /// it: as much as fits in what is left while the copy grows, and no more
+    /// than wasmtime's own bound for one call.
+    pub fn fuel(&self) -> usize {
+        let left = (self.limit.saturating_sub(self.held) / GROWTH).min(ONE_CALL);
+        usize::try_from(left).unwrap_or(usize::MAX)
+    }
+
+    /// Holds the `bytes` of a call made by `caller` until [`InFlight::release`],
+    /// or refuses them when they would pass the bound.
+    pub fn hold(&mut self, caller: &str, bytes: u64) -> Result<(), TooMuchInFlight> {
+        let held = self.held.saturating_add(bytes);
+        if held > self.limit {
+            return Err(self.refused(caller, Some(bytes)));
+        }
+        self.held = held;
+        self.calls.push((caller.to_owned(), bytes));
+        Ok(())
+    }
+
+    /// Lets go of the innermost call's values: it has returned.
+    pub fn release(&mut self) {
+        if let Some((_, bytes)) = self.calls.pop() {
+            self.held -= bytes;
+        }
+    }
+
+    /// The refusal of a call by `caller` of `passed` bytes (`None`: more than
+    /// [`InFlight::fuel`] let it copy), while the calls in progress hold theirs.
+    pub fn refused(&self, caller: &str, passed: Option<u64>) -> TooMuchInFlight {
+        let mut chain: Vec<String> = self.calls.iter().map(|(file, _)| file.clone()).collect();
+        chain.push(caller.to_owned());
+        TooMuchInFlight {
+            limit: self.limit,
+            held: self.held,
+            chain,
+            passed,
+            left: self.fuel() as u64,
+        }
     }
 }
 
@@ -153,6 +265,37 @@ mod tests {
         );
         // A table of 2^64 - 1 elements (a 64-bit table's minimum) does not wrap.
         assert!(!cap.table_growing(0, usize::MAX, None).expect("refused"));
+    }
+
+    #[test]
+    fn values_in_flight_are_bounded_together_and_released_innermost_first() {
+        let mut values = InFlight::new(300 << 20);
+        // A third of what is left: a copy may take three times its count.
+        assert_eq!(values.fuel(), 100 << 20);
+        values.hold("main.wat", 120 << 20).expect("first hop");
+        values.hold("p1.wat", 120 << 20).expect("second hop");
+        assert_eq!(values.fuel(), 20 << 20);
+        assert_eq!(
+            values.hold("p2.wat", 90 << 20),
+            Err(TooMuchInFlight {
+                limit: 300 << 20,
+                held: 240 << 20,
+                chain: vec!["main.wat".into(), "p1.wat".into(), "p2.wat".into()],
+                passed: Some(90 << 20),
+                left: 20 << 20,
+            })
+        );
+        values.release();
+        values.hold("p1.wat", 150 << 20).expect("room again");
+        values.release();
+        values.release();
+        values.release();
+        assert_eq!(values.fuel(), 100 << 20);
+        // One call never copies more than wasmtime's own default allows,
+        // which is what the bound without --max-memory leaves it.
+        assert_eq!(InFlight::new(1 << 40).fuel(), 128 << 20);
+        assert_eq!(MemoryCap::new(None).values.fuel(), 128 << 20);
+        assert_eq!(MemoryCap::new(Some(3 << 20)).values.fuel(), 1 << 20);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::describe::size;
+use super::limits::{TooMuchInFlight, VALUES_WITHOUT_CAP};
 use super::problem::Problem;
 use crate::names::{self, BadName};
 
@@ -139,6 +141,14 @@ pub enum UseError {
         /// Why, and what to do.
         why: String,
     },
+    /// The values of a call across components would make those held on the
+    /// host at once pass their bound (`--max-memory`, else 256 MiB).
+    ValuesTooLarge {
+        /// The call in progress that saw it (the entry's own call: no site).
+        site: Site,
+        /// The bound, what was held, by whom, and what was passed.
+        refused: TooMuchInFlight,
+    },
 }
 
 impl fmt::Display for UseError {
@@ -193,6 +203,35 @@ impl fmt::Display for UseError {
                 write!(f, "{site}the host does not provide this import")
             }
             UseError::Unlinkable { site, why } => write!(f, "{site}{why}"),
+            UseError::ValuesTooLarge { site, refused } => {
+                let caller = refused.chain.last().map_or("?", String::as_str);
+                let along = match refused.chain.len() {
+                    0 | 1 => ":".to_owned(),
+                    _ => format!(
+                        ", along {}: {} held, and",
+                        refused.chain.join(" -> "),
+                        size(refused.held)
+                    ),
+                };
+                let passed = match refused.passed {
+                    Some(bytes) => format!("passes {}", size(bytes)),
+                    None => format!(
+                        "passes (to a component or to the host) or returns more than the {} \
+                         one call may copy now",
+                        size(refused.left)
+                    ),
+                };
+                write!(
+                    f,
+                    "{site}the values held on the host for calls across components would \
+                     pass {}{along} {caller} {passed} (each value crossing components takes \
+                     {} bytes on the host, a list<u8> as much per byte); pass less, or raise \
+                     --max-memory (the bound is {} without it)",
+                    size(refused.limit),
+                    std::mem::size_of::<wasmtime::component::Val>(),
+                    size(VALUES_WITHOUT_CAP),
+                )
+            }
         }
     }
 }
@@ -208,7 +247,8 @@ impl UseError {
             | UseError::MissingExport { .. }
             | UseError::TypeMismatch { .. }
             | UseError::UnknownHostImport { .. }
-            | UseError::Unlinkable { .. } => INVALID,
+            | UseError::Unlinkable { .. }
+            | UseError::ValuesTooLarge { .. } => INVALID,
             UseError::Cycle { .. } => CYCLE,
             UseError::BadName { .. } => BAD_NAME,
         }
@@ -240,6 +280,7 @@ impl UseError {
             | UseError::TypeMismatch { site, .. }
             | UseError::UnknownHostImport { site }
             | UseError::Unlinkable { site, .. } => ("link", importer(site), None),
+            UseError::ValuesTooLarge { site, .. } => ("memory", importer(site), None),
         };
         Problem {
             file,

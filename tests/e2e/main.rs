@@ -4,6 +4,7 @@ mod attacks;
 mod bad_inputs;
 mod build;
 mod cache;
+mod component_attacks;
 mod component_wat;
 mod components;
 mod events;

@@ -7,6 +7,10 @@
 //! forwards the call: a provider nobody calls is never loaded. One instance per
 //! name per run, shared by every importer. A component's linker (the host's
 //! functions and its trampolines) is built once per version of its file.
+//!
+//! A trampoline holds its call's values on the host until the provider
+//! returns: they count against the run's bound on values in flight
+//! ([`values`]), and a call past it is refused by name.
 
 use std::sync::{Arc, PoisonError};
 
@@ -14,7 +18,7 @@ use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
 use wasmtime::component::{Component, Instance, InstancePre, Val};
 use wasmtime::{AsContextMut, Store, StoreContextMut, Trap, WasmBacktrace};
 
-use super::unversioned;
+use super::{unversioned, values};
 use crate::cache::Artifact;
 use crate::run::host::Host;
 use crate::run::modules::ComponentInstance;
@@ -24,11 +28,13 @@ use crate::run::use_error::{Site, UseError};
 const HOST_NAMESPACES: &[&str] = &["wasi:", "live:"];
 
 /// Instantiates the entry component under its name (so a provider that
-/// imports it back is a cycle, not a hang).
+/// imports it back is a cycle, not a hang). From here on, what a host call
+/// copies out of a guest is bounded ([`values::set_fuel`]).
 pub fn instantiate_entry(
     store: &mut Store<Host>,
     component: &Component,
 ) -> wasmtime::Result<Instance> {
+    values::set_fuel(store.as_context_mut());
     let linking = Arc::clone(&store.data().modules.linking);
     let entry = linking.entry.clone();
     let name = linking.entry_name.clone();
@@ -213,8 +219,53 @@ struct Trampoline {
 }
 
 impl Trampoline {
-    /// Calls the provider's function, with `ty`, the importer's type of it.
+    /// Calls the provider's function, with `ty`, the importer's type of it,
+    /// its arguments held against the bound on values in flight meanwhile.
     fn call(
+        &self,
+        mut store: StoreContextMut<'_, Host>,
+        ty: &ComponentFunc,
+        params: &[Val],
+        results: &mut [Val],
+    ) -> wasmtime::Result<()> {
+        let caller = self.site.file.as_deref().unwrap_or("?");
+        let bytes = values::held(params);
+        store
+            .data_mut()
+            .memory
+            .values
+            .hold(caller, bytes)
+            .map_err(|refused| UseError::ValuesTooLarge {
+                site: self.site.clone(),
+                refused,
+            })?;
+        values::set_fuel(store.as_context_mut());
+        let called = self.forward(store.as_context_mut(), ty, params, results);
+        // A refusal inside names the chain as it stood, this call in it.
+        let called = called.map_err(|err| {
+            let provider = self.provider_file(&store);
+            match values::refusal(store.data(), err.chain(), &self.site, &provider) {
+                Some(refusal) => refusal.into(),
+                None => err,
+            }
+        });
+        store.data_mut().memory.values.release();
+        values::set_fuel(store.as_context_mut());
+        called
+    }
+
+    /// The provider's file, or its name before it is instantiated.
+    fn provider_file(&self, store: &StoreContextMut<'_, Host>) -> String {
+        store
+            .data()
+            .modules
+            .components
+            .get(&self.provider)
+            .map_or_else(|| self.provider.clone(), |ready| ready.file.clone())
+    }
+
+    /// Instantiates the provider if this run has not yet, and calls it.
+    fn forward(
         &self,
         mut store: StoreContextMut<'_, Host>,
         ty: &ComponentFunc,
