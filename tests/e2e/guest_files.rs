@@ -326,13 +326,14 @@ fn defect_10_many_missing_paths_never_stall_the_session() {
     let dir = project();
     let mut guest = Guest::new();
     guest
-        .numbered(4000, &long_missing_path(), false)
+        .numbered(10_000, &long_missing_path(), false)
         .say("looked");
     dir.write("main.wat", &guest.wat());
     let mut live = session(&dir, &[]);
     let taken = after_the_run(&mut live, "looked");
-    // Before: 10-19 s on the session thread, then 5.5 s at each later save.
-    assert!(taken < Duration::from_secs(2), "{taken:?}");
+    eprintln!("defect 10: the run's status line {taken:?} after its last output");
+    // Before: 4.7 s on the session thread here (debug build; 10-19 s reported).
+    assert!(taken < Duration::from_secs(1), "{taken:?}");
     let saved = Instant::now();
     next_run_is_the_users(&dir, &mut live, 2, "saved");
     assert!(
@@ -363,6 +364,7 @@ fn defect_11_noted_names_take_bounded_host_memory() {
     live.expect_status("are not watched");
     // Before: 1.7-2.6 GB at its peak.
     let peak = peak_kib(live.pid());
+    eprintln!("defect 11: peak {peak} KiB");
     assert!(peak < 400 * 1024, "peak {peak} KiB");
     next_run_is_the_users(&dir, &mut live, 2, "saved");
 }
@@ -379,6 +381,7 @@ fn defect_12_the_watches_a_run_adds_are_bounded() {
     live.expect_status("are not watched");
     // Before: 10,001.
     let held = watches(live.pid());
+    eprintln!("defect 12: {held} watches");
     assert!(held <= 1010, "{held} watches");
     next_run_is_the_users(&dir, &mut live, 2, "saved");
 }
