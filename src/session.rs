@@ -49,7 +49,7 @@ pub(crate) fn once(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Res
     if let Some(build) = &plan.build {
         let signals = signals::listen()?;
         reporter.build_started(1, &Trigger::Start);
-        let started = start_build(plan, build)?;
+        let started = start_build(plan, build);
         let result = select! {
             recv(started.finished()) -> result => result.context("the build's thread has stopped")?,
             recv(signals) -> signal => {
@@ -161,9 +161,13 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
             match plan.build.as_ref().filter(|_| pending.build) {
                 Some(build) => {
                     reporter.build_started(runs, &trigger);
-                    watcher.build_started()?;
+                    // Without its barrier the build's last events may come
+                    // late, as saves: worth a word, not the end of the session.
+                    if let Err(err) = watcher.build_started() {
+                        reporter.warning(&format!("{err:#}"));
+                    }
                     building = Some(Building {
-                        build: start_build(plan, build)?,
+                        build: start_build(plan, build),
                         trigger,
                         stopped: None,
                     });
@@ -295,7 +299,8 @@ fn warn_if_not_built(plan: &Plan, reporter: &mut Reporter) {
 }
 
 /// Starts `build`; its output is captured when our stderr carries JSON events.
-fn start_build(plan: &Plan, build: &BuildPlan) -> Result<Build> {
+/// One that cannot start is a failed build, reported as it ends.
+fn start_build(plan: &Plan, build: &BuildPlan) -> Build {
     let capture = plan.presentation.events == Some(EventsTarget::Stderr);
     Build::start(&build.command, &build.dir, capture)
 }

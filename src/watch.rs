@@ -431,6 +431,13 @@ impl Watcher {
     /// A build starts: from now until [`Self::build_finished`], a file that is
     /// not a source yet is one of its outputs.
     pub fn build_started(&mut self) -> Result<()> {
+        let mut sources: HashSet<PathBuf> = self.source_files.clone();
+        for tree in &self.trees {
+            if let Some(rules) = &tree.sources {
+                sources.extend(rules.files());
+            }
+        }
+        self.building = Some(sources);
         if self.barrier.is_none() && self.look_now.is_none() {
             let barrier = Barrier::new()?;
             self.notify
@@ -444,13 +451,6 @@ impl Watcher {
                 })?;
             self.barrier = Some(barrier);
         }
-        let mut sources: HashSet<PathBuf> = self.source_files.clone();
-        for tree in &self.trees {
-            if let Some(rules) = &tree.sources {
-                sources.extend(rules.files());
-            }
-        }
-        self.building = Some(sources);
         Ok(())
     }
 
