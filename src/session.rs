@@ -227,8 +227,11 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
             recv(building.as_ref().map_or(&no_build, |build| build.build.finished())) -> result => {
                 let Some(build) = building.take() else { continue };
                 let result = result.context("the build's thread has stopped")?;
-                let late = watcher.build_finished(build.stopped.is_none());
+                let late = watcher.build_finished();
                 reporter.build_finished(runs, &build.trigger, &result, build.stopped);
+                for warning in &late.warnings {
+                    reporter.warning(warning);
+                }
                 if !late.changed.is_empty() {
                     // A source saved as the build ended: build again.
                     pending.add(late.changed, late.rebuild);
@@ -257,6 +260,7 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
                 // Watched before the status line says the run is over: a save
                 // made after that line is always seen.
                 let writes = runner.writes().try_iter();
+                watcher.modules_used(&report.modules);
                 let watched = watcher.run_finished(&report.modules, &report.read, writes);
                 finished(runner, reporter, runs, &run.trigger, run.built, &report);
                 match watched {
