@@ -1,4 +1,6 @@
-//! `--build CMD`: the user's build command, run through `sh -c` before a run.
+//! `--build CMD`: the user's build command, run through `sh -c` before a run,
+//! and the one model of a build's life that the session, the watcher and this
+//! module keep together.
 //!
 //! A build runs in a process group of its own, so stopping it (a save during
 //! the build, Ctrl-C) stops everything it started: compilers, linkers, cargo's
@@ -6,6 +8,52 @@
 //! the guest. Its stdout and stderr both go to our stderr, in order, so the
 //! guest's stdout stays clean; under `--events json` they are captured into the
 //! `build-finished` event instead, as every line on stderr must be JSON there.
+//!
+//! # One model of a build's life
+//!
+//! **Sources and outputs.** The sources are the `--watch` paths, or, without
+//! any, the files under the current folder that no ignore file excludes and
+//! that sit in no build folder (`target/`, `node_modules/`, ...: see
+//! `watch/sources.rs`). A source the guest also reads is still a source. The
+//! entry, the modules the last run used, and the `--stdin` file are never
+//! sources: builds write them, and their change between builds calls for a
+//! run only. The outputs are the files a build made (absent when it started)
+//! and the sources it keeps rewriting (below); an output never starts a
+//! build, until it is saved between builds, which makes it a source again.
+//!
+//! **A save during a build is never lost.** A source that existed when the
+//! build started and changes while it runs (or while its last events are
+//! settled once it has ended) stops it: its whole process group is killed,
+//! and the next build starts at once, its trigger naming every change since
+//! the last run. That holds however many builds in a row it comes during,
+//! short of the rule against self-triggering builds.
+//!
+//! **A build's processes end with it.** When the shell exits, what is left of
+//! its group is killed with it, before its pid is reaped (so the group's id
+//! names nothing else yet); a stopped build is killed the same way. No
+//! process a build started in the background writes into the project after
+//! it (a write there would be a save), or holds its output pipe past it. The
+//! one way around it is leaving the group (`setsid`, a daemon): such a
+//! process is the user's to manage; it costs us no thread, as the output is
+//! read only until the build's result is taken.
+//!
+//! **A build that keeps triggering itself stops.** When the same source has
+//! changed during 3 builds in a row (`SELF_WRITES` in `watch.rs`) with no
+//! change seen between builds, the builds are writing it themselves: a
+//! warning names it, it becomes an output, and the build in progress is no
+//! longer stopped for it. The session runs what that build made and waits
+//! for a save. A person's save between builds resets the count, so a person
+//! who saves during builds is rebuilt every time but the third in a row
+//! of the same file with nothing saved between builds.
+//!
+//! **A build that fails, or cannot start** (its folder removed, no `sh`),
+//! is reported with its exit status or its reason; the previous program is
+//! not run again, and the session waits for the next save. With `--once` it
+//! is status 1.
+//!
+//! **What is watched.** Build folders and ignored folders are never sources;
+//! their files' changes start nothing, though the entry may be built into
+//! one (its folder is watched as the entry's).
 
 use std::io::Read;
 use std::path::Path;

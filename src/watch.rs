@@ -11,9 +11,9 @@
 //! finished save depends on that kind, never on the OS alone.
 //!
 //! With `--build`, a changed source calls for a build, and a changed module file
-//! (the entry, a used module: what builds write) for a run only. Files a build
-//! writes never call for another build: one that did not exist when the build
-//! started is one of its outputs, and is remembered as such.
+//! (the entry, a used module: what builds write) for a run only. Which changes
+//! are sources, outputs or saves during a build, and what stops a build that
+//! keeps rewriting its sources, is the model in `build.rs`'s doc.
 
 mod poll;
 mod sources;
