@@ -128,8 +128,15 @@ impl Build {
         let output = capture.then(|| Output::read(reader)).transpose()?;
         let started = Instant::now();
         let child = shell.spawn().with_context(|| {
-            let gone = if cwd.is_dir() { "" } else { " (no such folder)" };
-            format!("cannot start `sh -c {command:?}` in {}{gone}", cwd.display())
+            let gone = if cwd.is_dir() {
+                ""
+            } else {
+                " (no such folder)"
+            };
+            format!(
+                "cannot start `sh -c {command:?}` in {}{gone}",
+                cwd.display()
+            )
         })?;
         // Our copies of the pipe's write end must be gone for the reader to see
         // the end of the output.
@@ -208,12 +215,7 @@ impl Group {
                 // WNOWAIT leaves the child to be reaped below.
                 let exited = unsafe {
                     let mut info: libc::siginfo_t = std::mem::zeroed();
-                    libc::waitid(
-                        libc::P_PID,
-                        pid,
-                        &mut info,
-                        libc::WEXITED | libc::WNOWAIT,
-                    )
+                    libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT)
                 };
                 if exited == 0
                     || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted

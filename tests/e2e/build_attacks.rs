@@ -66,7 +66,10 @@ fn defect_9_a_build_that_cannot_start_is_a_failed_build() {
     let source = elsewhere.path("src.txt");
     let build = format!("mkdir -p out; cp '{}' out/main.wat", source.display());
     let source = source.display().to_string();
-    let mut live = live_wasm(&dir, &["--build", &build, "--watch", &source, "out/main.wat"]);
+    let mut live = live_wasm(
+        &dir,
+        &["--build", &build, "--watch", &source, "out/main.wat"],
+    );
     live.expect_stdout("v1");
     live.expect_run(1, "start: ok · build ");
     std::fs::remove_dir_all(dir.root()).expect("remove the session's folder");
@@ -122,13 +125,16 @@ fn a_build_that_keeps_rewriting_a_source_is_named_and_builds_no_more() {
 #[test]
 fn defect_15_a_child_holding_the_output_leaks_nothing() {
     let dir = project();
-    let build = format!(
-        "echo built; sleep 60 & setsid sleep 60 & echo $! >> escaped.pid; {BUILD}"
+    let build = format!("echo built; sleep 60 & setsid sleep 60 & echo $! >> escaped.pid; {BUILD}");
+    let mut live = live_wasm(
+        &dir,
+        &["--events", "json", "--build", &build, "out/main.wat"],
     );
-    let mut live = live_wasm(&dir, &["--events", "json", "--build", &build, "out/main.wat"]);
     let pid = live.pid();
     let finished = |run: u64| {
-        move |line: &str| line.contains("\"run-finished\"") && line.contains(&format!("\"run\":{run},"))
+        move |line: &str| {
+            line.contains("\"run-finished\"") && line.contains(&format!("\"run\":{run},"))
+        }
     };
     live.expect_stdout("v1");
     live.expect(Stream::Err, finished(1));
