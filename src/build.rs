@@ -1,4 +1,6 @@
-//! `--build CMD`: the user's build command, run through `sh -c` before a run.
+//! `--build CMD`: the user's build command, run through `sh -c` before a run,
+//! and the one model of a build's life that the session, the watcher and this
+//! module keep together.
 //!
 //! A build runs in a process group of its own, so stopping it (a save during
 //! the build, Ctrl-C) stops everything it started: compilers, linkers, cargo's
@@ -6,10 +8,57 @@
 //! the guest. Its stdout and stderr both go to our stderr, in order, so the
 //! guest's stdout stays clean; under `--events json` they are captured into the
 //! `build-finished` event instead, as every line on stderr must be JSON there.
+//!
+//! # One model of a build's life
+//!
+//! **Sources and outputs.** The sources are the `--watch` paths, or, without
+//! any, the files under the current folder that no ignore file excludes and
+//! that sit in no build folder (`target/`, `node_modules/`, ...: see
+//! `watch/sources.rs`). A source the guest also reads is still a source. The
+//! entry, the modules the last run used, and the `--stdin` file are never
+//! sources: builds write them, and their change between builds calls for a
+//! run only. The outputs are the files a build made (absent when it started)
+//! and the sources it keeps rewriting (below); an output never starts a
+//! build, until it is saved between builds, which makes it a source again.
+//!
+//! **A save during a build is never lost.** A source that existed when the
+//! build started and changes while it runs (or while its last events are
+//! settled once it has ended) stops it: its whole process group is killed,
+//! and the next build starts at once, its trigger naming every change since
+//! the last run. That holds however many builds in a row it comes during,
+//! short of the rule against self-triggering builds.
+//!
+//! **A build's processes end with it.** When the shell exits, what is left of
+//! its group is killed with it, before its pid is reaped (so the group's id
+//! names nothing else yet); a stopped build is killed the same way. No
+//! process a build started in the background writes into the project after
+//! it (a write there would be a save), or holds its output pipe past it. The
+//! one way around it is leaving the group (`setsid`, a daemon): such a
+//! process is the user's to manage; it costs us no thread, as the output is
+//! read only until the build's result is taken.
+//!
+//! **A build that keeps triggering itself stops.** When the same source has
+//! changed during 3 builds in a row (`SELF_WRITES` in `watch.rs`) with no
+//! change seen between builds, the builds are writing it themselves: a
+//! warning names it, it becomes an output, and the build in progress is no
+//! longer stopped for it. The session runs what that build made and waits
+//! for a save. A person's save between builds resets the count, so a person
+//! who saves during builds is rebuilt every time but the third in a row
+//! of the same file with nothing saved between builds.
+//!
+//! **A build that fails, or cannot start** (its folder removed, no `sh`),
+//! is reported with its exit status or its reason; the previous program is
+//! not run again, and the session waits for the next save. With `--once` it
+//! is status 1.
+//!
+//! **What is watched.** Build folders and ignored folders are never sources;
+//! their files' changes start nothing, though the entry may be built into
+//! one (its folder is watched as the entry's).
 
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -22,14 +71,16 @@ const OUTPUT_KEPT: usize = 64 * 1024;
 
 /// A build in progress.
 pub struct Build {
-    pid: u32,
+    /// Its process group; none when it could not start.
+    group: Option<Arc<Group>>,
     finished: Receiver<Built>,
 }
 
 /// How a build ended.
 #[derive(Debug, Clone)]
 pub struct Built {
-    /// The command's exit status (`None` when a signal ended it).
+    /// The command's exit status (`None` when a signal ended it, or it could
+    /// not start).
     pub code: Option<i32>,
     /// True when it exited with status 0.
     pub success: bool,
@@ -37,12 +88,26 @@ pub struct Built {
     pub duration: Duration,
     /// Its stdout and stderr, when captured: the last 64 KiB, lossily UTF-8.
     pub output: Option<String>,
+    /// Why it could not start (its folder gone, no `sh`, no process left).
+    pub error: Option<String>,
 }
 
 impl Build {
     /// Starts `command` in `cwd`; `capture` keeps its output for the events
-    /// instead of passing it to our stderr.
-    pub fn start(command: &str, cwd: &Path, capture: bool) -> Result<Build> {
+    /// instead of passing it to our stderr. A build that cannot start is a
+    /// failed build, its result already there: the session goes on.
+    pub fn start(command: &str, cwd: &Path, capture: bool) -> Build {
+        Build::spawn(command, cwd, capture).unwrap_or_else(|err| {
+            let (send, finished) = bounded(1);
+            let _ = send.send(Built::not_started(format!("{err:#}")));
+            Build {
+                group: None,
+                finished,
+            }
+        })
+    }
+
+    fn spawn(command: &str, cwd: &Path, capture: bool) -> Result<Build> {
         let mut shell = Command::new("sh");
         shell
             .arg("-c")
@@ -62,24 +127,42 @@ impl Build {
         shell.stdout(out).stderr(err);
         let output = capture.then(|| Output::read(reader)).transpose()?;
         let started = Instant::now();
-        let mut child = shell
-            .spawn()
-            .with_context(|| format!("--build: cannot start `sh -c {command:?}`"))?;
+        let child = shell.spawn().with_context(|| {
+            let gone = if cwd.is_dir() {
+                ""
+            } else {
+                " (no such folder)"
+            };
+            format!(
+                "cannot start `sh -c {command:?}` in {}{gone}",
+                cwd.display()
+            )
+        })?;
         // Our copies of the pipe's write end must be gone for the reader to see
         // the end of the output.
         drop(shell);
-        let pid = child.id();
+        let group = Arc::new(Group {
+            leader: child.id(),
+            reaped: Mutex::new(false),
+        });
+        let ending = Arc::clone(&group);
         let (send, finished) = bounded(1);
-        thread::Builder::new()
+        let waiter = thread::Builder::new()
             .name("live-wasm-build".to_owned())
             .spawn(move || {
-                let status = child.wait();
+                let status = ending.end(child);
                 let duration = started.elapsed();
                 let output = output.map(Output::take);
-                let _ = send.send(Built::from(status.ok(), duration, output));
-            })
-            .context("cannot start the build's thread")?;
-        Ok(Build { pid, finished })
+                let _ = send.send(Built::from(status, duration, output));
+            });
+        if let Err(err) = waiter {
+            group.kill();
+            return Err(err).context("cannot start the build's thread");
+        }
+        Ok(Build {
+            group: Some(group),
+            finished,
+        })
     }
 
     /// Sends the result once the build has ended.
@@ -89,14 +172,63 @@ impl Build {
 
     /// Stops the build and everything it started; its result still comes.
     pub fn stop(&self) {
+        if let Some(group) = &self.group {
+            group.kill();
+        }
+    }
+}
+
+/// A build's process group: its shell, which leads it, and everything the
+/// shell started that did not leave it. The group ends with the shell, so
+/// nothing a build leaves running writes into the project after it (a write
+/// there would be taken for a save) or holds its output pipe.
+struct Group {
+    leader: u32,
+    /// Set once the leader is reaped: from then on its pid, the group's id,
+    /// may name another process, and is never signalled.
+    reaped: Mutex<bool>,
+}
+
+impl Group {
+    /// Sends SIGKILL to every process of the group, unless it is over.
+    fn kill(&self) {
+        let reaped = self.reaped.lock().unwrap_or_else(PoisonError::into_inner);
         #[cfg(unix)]
-        if let Ok(pid) = i32::try_from(self.pid) {
+        if !*reaped && let Ok(pid) = i32::try_from(self.leader) {
             // SAFETY: kill(2) with a negative pid signals that process group;
-            // the group is the build's own (`process_group(0)` above).
+            // the group is the build's own (`process_group(0)` above), and
+            // its leader, not reaped yet, holds its id.
             unsafe {
                 libc::kill(-pid, libc::SIGKILL);
             }
         }
+    }
+
+    /// Waits for the shell to exit, kills what is left of its group while
+    /// the shell's unreaped pid still holds the group's id, then reaps it.
+    fn end(&self, mut shell: Child) -> Option<ExitStatus> {
+        #[cfg(unix)]
+        {
+            let pid: libc::id_t = self.leader;
+            loop {
+                // SAFETY: waitid(2) fills the zeroed siginfo_t we own;
+                // WNOWAIT leaves the child to be reaped below.
+                let exited = unsafe {
+                    let mut info: libc::siginfo_t = std::mem::zeroed();
+                    libc::waitid(libc::P_PID, pid, &mut info, libc::WEXITED | libc::WNOWAIT)
+                };
+                if exited == 0
+                    || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+                {
+                    break;
+                }
+            }
+        }
+        self.kill();
+        let mut reaped = self.reaped.lock().unwrap_or_else(PoisonError::into_inner);
+        let status = shell.wait().ok();
+        *reaped = true;
+        status
     }
 }
 
@@ -107,6 +239,17 @@ impl Built {
             success: status.is_some_and(|status| status.success()),
             duration,
             output,
+            error: None,
+        }
+    }
+
+    fn not_started(error: String) -> Built {
+        Built {
+            code: None,
+            success: false,
+            duration: Duration::ZERO,
+            output: None,
+            error: Some(error),
         }
     }
 }
@@ -120,26 +263,40 @@ fn dup(stderr: &std::io::Stderr) -> Result<std::os::fd::OwnedFd> {
 /// A build's output, read as it comes, the last [`OUTPUT_KEPT`] bytes kept.
 ///
 /// Read on a thread of its own, so the build ends when its shell exits: a
-/// process it left running in the background (a compiler server, a daemon)
-/// may hold the pipe open for much longer.
+/// process it left running that escaped its group (`setsid`) may hold the
+/// pipe open for much longer. The thread stops reading once the build's
+/// output is taken, so such a process costs no thread and no pipe past it.
 struct Output {
     kept: Arc<Mutex<Vec<u8>>>,
     done: Receiver<()>,
+    /// Tells the reading thread to stop.
+    stop: Arc<AtomicBool>,
 }
 
 /// How long output already written by an exited build may take to arrive.
 const OUTPUT_GRACE: Duration = Duration::from_millis(200);
 
+/// How often the reading thread looks whether it is to stop.
+const OUTPUT_LOOK: Duration = Duration::from_millis(50);
+
 impl Output {
-    fn read(mut reader: impl Read + Send + 'static) -> Result<Output> {
+    fn read(mut reader: std::io::PipeReader) -> Result<Output> {
         let kept = Arc::new(Mutex::new(Vec::new()));
         let (send, done) = bounded(1);
         let sink = Arc::clone(&kept);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
         thread::Builder::new()
             .name("live-wasm-build-output".to_owned())
             .spawn(move || {
                 let mut buffer = [0u8; 8192];
-                while let Ok(read @ 1..) = reader.read(&mut buffer) {
+                while !stopped.load(Ordering::Relaxed) {
+                    if !readable(&reader, OUTPUT_LOOK) {
+                        continue;
+                    }
+                    let Ok(read @ 1..) = reader.read(&mut buffer) else {
+                        break;
+                    };
                     let mut kept = sink.lock().unwrap_or_else(PoisonError::into_inner);
                     kept.extend_from_slice(&buffer[..read]);
                     if kept.len() > 2 * OUTPUT_KEPT {
@@ -150,15 +307,44 @@ impl Output {
                 let _ = send.send(());
             })
             .context("cannot start the build's output thread")?;
-        Ok(Output { kept, done })
+        Ok(Output { kept, done, stop })
     }
 
-    /// The output so far, once the pipe is closed or after [`OUTPUT_GRACE`].
+    /// The output so far, once the pipe is closed or after [`OUTPUT_GRACE`];
+    /// the reading stops there.
     fn take(self) -> String {
         let _ = self.done.recv_timeout(OUTPUT_GRACE);
+        self.stop.store(true, Ordering::Relaxed);
         let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
         let start = kept.len().saturating_sub(OUTPUT_KEPT);
         String::from_utf8_lossy(&kept[start..]).into_owned()
+    }
+}
+
+/// Whether `pipe` has something to read (or its end) within `wait`: a
+/// `read` then returns at once. A failed look says yes, for `read` to fail.
+fn readable(pipe: &std::io::PipeReader, wait: Duration) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let mut look = libc::pollfd {
+            fd: pipe.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let millis = libc::c_int::try_from(wait.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: poll(2) on one pollfd we own, for a descriptor `pipe` holds.
+        let ready = unsafe { libc::poll(&mut look, 1, millis) };
+        match ready {
+            0 => false,
+            1.. => true,
+            _ => std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (pipe, wait);
+        true
     }
 }
 
@@ -176,21 +362,21 @@ mod tests {
     #[test]
     fn a_build_reports_its_status_and_output() {
         let dir = std::env::temp_dir();
-        let ok = Build::start("echo out; echo err >&2", &dir, true).expect("start");
+        let ok = Build::start("echo out; echo err >&2", &dir, true);
         let built = wait(&ok);
         assert!(built.success);
         assert_eq!(
             (built.code, built.output.as_deref()),
             (Some(0), Some("out\nerr\n"))
         );
-        let failed = wait(&Build::start("exit 3", &dir, true).expect("start"));
+        let failed = wait(&Build::start("exit 3", &dir, true));
         assert_eq!((failed.success, failed.code), (false, Some(3)));
     }
 
     #[test]
     fn a_build_ends_when_its_shell_does_though_a_child_holds_the_output() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let build = Build::start("echo built; sleep 60 &", dir.path(), true).expect("start");
+        let build = Build::start("echo built; sleep 60 &", dir.path(), true);
         let built = wait(&build);
         assert!(built.duration < Duration::from_secs(20), "{built:?}");
         assert_eq!(built.output.as_deref(), Some("built\n"));
@@ -201,8 +387,7 @@ mod tests {
     fn stopping_a_build_stops_what_it_started() {
         let dir = tempfile::tempdir().expect("tempdir");
         // The shell starts a child of its own and says its pid.
-        let build =
-            Build::start("sleep 60 & echo $! > pid; wait", dir.path(), true).expect("start");
+        let build = Build::start("sleep 60 & echo $! > pid; wait", dir.path(), true);
         let pid_file = dir.path().join("pid");
         let deadline = Instant::now() + Duration::from_secs(20);
         let pid = loop {

@@ -49,7 +49,7 @@ pub(crate) fn once(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Res
     if let Some(build) = &plan.build {
         let signals = signals::listen()?;
         reporter.build_started(1, &Trigger::Start);
-        let started = start_build(plan, build)?;
+        let started = start_build(plan, build);
         let result = select! {
             recv(started.finished()) -> result => result.context("the build's thread has stopped")?,
             recv(signals) -> signal => {
@@ -161,9 +161,13 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
             match plan.build.as_ref().filter(|_| pending.build) {
                 Some(build) => {
                     reporter.build_started(runs, &trigger);
-                    watcher.build_started()?;
+                    // Without its barrier the build's last events may come
+                    // late, as saves: worth a word, not the end of the session.
+                    if let Err(err) = watcher.build_started() {
+                        reporter.warning(&format!("{err:#}"));
+                    }
                     building = Some(Building {
-                        build: start_build(plan, build)?,
+                        build: start_build(plan, build),
                         trigger,
                         stopped: None,
                     });
@@ -223,8 +227,11 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
             recv(building.as_ref().map_or(&no_build, |build| build.build.finished())) -> result => {
                 let Some(build) = building.take() else { continue };
                 let result = result.context("the build's thread has stopped")?;
-                let late = watcher.build_finished(build.stopped.is_none());
+                let late = watcher.build_finished();
                 reporter.build_finished(runs, &build.trigger, &result, build.stopped);
+                for warning in &late.warnings {
+                    reporter.warning(warning);
+                }
                 if !late.changed.is_empty() {
                     // A source saved as the build ended: build again.
                     pending.add(late.changed, late.rebuild);
@@ -253,6 +260,7 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
                 // Watched before the status line says the run is over: a save
                 // made after that line is always seen.
                 let writes = runner.writes().try_iter();
+                watcher.modules_used(&report.modules);
                 let watched = watcher.run_finished(&report.modules, &report.read, writes);
                 finished(runner, reporter, runs, &run.trigger, run.built, &report);
                 match watched {
@@ -301,7 +309,8 @@ fn warn_if_not_built(plan: &Plan, reporter: &mut Reporter) {
 }
 
 /// Starts `build`; its output is captured when our stderr carries JSON events.
-fn start_build(plan: &Plan, build: &BuildPlan) -> Result<Build> {
+/// One that cannot start is a failed build, reported as it ends.
+fn start_build(plan: &Plan, build: &BuildPlan) -> Build {
     let capture = plan.presentation.events == Some(EventsTarget::Stderr);
     Build::start(&build.command, &build.dir, capture)
 }

@@ -11,9 +11,9 @@
 //! finished save depends on that kind, never on the OS alone.
 //!
 //! With `--build`, a changed source calls for a build, and a changed module file
-//! (the entry, a used module: what builds write) for a run only. Files a build
-//! writes never call for another build: one that did not exist when the build
-//! started is one of its outputs, and is remembered as such.
+//! (the entry, a used module: what builds write) for a run only. Which changes
+//! are sources, outputs or saves during a build, and what stops a build that
+//! keeps rewriting its sources, is the model in `build.rs`'s doc.
 
 mod barrier;
 mod poll;
@@ -35,6 +35,12 @@ use crate::plan::WatcherKind;
 use crate::source::{self, ContentHash, ModuleFile};
 use barrier::Barrier;
 use sources::Sources;
+
+/// After a source changed during this many builds in a row, with no change
+/// seen between them, the builds are taken to write it themselves (a
+/// version stamp, say): it becomes their output. A person who saves during
+/// builds is rebuilt with every save short of that.
+const SELF_WRITES: u32 = 3;
 
 /// What one batch of file-system events amounts to.
 #[derive(Debug, Default)]
@@ -107,9 +113,14 @@ pub struct Watcher {
     building: Option<HashSet<PathBuf>>,
     /// Files builds wrote: they never call for a build.
     outputs: HashSet<PathBuf>,
-    /// Sources whose change stopped a build: if one changes during the next
-    /// build too, the build wrote it (a timestamp, say), and it is an output.
-    suspects: HashSet<PathBuf>,
+    /// Sources that changed during each of the last builds, with no change
+    /// seen between builds, and in how many builds in a row: see
+    /// [`SELF_WRITES`].
+    streaks: HashMap<PathBuf, u32>,
+    /// The sources that changed during the build in progress.
+    changed_in_build: HashSet<PathBuf>,
+    /// The module files of the last run: what builds write, never sources.
+    modules: HashSet<PathBuf>,
     /// Files the running guest opened for writing: their events are its own.
     guest_writes: HashSet<PathBuf>,
     /// Where module names resolve: module files (named by guests, through
@@ -214,7 +225,9 @@ impl Watcher {
             source_files: HashSet::new(),
             building: None,
             outputs: HashSet::new(),
-            suspects: HashSet::new(),
+            streaks: HashMap::new(),
+            changed_in_build: HashSet::new(),
+            modules: HashSet::new(),
             guest_writes: HashSet::new(),
             root: root.to_path_buf(),
             places: HashMap::new(),
@@ -568,6 +581,13 @@ impl Watcher {
     /// A build starts: from now until [`Self::build_finished`], a file that is
     /// not a source yet is one of its outputs.
     pub fn build_started(&mut self) -> Result<()> {
+        let mut sources: HashSet<PathBuf> = self.source_files.clone();
+        for tree in &self.trees {
+            if let Some(rules) = &tree.sources {
+                sources.extend(rules.files());
+            }
+        }
+        self.building = Some(sources);
         if self.barrier.is_none() && self.look_now.is_none() {
             let barrier = Barrier::new()?;
             self.notify
@@ -581,27 +601,25 @@ impl Watcher {
                 })?;
             self.barrier = Some(barrier);
         }
-        let mut sources: HashSet<PathBuf> = self.source_files.clone();
-        for tree in &self.trees {
-            if let Some(rules) = &tree.sources {
-                sources.extend(rules.files());
-            }
-        }
-        self.building = Some(sources);
         Ok(())
     }
 
-    /// The build has ended; `completed` unless it was stopped. The events of
-    /// what it wrote may not all have reached us yet: they are waited for (see
+    /// The build has ended (done, failed or stopped). The events of what it
+    /// wrote may not all have reached us yet: they are waited for (see
     /// [`Self::settle`]) and taken as the build's. Returns the changes that
     /// still count: sources saved while the build ran.
-    pub fn build_finished(&mut self, completed: bool) -> ChangeSet {
+    pub fn build_finished(&mut self) -> ChangeSet {
         let late = self.settle();
         self.building = None;
-        if completed {
-            self.suspects.clear();
-        }
+        let changed = std::mem::take(&mut self.changed_in_build);
+        self.streaks.retain(|path, _| changed.contains(path));
         late
+    }
+
+    /// The module files of the run that just ended (the entry, the modules it
+    /// used): a build's outputs, whatever else watches them.
+    pub fn modules_used(&mut self, modules: &[ModuleFile]) {
+        self.modules = modules.iter().map(|module| module.path.clone()).collect();
     }
 
     /// Waits until every event of what happened before this call has been
@@ -705,19 +723,30 @@ impl Watcher {
             }
             if self.is_source(&path) {
                 match &self.building {
-                    // The build wrote it: never a reason to build.
-                    Some(sources)
-                        if !sources.contains(&path)
-                            || self.outputs.contains(&path)
-                            || self.suspects.contains(&path) =>
-                    {
+                    // The build made it, or wrote it before: never a reason
+                    // to build.
+                    Some(sources) if !sources.contains(&path) || self.outputs.contains(&path) => {
                         self.outputs.insert(path);
                         continue;
                     }
-                    // A save during the build (or an output the build rewrote
-                    // with new content: a second time will tell).
+                    // A source that changed during the build: a save, built
+                    // again; unless the builds keep changing it themselves.
                     Some(_) => {
-                        self.suspects.insert(path.clone());
+                        if self.changed_in_build.insert(path.clone()) {
+                            let streak = self.streaks.entry(path.clone()).or_default();
+                            *streak += 1;
+                            if *streak >= SELF_WRITES {
+                                set.warnings.push(format!(
+                                    "the build keeps changing {} ({SELF_WRITES} builds in a row \
+                                     with no save between them): taken for its output, it starts \
+                                     no build until it is saved",
+                                    path.display()
+                                ));
+                                self.streaks.remove(&path);
+                                self.outputs.insert(path);
+                                continue;
+                            }
+                        }
                     }
                     // Changed outside a build: a source from now on.
                     None => {
@@ -731,13 +760,23 @@ impl Watcher {
             }
             set.changed.push(path);
         }
+        // A change between builds is a person's: no build is rewriting its
+        // own sources, whatever the last builds did.
+        if self.building.is_none() && !set.changed.is_empty() {
+            self.streaks.clear();
+        }
         set
     }
 
-    /// True when a change of `path` calls for a build.
+    /// True when a change of `path` calls for a build: a `--watch` source
+    /// file, or a file a build's tree admits, though the guest read it too;
+    /// never the entry or a module the last run used (what builds write).
     fn is_source(&self, path: &Path) -> bool {
-        if self.files.contains_key(path) {
-            return self.source_files.contains(path);
+        if self.source_files.contains(path) {
+            return true;
+        }
+        if self.base.contains(path) || self.modules.contains(path) {
+            return false;
         }
         self.trees
             .iter()

@@ -49,6 +49,7 @@ impl Events {
         self.emit(json!({
             "event": "build-finished", "run": run, "outcome": outcome,
             "exit_code": built.code, "ms": ms(built.duration), "output": built.output,
+            "error": built.error,
         }));
     }
 

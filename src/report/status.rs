@@ -102,6 +102,9 @@ impl StatusLines {
             ),
             (Some(_), _) => (Tone::Notice, "build stopped by a change".to_owned()),
             (None, _) if built.success => return,
+            (None, _) if let Some(error) = &built.error => {
+                (Tone::Bad, format!("build failed: {error}"))
+            }
             (None, Some(code)) => (Tone::Bad, format!("build failed: exit {code}")),
             (None, None) => (Tone::Bad, "build failed: ended by a signal".to_owned()),
         };

@@ -3,6 +3,7 @@
 mod attacks;
 mod bad_inputs;
 mod build;
+mod build_attacks;
 mod cache;
 mod component_attacks;
 mod component_wat;
