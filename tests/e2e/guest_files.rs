@@ -19,14 +19,13 @@ struct Guest {
 
 /// Where the numbered names of [`Guest::numbered`] are built.
 const NAME_BUFFER: usize = 8192;
-/// Where each string of the steps goes, from here on.
-const STRINGS: usize = 1024;
 /// Six decimal digits of the loop's counter stand for this in a template.
 const DIGITS: &str = "######";
 
 impl Guest {
     fn new() -> Self {
         Self {
+            // Strings go from here on, past the scratch and the name buffer.
             at: 16384,
             ..Self::default()
         }
