@@ -259,9 +259,12 @@ impl Watcher {
         guest_writes: impl Iterator<Item = PathBuf>,
     ) -> Result<RunFiles> {
         self.guest_writes.extend(guest_writes);
+        // What the guest announced, the watched files under a folder it
+        // announced, and the files it read that are its own now.
         let own = read.iter().filter(|file| file.own).map(|file| &file.path);
-        let written: Vec<PathBuf> = (self.files.keys().chain(self.tree_files.keys()))
+        let written: HashSet<PathBuf> = (self.files.keys().chain(self.tree_files.keys()))
             .filter(|path| self.guest_wrote(path))
+            .chain(&self.guest_writes)
             .chain(own)
             .cloned()
             .collect();
