@@ -25,6 +25,7 @@
 //!                        -> report (the one voice: status lines or JSON events)
 //!                        -> signals (Ctrl-C, SIGTERM, SIGHUP as events)
 //! run -> cache -> source, engine, names
+//! run, watch -> beneath (files a guest named, looked at beneath their folder)
 //! ```
 
 #![warn(missing_docs, clippy::unwrap_used)]
