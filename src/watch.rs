@@ -440,10 +440,11 @@ impl Watcher {
     }
 
     fn watch_dir(&mut self, dir: &Path) -> Result<()> {
+        // A build's source tree is watched folder by folder (in `dirs`).
         let covered = self
             .trees
             .iter()
-            .any(|tree| tree.live && dir.starts_with(&tree.path));
+            .any(|tree| tree.live && tree.sources.is_none() && dir.starts_with(&tree.path));
         if !covered && !self.dirs.contains(dir) {
             self.notify
                 .watch(dir, RecursiveMode::NonRecursive)
@@ -474,20 +475,82 @@ impl Watcher {
             .map(|tree| tree.path.clone())
             .collect();
         for path in gone {
-            if path.is_dir() && self.notify.watch(&path, RecursiveMode::Recursive).is_ok() {
+            let sources = self
+                .trees
+                .iter()
+                .any(|tree| tree.path == path && tree.sources.is_some());
+            let back = path.is_dir()
+                && match sources {
+                    // Its ignore files may be new too.
+                    true => match self.watch_source_folders(&path) {
+                        Ok((rules, files)) => {
+                            let tree = self.trees.iter_mut().find(|tree| tree.path == path);
+                            if let Some(tree) = tree {
+                                tree.sources = Some(rules);
+                            }
+                            housed.extend(files);
+                            true
+                        }
+                        Err(err) => {
+                            warnings.push(format!("{err:#}"));
+                            false
+                        }
+                    },
+                    false => {
+                        let watched = self.notify.watch(&path, RecursiveMode::Recursive).is_ok();
+                        if watched {
+                            housed.extend(sources::walk(&path));
+                        }
+                        watched
+                    }
+                };
+            if back {
                 for tree in self.trees.iter_mut().filter(|tree| tree.path == path) {
                     tree.live = true;
-                    // Its ignore files may be new too.
-                    if tree.sources.is_some() {
-                        tree.sources = Some(Sources::new(&path));
-                    }
                 }
-                housed.extend(sources::walk(&path));
             } else if let Err(err) = self.watch_nearest(&path) {
                 warnings.push(format!("{err:#}"));
             }
         }
         housed
+    }
+
+    /// Watches the folders of a build's sources under `dir`, one by one,
+    /// entering no ignored folder nor build folder: their rules, and the
+    /// source files found.
+    fn watch_source_folders(&mut self, dir: &Path) -> Result<(Sources, Vec<PathBuf>)> {
+        let (rules, survey) = Sources::new(dir);
+        for folder in &survey.folders {
+            self.watch_dir(folder)?;
+        }
+        Ok((rules, survey.files))
+    }
+
+    /// A folder made (or moved) inside a build's source tree: watched with the
+    /// source folders under it, unless ignored. Returns the files found there,
+    /// to be checked for content (they may have been written before the watch).
+    fn grow_tree(&mut self, folder: &Path) -> Result<Vec<PathBuf>> {
+        let is_folder = std::fs::symlink_metadata(folder).is_ok_and(|meta| meta.is_dir());
+        if !is_folder || self.dirs.contains(folder) {
+            return Ok(Vec::new());
+        }
+        let Some(tree) = self.trees.iter_mut().find(|tree| {
+            tree.live
+                && folder.starts_with(&tree.path)
+                && tree
+                    .sources
+                    .as_ref()
+                    .is_some_and(|rules| rules.admits_folder(folder))
+        }) else {
+            return Ok(Vec::new());
+        };
+        let Some(survey) = tree.sources.as_mut().map(|rules| rules.survey(folder)) else {
+            return Ok(Vec::new());
+        };
+        for inner in &survey.folders {
+            self.watch_dir(inner)?;
+        }
+        Ok(survey.files)
     }
 
     /// A watched folder was deleted or moved away: its watch is gone, or
@@ -554,17 +617,23 @@ impl Watcher {
     }
 
     /// Watches every file under `dir` (absolute), recursively; only the sources
-    /// of a build, when `sources`.
+    /// of a build, when `sources`, folder by folder.
     fn watch_tree(&mut self, dir: &Path, sources: bool) -> Result<()> {
-        self.notify
-            .watch(dir, RecursiveMode::Recursive)
-            .map_err(|err| {
-                anyhow::anyhow!("cannot watch {}: {}", dir.display(), watch_failure(&err))
-            })?;
+        let rules = match sources {
+            true => Some(self.watch_source_folders(dir)?.0),
+            false => {
+                self.notify
+                    .watch(dir, RecursiveMode::Recursive)
+                    .map_err(|err| {
+                        anyhow::anyhow!("cannot watch {}: {}", dir.display(), watch_failure(&err))
+                    })?;
+                None
+            }
+        };
         self.trees.push(Tree {
             path: dir.to_path_buf(),
             live: true,
-            sources: sources.then(|| Sources::new(dir)),
+            sources: rules,
         });
         Ok(())
     }
@@ -585,8 +654,8 @@ impl Watcher {
     /// not a source yet is one of its outputs.
     pub fn build_started(&mut self) -> Result<()> {
         let mut sources: HashSet<PathBuf> = self.source_files.clone();
-        for tree in &self.trees {
-            if let Some(rules) = &tree.sources {
+        for tree in &mut self.trees {
+            if let Some(rules) = &mut tree.sources {
                 sources.extend(rules.files());
             }
         }
@@ -698,6 +767,12 @@ impl Watcher {
             if let Ok(event) = &event {
                 for lost in self.lost_folders(event) {
                     candidates.extend(self.rewatch(&lost, &mut set.warnings));
+                }
+                for made in made_paths(event) {
+                    match self.grow_tree(made) {
+                        Ok(files) => candidates.extend(files),
+                        Err(err) => set.warnings.push(format!("{err:#}")),
+                    }
                 }
             }
             match event {
@@ -873,6 +948,19 @@ fn saved_paths(event: &Event, saves: Saves) -> Vec<PathBuf> {
             paths.clone()
         }
         _ => Vec::new(),
+    }
+}
+
+/// The paths an event says were just made or moved into place (a folder
+/// among them, perhaps).
+fn made_paths(event: &Event) -> &[PathBuf] {
+    match event.kind {
+        EventKind::Create(_)
+        | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Any)) => &event.paths,
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+            event.paths.last().map_or(&[], std::slice::from_ref)
+        }
+        _ => &[],
     }
 }
 

@@ -217,7 +217,7 @@ fn next_run_is_the_users(dir: &Dir, live: &mut LiveWasm, number: u64, text: &str
 }
 
 /// The inotify watches the process holds (Linux's fdinfo of each inotify fd).
-fn watches(pid: u32) -> usize {
+pub(crate) fn watches(pid: u32) -> usize {
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
         return 0;
     };

@@ -4,6 +4,7 @@ mod attacks;
 mod bad_inputs;
 mod build;
 mod build_attacks;
+mod build_watches;
 mod cache;
 mod component_attacks;
 mod component_wat;
