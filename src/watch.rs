@@ -759,18 +759,22 @@ impl Watcher {
             }
             Err(_) => true,
         };
-        let mut candidates: Vec<PathBuf> = match batch.iter().any(may_house) {
+        // Files found by looking (a folder back, made or moved in, lost
+        // events), not by a finished save: one still being written is not a
+        // save yet, its close will come.
+        let mut found: Vec<PathBuf> = match batch.iter().any(may_house) {
             true => self.rehome(&mut set.warnings),
             false => Vec::new(),
         };
+        let mut candidates = Vec::new();
         for event in batch {
             if let Ok(event) = &event {
                 for lost in self.lost_folders(event) {
-                    candidates.extend(self.rewatch(&lost, &mut set.warnings));
+                    found.extend(self.rewatch(&lost, &mut set.warnings));
                 }
                 for made in made_paths(event) {
                     match self.grow_tree(made) {
-                        Ok(files) => candidates.extend(files),
+                        Ok(files) => found.extend(files),
                         Err(err) => set.warnings.push(format!("{err:#}")),
                     }
                 }
@@ -779,8 +783,8 @@ impl Watcher {
                 // Events were lost (the kernel's queue overflowed): look at
                 // every watched file's content instead.
                 Ok(event) if event.need_rescan() => {
-                    candidates.extend(self.files.keys().cloned());
-                    candidates.extend(self.tree_files.keys().cloned());
+                    found.extend(self.files.keys().cloned());
+                    found.extend(self.tree_files.keys().cloned());
                 }
                 Ok(event) => candidates.extend(saved_paths(&event, self.saves)),
                 Err(err) => set
@@ -788,6 +792,8 @@ impl Watcher {
                     .push(format!("file watcher: {}", watch_failure(&err))),
             }
         }
+        found.retain(|path| !self.being_written(path));
+        candidates.extend(found);
         let mut changed = Vec::new();
         for path in candidates {
             if !changed.contains(&path) && !self.guest_wrote(&path) && self.content_changed(&path) {

@@ -58,6 +58,9 @@ struct State {
 struct Stamp {
     /// A folder: only its coming and going count (a module's folder appearing).
     folder: bool,
+    /// A symlink, stamped as itself: what it leads to is never looked at (a
+    /// guest may point one anywhere).
+    link: bool,
     len: u64,
     inode: u64,
     modified: Option<SystemTime>,
@@ -69,6 +72,7 @@ impl Stamp {
     fn folder() -> Self {
         Stamp {
             folder: true,
+            link: false,
             len: 0,
             inode: 0,
             modified: None,
@@ -178,7 +182,7 @@ impl State {
                 Some(_) => continue,
             };
             // Still being written: look again next time, as if not yet seen.
-            if being_written(&file) {
+            if !stamp.folder && !stamp.link && being_written(&file) {
                 continue;
             }
             self.seen.insert(file.clone(), stamp);
@@ -187,7 +191,7 @@ impl State {
         let gone: Vec<PathBuf> = self
             .seen
             .keys()
-            .filter(|file| !file.exists())
+            .filter(|file| std::fs::symlink_metadata(file).is_err())
             .cloned()
             .collect();
         for file in gone {
@@ -229,10 +233,12 @@ fn files_under(root: &Path, mode: RecursiveMode) -> Vec<(PathBuf, Stamp)> {
     files
 }
 
-/// A regular file's stamp (symlinks followed); `None` for anything else.
+/// A regular file's stamp, or a symlink's own (never followed); `None` for
+/// anything else.
 fn stamp(path: &Path) -> Option<Stamp> {
-    let meta = std::fs::metadata(path).ok()?;
-    if !meta.is_file() {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    let link = meta.file_type().is_symlink();
+    if !meta.is_file() && !link {
         return None;
     }
     let modified = meta.modified().ok();
@@ -252,11 +258,14 @@ fn stamp(path: &Path) -> Option<Stamp> {
     let (inode, changed) = (0, None);
     Some(Stamp {
         folder: false,
+        link,
         len: meta.len(),
         inode,
         modified,
         changed,
-        hash: fresh.then(|| crate::source::file_hash(path)).flatten(),
+        hash: (fresh && !link)
+            .then(|| crate::source::file_hash(path))
+            .flatten(),
     })
 }
 
@@ -284,6 +293,37 @@ mod tests {
             .collect();
         events.sort_by(|a, b| a.0.cmp(&b.0));
         events
+    }
+
+    #[test]
+    fn a_symlink_is_looked_at_as_itself_never_where_it_leads() {
+        let base = tempfile::tempdir().expect("tempdir");
+        let watched = base.path().join("d");
+        std::fs::create_dir_all(&watched).expect("mkdir");
+        std::fs::write(base.path().join("secret"), "one").expect("write");
+        std::os::unix::fs::symlink("../secret", watched.join("link")).expect("symlink");
+        let mut state = State::default();
+        state
+            .roots
+            .insert(watched.clone(), RecursiveMode::NonRecursive);
+        state
+            .seen
+            .extend(files_under(&watched, RecursiveMode::NonRecursive));
+        // What it leads to changes, and goes: no event, no look at it.
+        std::fs::write(base.path().join("secret"), "changed, longer").expect("write");
+        assert!(kinds(&mut state).is_empty());
+        std::fs::remove_file(base.path().join("secret")).expect("remove");
+        assert!(kinds(&mut state).is_empty());
+        // The link itself replaced is a change.
+        std::fs::remove_file(watched.join("link")).expect("remove");
+        std::os::unix::fs::symlink("elsewhere/x", watched.join("link")).expect("symlink");
+        assert_eq!(
+            kinds(&mut state),
+            [(
+                "link".into(),
+                EventKind::Modify(ModifyKind::Data(DataChange::Any))
+            )]
+        );
     }
 
     #[test]
