@@ -180,6 +180,10 @@ fn scenarios() -> Vec<(&'static str, Make)> {
             &["-C", "compiler=winch"],
         ),
         ("runaway guest replaced by a save", ok(runaway)),
+        (
+            "small edit under --build, 100,000 ignored files beside it",
+            ok(build_beside_ignored_files),
+        ),
         (COMPONENT_EDIT, ok(component_edit)),
         ("edit of a component's provider", ok(provider_edit)),
         ("two-component demo", Box::new(use_demo_provider_rebuilt)),
@@ -354,6 +358,35 @@ fn runaway() -> Scenario {
     // The status line that follows a save is the stopped run's.
     scenario.stages = false;
     scenario
+}
+
+/// A `--build` project whose build copies `src.wat` to `main.wat`, beside a
+/// `.gitignore`d folder of 100,000 files (a dataset, a vendored tree): what
+/// every save costs for files that are no sources.
+fn build_beside_ignored_files() -> Scenario {
+    let source = |line: &str| printer("", line, "");
+    let mut files = vec![(".gitignore".to_owned(), b"data/\n".to_vec())];
+    for folder in 0..1000 {
+        for file in 0..100 {
+            files.push((format!("data/{folder}/{file}.csv"), Vec::new()));
+        }
+    }
+    files.push(("src.wat".to_owned(), source("start").into_bytes()));
+    Scenario {
+        label: "small edit under --build, 100,000 ignored files beside it".to_owned(),
+        files,
+        start_line: "start".to_owned(),
+        live_args: strings(&["--build", "cp src.wat main.wat", "main.wat"]),
+        peer_args: Err("`wasmtime run` has no build step: not compared".to_owned()),
+        edited: "src.wat".to_owned(),
+        how: Save::InPlace,
+        edit: Box::new(move |i| {
+            let line = format!("v{i}");
+            (source(&line).into_bytes(), line)
+        }),
+        most_saves: usize::MAX,
+        stages: true,
+    }
 }
 
 fn component_edit() -> Scenario {

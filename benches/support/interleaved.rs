@@ -81,7 +81,11 @@ impl Loop {
     fn start(kind: Kind, scenario: &Scenario, peers: Option<&Peers>) -> Loop {
         let folder = tempfile::tempdir().expect("tempdir");
         for (name, contents) in &scenario.files {
-            std::fs::write(folder.path().join(name), contents).expect("write a starting file");
+            let path = folder.path().join(name);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).expect("make a starting folder");
+            }
+            std::fs::write(path, contents).expect("write a starting file");
         }
         let edited = Path::new(&scenario.edited);
         let session = match kind {
