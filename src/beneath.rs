@@ -87,7 +87,11 @@ impl Beneath {
     /// Its host path, for messages and as the watcher's key: never opened by
     /// that text.
     pub fn path(&self) -> PathBuf {
-        self.folder.path.join(&self.relative)
+        match self.relative.as_os_str().is_empty() {
+            // `join("")` would end it with a separator: another key for the same folder.
+            true => self.folder.path.clone(),
+            false => self.folder.path.join(&self.relative),
+        }
     }
 
     /// The file, opened for reading beneath the folder: without blocking on a

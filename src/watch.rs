@@ -107,6 +107,10 @@ pub struct Watcher {
     tree_files: HashMap<PathBuf, Option<ContentHash>>,
     /// Directories holding a non-recursive watch.
     dirs: HashSet<PathBuf>,
+    /// The folder watched for each watched file (its own, or while it is
+    /// missing its nearest existing ancestor), and for each gone tree: what
+    /// keeps a folder's watch; the others go after a run.
+    anchors: HashMap<PathBuf, PathBuf>,
     /// Watched files that are sources of a build (`--watch FILE` with `--build`).
     source_files: HashSet<PathBuf>,
     /// While a build runs: the sources there were when it started.
@@ -222,6 +226,7 @@ impl Watcher {
             trees: Vec::new(),
             tree_files: HashMap::new(),
             dirs: HashSet::new(),
+            anchors: HashMap::new(),
             source_files: HashSet::new(),
             building: None,
             outputs: HashSet::new(),
@@ -330,6 +335,7 @@ impl Watcher {
                 result.changed.push(file.path.clone());
             }
         }
+        self.prune_folders();
         Ok(result)
     }
 
@@ -396,6 +402,14 @@ impl Watcher {
     /// file a guest named, folders are looked for beneath its granted folder
     /// (or the root) only: one that leads out is as missing.
     fn house(&mut self, file: &Path) -> Result<bool> {
+        let (anchor, housed) = self.find_house(file)?;
+        self.anchors.insert(file.to_path_buf(), anchor);
+        Ok(housed)
+    }
+
+    /// Watches the folder for `file` (see [`Self::house`]); returns it, and
+    /// whether it is the file's own folder.
+    fn find_house(&mut self, file: &Path) -> Result<(PathBuf, bool)> {
         let beneath = match self.look(file) {
             Look::Beneath(beneath) => beneath,
             Look::Path => {
@@ -407,34 +421,59 @@ impl Watcher {
             // Its return shows where the root's does.
             Look::Unreachable => {
                 let root = self.root.clone();
-                self.watch_nearest(&root)?;
-                return Ok(false);
+                let (anchor, _) = self.watch_nearest(&root)?;
+                return Ok((anchor, false));
             }
         };
-        let parent = beneath.parent();
-        if parent.is_dir() {
-            self.watch_dir(&parent.path())?;
-            return Ok(true);
-        }
-        let nearest = parent.nearest_folder().path();
+        let parent = beneath.parent().path();
+        let nearest = match beneath.parent().is_dir() {
+            true => parent.clone(),
+            false => beneath.parent().nearest_folder().path(),
+        };
         self.watch_dir(&nearest)?;
-        Ok(nearest == parent.path())
+        let housed = nearest == parent;
+        Ok((nearest, housed))
+    }
+
+    /// Unwatches the folders that no watched file and no gone tree needs any
+    /// more (where the last run looked and this one did not): watches are a
+    /// per-user resource other programs share. A build's source folders stay.
+    fn prune_folders(&mut self) {
+        let (files, trees) = (&self.files, &self.trees);
+        let gone_tree = |path: &PathBuf| trees.iter().any(|tree| !tree.live && tree.path == *path);
+        self.anchors
+            .retain(|key, _| files.contains_key(key) || gone_tree(key));
+        let needed: HashSet<&PathBuf> = self.anchors.values().collect();
+        let in_sources = |dir: &PathBuf| {
+            trees
+                .iter()
+                .any(|tree| tree.sources.is_some() && dir.starts_with(&tree.path))
+        };
+        let unneeded: Vec<PathBuf> = (self.dirs.iter())
+            .filter(|dir| !needed.contains(dir) && !in_sources(dir))
+            .cloned()
+            .collect();
+        for dir in unneeded {
+            let _ = self.notify.unwatch(&dir);
+            self.dirs.remove(&dir);
+        }
     }
 
     /// Watches `dir` or, while it does not exist, its nearest existing ancestor,
-    /// where its creation will show. Returns whether `dir` itself is watched.
-    fn watch_nearest(&mut self, dir: &Path) -> Result<bool> {
+    /// where its creation will show. Returns the folder watched, and whether it
+    /// is `dir` itself.
+    fn watch_nearest(&mut self, dir: &Path) -> Result<(PathBuf, bool)> {
         loop {
             let existing = nearest_existing(dir);
             self.watch_dir(existing)?;
             if existing == dir {
-                return Ok(true);
+                return Ok((existing.to_path_buf(), true));
             }
             // A level created between our look and our watch sent no event to
             // us: look again, one level deeper.
             let next = dir.ancestors().take_while(|a| *a != existing).last();
             if !next.is_some_and(Path::is_dir) {
-                return Ok(false);
+                return Ok((existing.to_path_buf(), false));
             }
         }
     }
@@ -508,8 +547,13 @@ impl Watcher {
                 for tree in self.trees.iter_mut().filter(|tree| tree.path == path) {
                     tree.live = true;
                 }
-            } else if let Err(err) = self.watch_nearest(&path) {
-                warnings.push(format!("{err:#}"));
+            } else {
+                match self.watch_nearest(&path) {
+                    Ok((anchor, _)) => {
+                        self.anchors.insert(path, anchor);
+                    }
+                    Err(err) => warnings.push(format!("{err:#}")),
+                }
             }
         }
         housed

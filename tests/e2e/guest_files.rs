@@ -382,5 +382,9 @@ fn defect_12_the_watches_a_run_adds_are_bounded() {
     let held = watches(live.pid());
     eprintln!("defect 12: {held} watches");
     assert!(held <= 1010, "{held} watches");
+    // The next run looks into none of them: their watches go.
     next_run_is_the_users(&dir, &mut live, 2, "saved");
+    let left = watches(live.pid());
+    eprintln!("defect 12: {left} watches after a run that reads nothing");
+    assert!(left <= 4, "{left} watches");
 }
