@@ -182,6 +182,47 @@ fn saves_during_builds(extra: &[&str]) {
     live.expect_run(4, "src.txt changed: ok · build ");
 }
 
+/// A person who saves one file during each of many builds in a row is not
+/// taken for a build rewriting its own source: each save stops the build in
+/// progress, and the last one is built and run. (Three in a row used to
+/// make the file an output; the fourth save then landed in a build that was
+/// no longer stopped for it, and was lost.)
+#[test]
+fn a_person_saving_many_times_during_builds_is_never_lost() {
+    many_saves_during_builds(&[]);
+}
+
+#[test]
+fn a_person_saving_many_times_during_builds_is_never_lost_under_poll() {
+    many_saves_during_builds(&["--poll=50ms"]);
+}
+
+fn many_saves_during_builds(extra: &[&str]) {
+    let dir = project();
+    let mut live = session(&dir, BUILD, extra);
+    dir.write("src.txt", &format!("{}\n;; slow", print("v2")));
+    live.expect(Stream::Err, |line| line == "sleeping");
+    // Six saves, each landing in a build that only a save ends.
+    for number in 3..=8 {
+        let slow = if number < 8 { "\n;; slow" } else { "" };
+        dir.write(
+            "src.txt",
+            &format!("{}{slow}", print(&format!("v{number}"))),
+        );
+        live.expect_run(number - 1, "src.txt changed: build stopped by a change");
+        if number < 8 {
+            live.expect(Stream::Err, |line| line == "sleeping");
+        }
+    }
+    live.expect_stdout("v8");
+    live.expect_run(8, "src.txt changed: ok · build ");
+    assert!(
+        !live.transcript().contains("keeps changing"),
+        "{}",
+        live.transcript()
+    );
+}
+
 /// A guest that prints `DATA` (the build puts a data file's content there)
 /// and looks at that data file through WASI.
 const STATS_DATA: &str = r#"(module
@@ -279,44 +320,28 @@ fn model_case(seed: u64, watcher: &[&str]) {
     let mut saved: Vec<(String, bool)> = vec![("v1".to_owned(), true)];
     // Whether the last version's output was waited for already.
     let mut shown = true;
-    // Saves since the last pause: a person who saves a file during three
-    // builds in a row, never pausing, is taken for a build rewriting its
-    // source (see `a_build_that_keeps_rewriting_a_source_...`); this one
-    // pauses after two saves at most.
-    let mut unpaused = 0;
-    for _ in 0..12 {
-        if unpaused == 2 {
-            let (name, _) = save(&dir, saved.len() + 1, false, &mut steps);
-            live.expect_stdout(&name);
-            saved.push((name, true));
-            (shown, unpaused) = (true, 0);
-            continue;
-        }
+    // Any number of saves may land in builds in a row: a person is never
+    // taken for a build rewriting its own source.
+    for _ in 0..16 {
         match steps.below(5) {
             // A quick save, not waited for: the next step may come during its build.
             0 | 1 => {
                 saved.push(save(&dir, saved.len() + 1, false, &mut steps));
                 shown = false;
-                unpaused += 1;
             }
             // A save whose build is still going on when the next step comes.
             2 => {
                 saved.push(save(&dir, saved.len() + 1, true, &mut steps));
                 shown = false;
-                unpaused += 1;
                 live.expect(Stream::Err, |line| line == "sleeping");
             }
             // Another source saved.
-            3 => {
-                dir.write("notes.md", &steps.below(1 << 20).to_string());
-                unpaused += 1;
-            }
+            3 => dir.write("notes.md", &steps.below(1 << 20).to_string()),
             // A pause: the last version saved runs, if a build may finish it.
             _ => {
                 if let Some((name, true)) = saved.last().filter(|_| !shown) {
                     live.expect_stdout(name);
                     shown = true;
-                    unpaused = 0;
                 }
             }
         }
