@@ -28,7 +28,7 @@
 //! it has ended, its trigger naming every change since the last run. The
 //! build is not killed at once: it may still end by itself within its
 //! patience ([`Patience`]: twice as long as the last build that ran to its
-//! end, plus 100 ms, counted from its start); past that its whole process
+//! end, plus half a second, counted from its start); past that its whole process
 //! group is killed. So a save during a build that would not end by itself (a
 //! hung tool, a long sleep) starts the next build within that time, and a
 //! build that writes one of its sources and then ends shows it: it ran to
@@ -212,7 +212,7 @@ pub struct Patience {
 
 impl Patience {
     /// Added to twice the last build's time: what a loaded machine adds.
-    pub const MARGIN: Duration = Duration::from_millis(100);
+    pub const MARGIN: Duration = Duration::from_millis(500);
     /// The patience before any build has run to its end.
     const FIRST: Duration = Duration::from_secs(1);
 
@@ -422,10 +422,10 @@ mod tests {
         patience.ended(true, Duration::from_millis(1000));
         assert_eq!(patience.allowed(), Duration::from_secs(2));
         patience.ended(false, Duration::from_millis(20));
-        assert_eq!(patience.allowed(), Duration::from_millis(140));
+        assert_eq!(patience.allowed(), Duration::from_millis(540));
         // A build killed past its patience does not change it.
-        patience.ended(true, Duration::from_millis(140));
-        assert_eq!(patience.allowed(), Duration::from_millis(140));
+        patience.ended(true, Duration::from_millis(540));
+        assert_eq!(patience.allowed(), Duration::from_millis(540));
         patience.ended(false, Duration::MAX);
         assert_eq!(patience.allowed(), Duration::MAX);
     }

@@ -104,12 +104,39 @@ fn defect_7_a_build_leaves_no_writer_behind() {
 /// the session waits for a save.
 #[test]
 fn a_build_that_keeps_rewriting_a_source_is_named_and_builds_no_more() {
-    let dir = project();
-    dir.write("version.txt", "0");
     let build = format!("date +%s%N > version.txt; {BUILD}");
-    let mut live = live_wasm(&dir, &["--build", &build, "out/main.wat"]);
+    keeps_rewriting(&build, "version.txt", &[]);
+}
+
+#[test]
+fn a_build_that_keeps_rewriting_a_source_is_named_and_builds_no_more_under_poll() {
+    let build = format!("date +%s%N > version.txt; {BUILD}");
+    keeps_rewriting(&build, "version.txt", &["--poll=50ms"]);
+}
+
+/// The same with a writer the build leaves in the background and outlives:
+/// it rewrites a source during every build, a while after the build began.
+#[test]
+fn a_build_whose_background_writer_rewrites_a_source_is_named_and_builds_no_more() {
+    let build = format!("(sleep .2; date +%s%N > gen.txt) & {BUILD}; sleep .5");
+    keeps_rewriting(&build, "gen.txt", &[]);
+}
+
+#[test]
+fn a_build_whose_background_writer_rewrites_a_source_is_named_and_builds_no_more_under_poll() {
+    let build = format!("(sleep .2; date +%s%N > gen.txt) & {BUILD}; sleep .5");
+    keeps_rewriting(&build, "gen.txt", &["--poll=50ms"]);
+}
+
+fn keeps_rewriting(build: &str, file: &str, extra: &[&str]) {
+    let dir = project();
+    dir.write(file, "0");
+    let mut args = vec!["--build", build];
+    args.extend(extra);
+    args.push("out/main.wat");
+    let mut live = live_wasm(&dir, &args);
     let warning = live.expect_status("keeps changing");
-    assert!(warning.contains("version.txt"), "{warning}");
+    assert!(warning.contains(file), "{warning}");
     live.expect_stdout("v1");
     live.expect_run(3, "ok · build ");
     // A save builds once, and the rewritten file starts nothing more.
@@ -117,6 +144,18 @@ fn a_build_that_keeps_rewriting_a_source_is_named_and_builds_no_more() {
     live.expect_run(4, "notes.md changed: ok · build ");
     dir.write("notes.md", "2");
     live.expect_run(5, "notes.md changed: ok · build ");
+    // A save of the file itself between builds makes it a source again: it
+    // builds, and the builds are caught rewriting it once more.
+    // (Builds whose change is seen only as they end, as the poller sees it,
+    // say nothing of being out of date.)
+    dir.write(file, "saved");
+    let warning = live.expect_status("keeps changing");
+    assert!(warning.contains(file), "{warning}");
+    live.expect(Stream::Err, |line| {
+        line.starts_with("[live-wasm] #8 ") && line.contains(" changed: ok · build ")
+    });
+    dir.write("notes.md", "3");
+    live.expect_run(9, "notes.md changed: ok · build ");
 }
 
 /// With `--events json` the build's output is read by a thread: a child the
