@@ -296,9 +296,20 @@ fn defect_6_a_source_the_guest_reads_still_builds() {
 /// interleavings of saves (in place, by rename), saves during slow builds,
 /// saves of other sources and builds that leave background writers, checked
 /// against what must run: versions in the order saved, never one whose build
-/// a later save stopped, and always the last one saved. Bounded here (a few
-/// dozen steps, a fixed seed plus a fresh one); `LIVE_WASM_MODEL_SEED` and
-/// `LIVE_WASM_MODEL_CASES` replay a seed or run longer.
+/// a later save stopped, and always the last one saved. The person may save
+/// any number of times in a row during builds, never pausing. Bounded here
+/// (16 steps, a fixed seed plus a fresh one, the watchers alternating:
+/// inotify for even cases, `--poll=50ms` for odd ones); to replay a seed or
+/// run longer, build first (`cargo build`), then:
+///
+/// ```sh
+/// LIVE_WASM_MODEL_SEED=24301 cargo test --test e2e model_random -- --nocapture
+/// LIVE_WASM_MODEL_SEED=24301 LIVE_WASM_MODEL_POLL=1 cargo test ...  # under --poll
+/// LIVE_WASM_MODEL_CASES=1000 cargo test --test e2e model_random -- --nocapture
+/// ```
+///
+/// Each case prints its seed and watcher, so a failure names what replays
+/// it. (It is not a `cargo fuzz` target: see `fuzz/README.md`.)
 #[test]
 fn model_random_saves_and_builds_always_run_the_last_save() {
     let cases: u64 = std::env::var("LIVE_WASM_MODEL_CASES")
@@ -313,8 +324,11 @@ fn model_random_saves_and_builds_always_run_the_last_save() {
         .and_then(|seed| seed.parse().ok());
     let seeds = std::iter::once(first.unwrap_or(0x5eed))
         .chain((1..cases).map(|case| fresh.wrapping_add(case)));
+    // The first case's watcher, when replaying a seed found under `--poll`.
+    let poll_first = std::env::var_os("LIVE_WASM_MODEL_POLL").is_some();
     for (case, seed) in seeds.enumerate() {
-        let watcher: &[&str] = if case % 2 == 0 { &[] } else { &["--poll=50ms"] };
+        let poll = (case % 2 == 1) != (poll_first && case == 0);
+        let watcher: &[&str] = if poll { &["--poll=50ms"] } else { &[] };
         // Seen on failure, with the harness's capture.
         println!("model case {case}: seed {seed}, watcher {watcher:?}");
         model_case(seed, watcher);
