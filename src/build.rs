@@ -23,10 +23,17 @@
 //!
 //! **A save during a build is never lost.** A source that existed when the
 //! build started and changes while it runs (or while its last events are
-//! settled once it has ended) stops it: its whole process group is killed,
-//! and the next build starts at once, its trigger naming every change since
-//! the last run. That holds however many builds in a row it comes during,
-//! short of the rule against self-triggering builds.
+//! settled once it has ended) makes the build out of date: its result is
+//! dropped (reported as stopped by a change) and the next build starts once
+//! it has ended, its trigger naming every change since the last run. The
+//! build is not killed at once: it may still end by itself within its
+//! patience ([`Patience`]: twice as long as the last build that ran to its
+//! end, plus half a second, counted from its start); past that its whole process
+//! group is killed. So a save during a build that would not end by itself (a
+//! hung tool, a long sleep) starts the next build within that time, and a
+//! build that writes one of its sources and then ends shows it: it ran to
+//! its end though its source changed. That holds however many builds in a
+//! row a person saves during, short of the rule below.
 //!
 //! **A build's processes end with it.** When the shell exits, what is left of
 //! its group is killed with it, before its pid is reaped (so the group's id
@@ -37,14 +44,26 @@
 //! process is the user's to manage; it costs us no thread, as the output is
 //! read only until the build's result is taken.
 //!
-//! **A build that keeps triggering itself stops.** When the same source has
-//! changed during 3 builds in a row (`SELF_WRITES` in `watch.rs`) with no
-//! change seen between builds, the builds are writing it themselves: a
-//! warning names it, it becomes an output, and the build in progress is no
-//! longer stopped for it. The session runs what that build made and waits
-//! for a save. A person's save between builds resets the count, so a person
-//! who saves during builds is rebuilt every time but the third in a row
-//! of the same file with nothing saved between builds.
+//! **A build that keeps triggering itself stops.** Only builds that ran to
+//! their end count: a build killed because a save made it out of date proves
+//! nothing about who wrote the file, and a person's save that lands in a
+//! build that would not end by itself always kills it. When the same source
+//! has changed during 3 builds in a row that ran to their end (`SELF_WRITES`
+//! in `watch.rs`), with no change seen between builds and no build in
+//! between that ran to its end without it changing, the builds are writing
+//! it themselves (`date > stamp.txt`, a background writer the build
+//! outlives): a warning names it, it becomes an output, the last of those
+//! builds is taken as it is (its change is dropped from the next build's
+//! trigger) and run, and the session waits for a save. From then on a change
+//! of that file during a build is the build's; a save of it between builds
+//! makes it a source again. A build killed past its patience leaves the
+//! counts as they are. What this cannot tell apart: a person who saves the
+//! same file during each of 3 builds in a row that all end by themselves
+//! (builds short enough to end before the next save is noticed); their last
+//! save then waits for the next save of anything. A person's saves landing
+//! in builds that only a save ends, or one save at a time, never are.
+//! A build that rewrites a source and then never ends by itself is rebuilt
+//! once per patience, like a person saving during every build.
 //!
 //! **A build that fails, or cannot start** (its folder removed, no `sh`),
 //! is reported with its exit status or its reason; the previous program is
@@ -174,6 +193,43 @@ impl Build {
     pub fn stop(&self) {
         if let Some(group) = &self.group {
             group.kill();
+        }
+    }
+}
+
+/// How long a build that a change made out of date may still run, from its
+/// start, before it is killed: twice as long as the last build that ran to
+/// its end, plus [`Patience::MARGIN`]. Before any build has run to its end,
+/// one second, doubled for each build killed in a row since, so a build
+/// that writes a source and then takes long still runs to its end once.
+#[derive(Debug, Default)]
+pub struct Patience {
+    /// How long the last build that ran to its end took.
+    last: Option<Duration>,
+    /// Builds killed past their patience since one ran to its end.
+    killed: u32,
+}
+
+impl Patience {
+    /// Added to twice the last build's time: what a loaded machine adds.
+    pub const MARGIN: Duration = Duration::from_millis(500);
+    /// The patience before any build has run to its end.
+    const FIRST: Duration = Duration::from_secs(1);
+
+    /// How long the next out-of-date build may run, from its start.
+    pub fn allowed(&self) -> Duration {
+        match self.last {
+            Some(last) => last.saturating_mul(2).saturating_add(Self::MARGIN),
+            None => Self::FIRST.saturating_mul(1 << self.killed.min(10)),
+        }
+    }
+
+    /// A build has ended: by itself after `duration`, or `killed`.
+    pub fn ended(&mut self, killed: bool, duration: Duration) {
+        if killed {
+            self.killed = self.killed.saturating_add(1);
+        } else {
+            (self.last, self.killed) = (Some(duration), 0);
         }
     }
 }
@@ -357,6 +413,21 @@ mod tests {
             .finished()
             .recv_timeout(Duration::from_secs(20))
             .expect("the build ends")
+    }
+
+    #[test]
+    fn patience_follows_the_last_build_that_ran_to_its_end() {
+        let mut patience = Patience::default();
+        assert_eq!(patience.allowed(), Duration::from_secs(1));
+        patience.ended(true, Duration::from_millis(1000));
+        assert_eq!(patience.allowed(), Duration::from_secs(2));
+        patience.ended(false, Duration::from_millis(20));
+        assert_eq!(patience.allowed(), Duration::from_millis(540));
+        // A build killed past its patience does not change it.
+        patience.ended(true, Duration::from_millis(540));
+        assert_eq!(patience.allowed(), Duration::from_millis(540));
+        patience.ended(false, Duration::MAX);
+        assert_eq!(patience.allowed(), Duration::MAX);
     }
 
     #[test]

@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use crossbeam_channel::{Receiver, after, never, select};
+use crossbeam_channel::{Receiver, after, at, never, select};
 
-use crate::build::Build;
+use crate::build::{Build, Patience};
 use crate::plan::{BuildPlan, EventsTarget, Plan};
 use crate::report::Reporter;
 use crate::run::{RunReport, Runner, Runtime, Stop, StopReason, Trigger};
@@ -104,8 +104,22 @@ struct Running {
 struct Building {
     build: Build,
     trigger: Trigger,
-    /// Why it was stopped, if it was.
+    /// Why it was stopped, if it was: by Ctrl-C, or out of date by a change.
     stopped: Option<StopReason>,
+    started: Instant,
+    /// Fires when an out-of-date build has used its patience and is killed;
+    /// never before a change.
+    kill_at: Receiver<Instant>,
+    /// True once we killed it: it did not run to its end.
+    killed: bool,
+}
+
+impl Building {
+    /// Kills the build and everything it started; its result still comes.
+    fn kill(&mut self) {
+        self.killed = true;
+        self.build.stop();
+    }
 }
 
 /// What the loop has yet to do.
@@ -117,6 +131,17 @@ struct Pending {
 }
 
 impl Pending {
+    /// Drops files from the pending run's trigger (changes a build made
+    /// itself); with none left, nothing is pending.
+    fn forget(&mut self, own: &[PathBuf]) {
+        if let Some(Trigger::Changed(files)) = &mut self.trigger {
+            files.retain(|file| !own.contains(file));
+            if files.is_empty() {
+                *self = Pending::default();
+            }
+        }
+    }
+
     /// Adds changed files to the next run, starting one if none is pending.
     fn add(&mut self, changed: Vec<PathBuf>, build: bool) {
         self.trigger = Some(match self.trigger.take() {
@@ -151,6 +176,7 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
     let mut building: Option<Building> = None;
     let mut running: Option<Running> = None;
     let mut runs = 0u64;
+    let mut patience = Patience::default();
 
     loop {
         if running.is_none()
@@ -170,6 +196,9 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
                         build: start_build(plan, build),
                         trigger,
                         stopped: None,
+                        started: Instant::now(),
+                        kill_at: never(),
+                        killed: false,
                     });
                 }
                 None => running = Some(start_run(plan, runner, reporter, runs, trigger, None)?),
@@ -187,9 +216,13 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
                 if changes.changed.is_empty() {
                     continue;
                 }
-                if let Some(build) = &mut building {
-                    build.stopped.get_or_insert(StopReason::Change);
-                    build.build.stop();
+                // Out of date: killed once it has used its patience, unless it
+                // ends by itself first (see `build.rs`).
+                if let Some(build) = &mut building
+                    && build.stopped.is_none()
+                {
+                    build.stopped = Some(StopReason::Change);
+                    build.kill_at = at(build.started + patience.allowed());
                 }
                 if let Some(run) = &running {
                     run.stop.request(StopReason::Change);
@@ -209,7 +242,7 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
                         return Ok(EXIT_CTRL_C);
                     }
                     build.stopped = Some(StopReason::CtrlC);
-                    build.build.stop();
+                    build.kill();
                     continue;
                 }
                 match &running {
@@ -224,21 +257,36 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
                     run.stop.request(StopReason::Timeout);
                 }
             }
+            recv(building.as_ref().map_or(&no_deadline, |build| &build.kill_at)) -> _ => {
+                if let Some(build) = &mut building {
+                    build.kill();
+                }
+            }
             recv(building.as_ref().map_or(&no_build, |build| build.build.finished())) -> result => {
                 let Some(build) = building.take() else { continue };
                 let result = result.context("the build's thread has stopped")?;
-                let late = watcher.build_finished();
-                reporter.build_finished(runs, &build.trigger, &result, build.stopped);
-                for warning in &late.warnings {
+                patience.ended(build.killed, result.duration);
+                let settled = watcher.build_finished(!build.killed);
+                // The changes it made itself call for nothing: with no other,
+                // it is not out of date.
+                pending.forget(&settled.own);
+                let stopped = match build.stopped {
+                    Some(StopReason::Change) if !build.killed && pending.trigger.is_none() => None,
+                    stopped => stopped,
+                };
+                reporter.build_finished(runs, &build.trigger, &result, stopped);
+                for warning in &settled.late.warnings {
                     reporter.warning(warning);
                 }
+                let late = settled.late;
                 if !late.changed.is_empty() {
                     // A source saved as the build ended: build again.
                     pending.add(late.changed, late.rebuild);
                     continue;
                 }
-                match build.stopped {
-                    // Stopped by a save: the pending build starts next.
+                match stopped {
+                    // Out of date or stopped by Ctrl-C: the pending build, if
+                    // any, starts next.
                     Some(_) => {}
                     None if result.success => {
                         warn_if_not_built(plan, reporter);

@@ -36,10 +36,10 @@ use crate::source::{self, ContentHash, ModuleFile};
 use barrier::Barrier;
 use sources::Sources;
 
-/// After a source changed during this many builds in a row, with no change
-/// seen between them, the builds are taken to write it themselves (a
-/// version stamp, say): it becomes their output. A person who saves during
-/// builds is rebuilt with every save short of that.
+/// After a source changed during this many builds in a row that ran to their
+/// end, with no change seen between them, the builds are taken to write it
+/// themselves (a version stamp, say): it becomes their output. Builds killed
+/// because a save made them out of date do not count (see `build.rs`).
 const SELF_WRITES: u32 = 3;
 
 /// What one batch of file-system events amounts to.
@@ -117,9 +117,9 @@ pub struct Watcher {
     building: Option<HashSet<PathBuf>>,
     /// Files builds wrote: they never call for a build.
     outputs: HashSet<PathBuf>,
-    /// Sources that changed during each of the last builds, with no change
-    /// seen between builds, and in how many builds in a row: see
-    /// [`SELF_WRITES`].
+    /// Sources that changed during each of the last builds that ran to their
+    /// end, with no change seen between builds, and in how many builds in a
+    /// row: see [`SELF_WRITES`].
     streaks: HashMap<PathBuf, u32>,
     /// The sources that changed during the build in progress.
     changed_in_build: HashSet<PathBuf>,
@@ -720,16 +720,42 @@ impl Watcher {
         Ok(())
     }
 
-    /// The build has ended (done, failed or stopped). The events of what it
-    /// wrote may not all have reached us yet: they are waited for (see
-    /// [`Self::settle`]) and taken as the build's. Returns the changes that
-    /// still count: sources saved while the build ran.
-    pub fn build_finished(&mut self) -> ChangeSet {
-        let late = self.settle();
+    /// The build has ended: by itself (`ran_to_end`: done or failed), or
+    /// killed. The events of what it wrote may not all have reached us yet:
+    /// they are waited for (see [`Self::settle`]). A source that changed
+    /// during each of [`SELF_WRITES`] builds in a row that ran to their end
+    /// is taken for the builds' own output from now on (a warning says so).
+    /// Returns the late changes that still count (sources saved as the build
+    /// ended) and the files taken for its own.
+    pub fn build_finished(&mut self, ran_to_end: bool) -> BuildSettled {
+        let mut late = self.settle();
         self.building = None;
         let changed = std::mem::take(&mut self.changed_in_build);
-        self.streaks.retain(|path, _| changed.contains(path));
-        late
+        let mut own = Vec::new();
+        // A killed build proves nothing either way: the counts stay.
+        if ran_to_end {
+            self.streaks.retain(|path, _| changed.contains(path));
+            for path in changed {
+                let streak = self.streaks.entry(path.clone()).or_default();
+                *streak += 1;
+                if *streak >= SELF_WRITES {
+                    late.warnings.push(format!(
+                        "the build keeps changing {} ({SELF_WRITES} builds in a row that ran to \
+                         their end, with no save between them): taken for its output, it starts \
+                         no build until it is saved between builds",
+                        path.display()
+                    ));
+                    self.streaks.remove(&path);
+                    self.outputs.insert(path.clone());
+                    own.push(path);
+                }
+            }
+            late.changed.retain(|path| !own.contains(path));
+            if late.changed.is_empty() {
+                late.rebuild = false;
+            }
+        }
+        BuildSettled { late, own }
     }
 
     /// The module files of the run that just ended (the entry, the modules it
@@ -858,23 +884,10 @@ impl Watcher {
                         continue;
                     }
                     // A source that changed during the build: a save, built
-                    // again; unless the builds keep changing it themselves.
+                    // again, unless the build turns out to write it itself
+                    // (judged once it has ended: `build_finished`).
                     Some(_) => {
-                        if self.changed_in_build.insert(path.clone()) {
-                            let streak = self.streaks.entry(path.clone()).or_default();
-                            *streak += 1;
-                            if *streak >= SELF_WRITES {
-                                set.warnings.push(format!(
-                                    "the build keeps changing {} ({SELF_WRITES} builds in a row \
-                                     with no save between them): taken for its output, it starts \
-                                     no build until it is saved",
-                                    path.display()
-                                ));
-                                self.streaks.remove(&path);
-                                self.outputs.insert(path);
-                                continue;
-                            }
-                        }
+                        self.changed_in_build.insert(path.clone());
                     }
                     // Changed outside a build: a source from now on.
                     None => {
@@ -933,6 +946,16 @@ impl Watcher {
     fn in_tree(&self, path: &Path) -> bool {
         self.trees.iter().any(|tree| tree.holds(path))
     }
+}
+
+/// What a build's end amounts to, once its last events are settled.
+#[derive(Debug, Default)]
+pub struct BuildSettled {
+    /// Changes seen as its last events were settled that still count.
+    pub late: ChangeSet,
+    /// Files that changed during it and are now taken for its own output:
+    /// their change calls for nothing.
+    pub own: Vec<PathBuf>,
 }
 
 /// What a run's files amount to, once watched.
