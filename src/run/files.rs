@@ -686,7 +686,9 @@ mod tests {
         open(&mut files, b"out.txt", Access::Write, ERRNO_SUCCESS);
         open(&mut files, b"../up.py", Access::Read, ERRNO_SUCCESS);
         open(&mut files, b"lib", Access::Folder, ERRNO_SUCCESS);
-        files.note(Held::Fd(9), b"inner.py", Access::Read, Answer::Done, || None);
+        files.note(Held::Fd(9), b"inner.py", Access::Read, Answer::Done, || {
+            None
+        });
         let elsewhere = b"elsewhere.py";
         files.note(Held::Fd(4), elsewhere, Access::Read, Answer::Done, || None);
 
@@ -727,7 +729,13 @@ mod tests {
         open(&mut files, b"other", Access::Read, ERRNO_SUCCESS);
         open(&mut files, b"state.new", Access::Write, ERRNO_SUCCESS);
         std::fs::write(project.join("state.new"), "2").expect("write");
-        files.note(Held::Fd(3), b"state.new", Access::Write, Answer::Done, || None);
+        files.note(
+            Held::Fd(3),
+            b"state.new",
+            Access::Write,
+            Answer::Done,
+            || None,
+        );
         files.remember_written(Held::Fd(3), b"state.new");
         std::fs::rename(project.join("state.new"), project.join("state")).expect("rename");
         std::fs::write(project.join("other"), "a save of the user's").expect("write");
@@ -744,6 +752,44 @@ mod tests {
                 (named("alias"), true),
                 (named("other"), false)
             ]
+        );
+    }
+
+    #[test]
+    fn a_components_folder_is_the_one_its_handle_stands_for() {
+        let (dir, mut files, announced) = access();
+        let project = dir.path();
+        let outside = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(project.join("sub")).expect("mkdir");
+        let handle = |path: &Path| Arc::new(File::open(path).expect("open folder"));
+        // A preopen, as get-directories gives it: the granted folder by its inode.
+        let root = handle(project);
+        assert_eq!(files.held(1, &root), Some(Held::Handle(1)));
+        files.announce_write(Held::Handle(1), b"out.txt");
+        // A folder it opened under it: the name the open-at gave.
+        let sub = handle(&project.join("sub"));
+        let opened = files.hold(2, &sub);
+        files.note(
+            Held::Handle(1),
+            b"sub",
+            Access::Folder,
+            Answer::Done,
+            || Some(opened),
+        );
+        assert_eq!(files.held(2, &sub), Some(Held::Handle(2)));
+        files.announce_write(Held::Handle(2), b"inner");
+        // The same resource now another folder, not one it opened: unknown,
+        // and nothing under it is announced.
+        let elsewhere = handle(outside.path());
+        assert_eq!(files.held(2, &elsewhere), None);
+        files.announce_write(Held::Handle(2), b"x");
+        assert_eq!(files.held(3, &elsewhere), None);
+        // The same folder under another resource is the granted folder's.
+        assert_eq!(files.held(4, &handle(project)), Some(Held::Handle(4)));
+        let written: Vec<PathBuf> = announced.try_iter().collect();
+        assert_eq!(
+            written,
+            [project.join("out.txt"), project.join("sub/inner")]
         );
     }
 

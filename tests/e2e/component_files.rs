@@ -78,6 +78,33 @@ impl Component {
         self.step(format!("(call $show (i32.const {p}) (i32.const {l}))"))
     }
 
+    /// Prints `found` or `missing`, as `stat-at` finds `name` or not.
+    fn print_whether(&mut self, name: &str) -> &mut Self {
+        let (p, l) = self.string(name);
+        let (fp, fl) = self.string("found\n");
+        let (mp, ml) = self.string("missing\n");
+        self.step(format!(
+            "(call $stat-at (global.get $d) (i32.const 0) (i32.const {p}) (i32.const {l}) (i32.const {RESULT}))
+      (if (i32.load8_u (i32.const {RESULT}))
+        (then (call $write (call $get-stdout) (i32.const {mp}) (i32.const {ml}) (i32.const 0)))
+        (else (call $write (call $get-stdout) (i32.const {fp}) (i32.const {fl}) (i32.const 0))))"
+        ))
+    }
+
+    /// Opens the folder `name` and makes it the one later steps work in.
+    fn enter(&mut self, name: &str) -> &mut Self {
+        let (p, l) = self.string(name);
+        // open-flags directory; descriptor-flags read | mutate-directory.
+        self.step(format!(
+            "(global.set $d (call $open (i32.const {p}) (i32.const {l}) (i32.const 2) (i32.const 33)))"
+        ))
+    }
+
+    /// Makes the preopen the folder later steps work in again.
+    fn leave(&mut self) -> &mut Self {
+        self.step("(global.set $d (global.get $root))".to_owned())
+    }
+
     fn rename(&mut self, old: &str, new: &str) -> &mut Self {
         let (op, ol) = self.string(old);
         let (np, nl) = self.string(new);
@@ -163,6 +190,18 @@ impl Component {
     (export "[method]descriptor.open-at" (func (param "self" (borrow $d))
       (param "path-flags" $pf) (param "path" string) (param "open-flags" $of)
       (param "flags" $df) (result (result (own $d) (error $ec)))))
+    (type $datetime (record (field "seconds" u64) (field "nanoseconds" u32)))
+    (export "datetime" (type $dtm (eq $datetime)))
+    (type $descriptor-type (enum "unknown" "block-device" "character-device" "directory"
+      "fifo" "symbolic-link" "regular-file" "socket"))
+    (export "descriptor-type" (type $dt (eq $descriptor-type)))
+    (type $descriptor-stat (record (field "type" $dt) (field "link-count" u64)
+      (field "size" u64) (field "data-access-timestamp" (option $dtm))
+      (field "data-modification-timestamp" (option $dtm))
+      (field "status-change-timestamp" (option $dtm))))
+    (export "descriptor-stat" (type $ds (eq $descriptor-stat)))
+    (export "[method]descriptor.stat-at" (func (param "self" (borrow $d))
+      (param "path-flags" $pf) (param "path" string) (result (result $ds (error $ec)))))
     (export "[method]descriptor.read" (func (param "self" (borrow $d))
       (param "length" u64) (param "offset" u64)
       (result (result (tuple (list u8) bool) (error $ec)))))
@@ -204,6 +243,7 @@ impl Component {
     {memory}))
   (core func $get-dirs (canon lower (func $preopens "get-directories") {memory} {realloc}))
   (core func $open-at (canon lower (func $types "[method]descriptor.open-at") {memory}))
+  (core func $stat-at (canon lower (func $types "[method]descriptor.stat-at") {memory}))
   (core func $read-at (canon lower (func $types "[method]descriptor.read") {memory} {realloc}))
   (core func $write-at (canon lower (func $types "[method]descriptor.write") {memory}))
   (core func $rename-at (canon lower (func $types "[method]descriptor.rename-at") {memory}))
@@ -220,6 +260,7 @@ impl Component {
     (import "host" "write" (func $write (param i32 i32 i32 i32)))
     (import "host" "get-dirs" (func $get-dirs (param i32)))
     (import "host" "open-at" (func $open-at (param i32 i32 i32 i32 i32 i32 i32)))
+    (import "host" "stat-at" (func $stat-at (param i32 i32 i32 i32 i32)))
     (import "host" "read-at" (func $read-at (param i32 i64 i64 i32)))
     (import "host" "write-at" (func $write-at (param i32 i32 i32 i64 i32)))
     (import "host" "rename-at" (func $rename-at (param i32 i32 i32 i32 i32 i32 i32)))
@@ -230,7 +271,9 @@ impl Component {
     (import "host" "unlink" (func $unlink (param i32 i32 i32 i32)))
     (import "host" "drop" (func $drop (param i32)))
     (import "host" "now" (func $now (result i64)))
+    ;; The folder steps work in, and the preopen.
     (global $d (mut i32) (i32.const 0))
+    (global $root (mut i32) (i32.const 0))
 {data}
     ;; A call's result is not `ok`: trap.
     (func $check
@@ -261,7 +304,8 @@ impl Component {
       (call $drop (local.get $f)))
     (func (export "run") (result i32)
       (call $get-dirs (i32.const {RESULT}))
-      (global.set $d (i32.load (i32.load (i32.const {RESULT}))))
+      (global.set $root (i32.load (i32.load (i32.const {RESULT}))))
+      (global.set $d (global.get $root))
 {body}      (i32.const 0)))
   (core instance $host
     (export "memory" (memory $memory "memory"))
@@ -269,6 +313,7 @@ impl Component {
     (export "write" (func $write))
     (export "get-dirs" (func $get-dirs))
     (export "open-at" (func $open-at))
+    (export "stat-at" (func $stat-at))
     (export "read-at" (func $read-at))
     (export "write-at" (func $write-at))
     (export "rename-at" (func $rename-at))
@@ -288,10 +333,11 @@ impl Component {
     }
 }
 
-/// A project whose guest is granted `d` (as `.`), holding `d/state`.
+/// A project whose guest is granted `d` (as `.`), holding `d/state` and the
+/// folder `d/sub`.
 fn project() -> Dir {
     let dir = Dir::new();
-    std::fs::create_dir_all(dir.path("d")).expect("mkdir d");
+    std::fs::create_dir_all(dir.path("d/sub")).expect("mkdir d/sub");
     dir.write("d/state", "0\n");
     dir
 }
@@ -341,6 +387,31 @@ fn defect_8_a_component_writing_and_renaming_in_a_watched_folder_runs_once() {
 }
 
 #[test]
+fn defect_8_a_component_updating_a_file_it_reads_by_rename_runs_once() {
+    for watcher in [&[][..], &["--poll=50ms"][..]] {
+        let dir = project();
+        let mut guest = Component::new();
+        guest
+            .print_file("state")
+            .write("state.new", "guest\n")
+            .rename("state.new", "state");
+        dir.write("main.wat", &guest.wat());
+        let mut live = session(&dir, watcher);
+        live.expect_stdout("0");
+        live.expect_run(1, "start: ok");
+        next_run_is_the_users(&dir, &mut live, 2, "saved");
+        dir.write("main.wat", &guest.wat());
+        live.expect_stdout("guest");
+        live.expect_run(3, "main.wat changed: ok");
+        // The file read is still watched: the user's save of it is a run.
+        dir.write_rename("d/state", "user\n");
+        live.expect_stdout("user");
+        live.expect_run(4, "d/state changed: ok");
+        next_run_is_the_users(&dir, &mut live, 5, "saved again");
+    }
+}
+
+#[test]
 fn defect_8_a_components_links_and_folders_in_a_watched_folder_are_its_own() {
     for watcher in [&[][..], &["--poll=50ms"][..]] {
         let dir = project();
@@ -354,6 +425,10 @@ fn defect_8_a_components_links_and_folders_in_a_watched_folder_are_its_own() {
             .rmdir("made")
             .unlink("hard")
             .unlink("soft")
+            .enter("sub")
+            .write_stamped("inner")
+            .rename("inner", "moved")
+            .leave()
             .say("changed");
         dir.write("main.wat", &guest.wat());
         let mut extra = vec!["--watch", "d"];
@@ -386,5 +461,27 @@ fn a_file_a_component_reads_is_watched() {
         dir.write_rename("d/data.txt", "third\n");
         live.expect_stdout("third");
         live.expect_run(3, "d/data.txt changed: ok");
+    }
+}
+
+#[test]
+fn a_file_a_component_looked_for_is_watched() {
+    for watcher in [&[][..], &["--poll=50ms"][..]] {
+        let dir = project();
+        let mut guest = Component::new();
+        guest
+            .print_whether("later.txt")
+            .print_whether("sub/there.txt");
+        dir.write("d/sub/there.txt", "here\n");
+        dir.write("main.wat", &guest.wat());
+        let mut live = session(&dir, watcher);
+        live.expect_stdout("missing");
+        live.expect_stdout("found");
+        live.expect_run(1, "start: ok");
+        dir.write("d/later.txt", "now\n");
+        live.expect_stdout("found");
+        live.expect_run(2, "d/later.txt changed: ok");
+        dir.write("d/sub/there.txt", "changed\n");
+        live.expect_run(3, "d/sub/there.txt changed: ok");
     }
 }

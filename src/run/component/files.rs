@@ -24,12 +24,12 @@
 use anyhow::Result;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource, ResourceTable};
-use wasmtime_wasi::{WasiCtxView, WasiView};
 use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemCtxView};
 use wasmtime_wasi::p2::FsResult;
 use wasmtime_wasi::p2::bindings::sync::filesystem::types::{
     DescriptorFlags, DescriptorStat, ErrorCode, Host as _, HostDescriptor, OpenFlags, PathFlags,
 };
+use wasmtime_wasi::{WasiCtxView, WasiView};
 
 use crate::run::files::{Access, Answer, FileAccess, Held};
 use crate::run::host::Host;
@@ -114,7 +114,13 @@ pub fn shadow(linker: &mut Linker<Host>) -> Result<()> {
     types.func_wrap(
         "[method]descriptor.open-at",
         |mut store: StoreContextMut<'_, Host>,
-         (dir, path_flags, path, open, flags): (Dir, PathFlags, String, OpenFlags, DescriptorFlags)|
+         (dir, path_flags, path, open, flags): (
+            Dir,
+            PathFlags,
+            String,
+            OpenFlags,
+            DescriptorFlags,
+        )|
          -> Answered<Dir> {
             let (files, mut fs) = split(&mut store);
             let access = access(open, flags);
@@ -143,7 +149,10 @@ pub fn shadow(linker: &mut Linker<Host>) -> Result<()> {
          -> Answered<DescriptorStat> {
             let (files, mut fs) = split(&mut store);
             let name = held(files, fs.table, &dir).and_then(|held| {
-                Some((held, files.before_open(held, path.as_bytes(), Access::Read)?))
+                Some((
+                    held,
+                    files.before_open(held, path.as_bytes(), Access::Read)?,
+                ))
             });
             let result = HostDescriptor::stat_at(&mut fs, dir, path_flags, path);
             let (result,) = to_guest(&mut fs, result)?;
@@ -167,7 +176,9 @@ fn shadow_folder_changes(types: &mut wasmtime::component::LinkerInstance<'_, Hos
         ($name:literal, $call:path) => {
             types.func_wrap(
                 $name,
-                |mut store: StoreContextMut<'_, Host>, (dir, path): (Dir, String)| -> Answered<()> {
+                |mut store: StoreContextMut<'_, Host>,
+                 (dir, path): (Dir, String)|
+                 -> Answered<()> {
                     let (files, mut fs) = split(&mut store);
                     announce(files, fs.table, &dir, &path);
                     let result = $call(&mut fs, dir, path);
