@@ -87,6 +87,7 @@ impl Access {
 /// What a call answered, as far as noting goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Answer {
+    /// It did what was asked.
     Done,
     /// No such file: looked for, so watched for its coming.
     Missing,
