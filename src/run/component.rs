@@ -3,6 +3,7 @@
 //! imports from sibling components are linked on demand, see [`link`]), then
 //! its `wasi:cli/run` export, or the function `--invoke` names.
 
+mod files;
 mod invoke;
 mod link;
 mod live;
@@ -19,12 +20,13 @@ use super::host::Host;
 use super::use_error::Site;
 
 /// The session's linker for components: WASI 0.2 (its waits on pollables and
-/// stdin cut short by the run's stop switch) and `live:live`. No HTTP: nothing
-/// grants it.
+/// stdin cut short by the run's stop switch, the files it opens and changes
+/// noted) and `live:live`. No HTTP: nothing grants it.
 pub fn linker(engine: &Engine) -> Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     waits::shadow(&mut linker)?;
+    files::shadow(&mut linker)?;
     live::add_to_linker(&mut linker)?;
     Ok(linker)
 }

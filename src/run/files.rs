@@ -8,13 +8,18 @@
 //! implementation with the caller's memory; the calls that change a folder
 //! (`path_rename`, `path_link`, `path_symlink`, `path_unlink_file`,
 //! `path_create_directory`, `path_remove_directory`) announce their names as
-//! the guest's writes first. A name is kept relative to the granted folder its
+//! the guest's writes first. Components (WASI 0.2) go through the same
+//! [`FileAccess`]: their `open-at`, `stat-at` and folder changes are shadowed
+//! in [`super::component`], a directory named by the handle it holds
+//! ([`Held::Handle`]). A name is kept relative to the granted folder its
 //! directory descriptor stands for, and the host looks at it only beneath that
 //! folder ([`crate::beneath`]). What a run can make the host keep is bounded
 //! ([`NOTED_MAX`], [`NOTED_BYTES_MAX`]). Noting costs a hash-set lookup per call.
 
 use std::collections::{HashMap, HashSet};
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
 
 use anyhow::Result;
 use crossbeam_channel::Sender;
@@ -49,7 +54,7 @@ pub const NOTED_BYTES_MAX: usize = 4 << 20;
 
 /// What an open is for, from its flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
+pub enum Access {
     /// A folder: later paths may be relative to it.
     Folder,
     /// Creating, truncating or writing a file.
@@ -60,9 +65,18 @@ enum Access {
 
 impl Access {
     fn of_open(oflags: i32, rights: i64) -> Access {
-        if oflags & O_DIRECTORY != 0 {
+        Access::of(
+            oflags & O_DIRECTORY != 0,
+            oflags & (O_CREAT | O_TRUNC) != 0 || rights & RIGHT_FD_WRITE != 0,
+        )
+    }
+
+    /// An open that asks for a `folder`, or else one that `writes` (creates,
+    /// truncates, or may write).
+    pub fn of(folder: bool, writes: bool) -> Access {
+        if folder {
             Access::Folder
-        } else if oflags & (O_CREAT | O_TRUNC) != 0 || rights & RIGHT_FD_WRITE != 0 {
+        } else if writes {
             Access::Write
         } else {
             Access::Read
@@ -70,17 +84,66 @@ impl Access {
     }
 }
 
+/// What a call answered, as far as noting goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// It did what was asked.
+    Done,
+    /// No such file: looked for, so watched for its coming.
+    Missing,
+    /// Anything else: nothing to note.
+    Refused,
+}
+
+impl Answer {
+    fn of_errno(errno: i32) -> Answer {
+        match errno {
+            ERRNO_SUCCESS => Answer::Done,
+            ERRNO_NOENT => Answer::Missing,
+            _ => Answer::Refused,
+        }
+    }
+}
+
+/// A directory the guest holds, as the host tells it apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Held {
+    /// A WASI preview 1 descriptor number (core modules).
+    Fd(u32),
+    /// The representation of a component's `descriptor` resource (WASI 0.2),
+    /// checked against the folder handle it stood for (see
+    /// [`FileAccess::held`]).
+    Handle(u32),
+}
+
+impl Held {
+    /// A preview 1 descriptor; `None` for a negative one.
+    fn fd(fd: i32) -> Option<Held> {
+        u32::try_from(fd).ok().map(Held::Fd)
+    }
+}
+
 /// What one run opened, and where its writes are announced.
 pub struct FileAccess {
     /// The granted folder, and the path in it, of each directory descriptor
     /// the run holds.
-    dirs: HashMap<u32, Beneath>,
+    dirs: HashMap<Held, Beneath>,
+    /// The granted folders, as opened for the run.
+    preopens: Vec<Beneath>,
+    /// Their device and inode, read at a component's first call on a
+    /// preopen (never, for a core module).
+    roots: Option<Vec<((u64, u64), Beneath)>>,
+    /// The folder handle each [`Held::Handle`] in `dirs` stood for: a
+    /// resource representation reused for another descriptor is known by its
+    /// handle (weak: the guest's drop closes it; the allocation kept here
+    /// cannot be another handle's).
+    handles: HashMap<u32, Weak<File>>,
     /// Every file read or looked for, in order, once.
     read: Vec<ReadFile>,
     noted: HashSet<PathBuf>,
     /// The names already read, as the guest gave them, per directory
     /// descriptor: a file read again costs a lookup, no allocation.
-    seen: HashMap<u32, HashSet<Box<[u8]>>>,
+    seen: HashMap<Held, HashSet<Box<[u8]>>>,
     /// Every path the guest wrote, renamed, linked or removed.
     written: HashSet<PathBuf>,
     /// The files (device, inode) the guest wrote or moved: a file read under
@@ -102,15 +165,22 @@ impl FileAccess {
     /// Nothing opened yet; the preopens are descriptors 3, 4, ... in order.
     /// A preopen that cannot be opened here is not noted (the run says why).
     pub fn new(preopens: &[Preopen], announce: Sender<PathBuf>) -> Self {
-        let dirs = (FIRST_PREOPEN..)
+        let opened: Vec<(u32, Beneath)> = (FIRST_PREOPEN..)
             .zip(preopens)
             .filter_map(|(fd, preopen)| {
                 let folder = Folder::open(&preopen.host).ok()?;
                 Some((fd, Beneath::new(folder, Path::new(""))?))
             })
             .collect();
+        let dirs = (opened.iter())
+            .map(|(fd, dir)| (Held::Fd(*fd), dir.clone()))
+            .collect();
+        let preopens = opened.into_iter().map(|(_, dir)| dir).collect();
         Self {
             dirs,
+            preopens,
+            roots: None,
+            handles: HashMap::new(),
             read: Vec::new(),
             noted: HashSet::new(),
             seen: HashMap::new(),
@@ -155,9 +225,7 @@ impl FileAccess {
     }
 
     /// Before a call that opens the guest's path `ptr..ptr + len` under
-    /// `dirfd` for `access`: announces a write, and returns the name to note
-    /// after the call, copied (the memory goes to wasmtime-wasi next) only when
-    /// this run has not noted it yet.
+    /// `dirfd` for `access`: see [`Self::before_open`]; the directory too.
     fn before_call(
         &mut self,
         memory: &[u8],
@@ -165,20 +233,28 @@ impl FileAccess {
         ptr: i32,
         len: i32,
         access: Access,
-    ) -> Option<Vec<u8>> {
-        let name = guest_bytes(memory, ptr, len).filter(|name| self.is_new(dirfd, name, access))?;
+    ) -> Option<(Held, Vec<u8>)> {
+        let dir = Held::fd(dirfd)?;
+        let name = self.before_open(dir, guest_bytes(memory, ptr, len)?, access)?;
+        Some((dir, name))
+    }
+
+    /// Before a call that opens `name` under `dir` for `access`: announces a
+    /// write, and returns the name to note after the call, copied (the memory
+    /// goes to wasmtime-wasi next) only when this run has not noted it yet.
+    pub fn before_open(&mut self, dir: Held, name: &[u8], access: Access) -> Option<Vec<u8>> {
+        if !self.is_new(dir, name, access) {
+            return None;
+        }
         if access == Access::Write {
-            self.announce_write(dirfd, name);
+            self.announce_write(dir, name);
         }
         Some(name.to_vec())
     }
 
-    /// True unless `name` under `dirfd` is a read already noted.
-    fn is_new(&self, dirfd: i32, name: &[u8], access: Access) -> bool {
-        let seen = || {
-            let fd = u32::try_from(dirfd).ok()?;
-            Some(self.seen.get(&fd)?.contains(name))
-        };
+    /// True unless `name` under `dir` is a read already noted.
+    fn is_new(&self, dir: Held, name: &[u8], access: Access) -> bool {
+        let seen = || Some(self.seen.get(&dir)?.contains(name));
         access != Access::Read || seen() != Some(true)
     }
 
@@ -201,12 +277,12 @@ impl FileAccess {
         false
     }
 
-    /// Announces a write of `name` under `dirfd`: before the call that opens it,
+    /// Announces a write of `name` under `dir`: before the call that opens it,
     /// as opening with `O_TRUNC` already changes the file, and its events must
     /// find it known as the guest's own. Past the bounds, the whole granted
     /// folder is announced instead (once).
-    fn announce_write(&mut self, dirfd: i32, name: &[u8]) {
-        let Some(file) = self.named(dirfd, name) else {
+    pub fn announce_write(&mut self, dir: Held, name: &[u8]) {
+        let Some(file) = self.named(dir, name) else {
             return;
         };
         let path = file.path();
@@ -222,10 +298,10 @@ impl FileAccess {
         }
     }
 
-    /// Remembers which file `name` under `dirfd` stands for now as one the
+    /// Remembers which file `name` under `dir` stands for now as one the
     /// guest wrote or moved.
-    fn remember_written(&mut self, dirfd: i32, name: &[u8]) {
-        if let Some(id) = self.named(dirfd, name).and_then(|file| file.identity())
+    pub fn remember_written(&mut self, dir: Held, name: &[u8]) {
+        if let Some(id) = self.named(dir, name).and_then(|file| file.identity())
             && !self.written_files.contains(&id)
             && self.room_for(16)
         {
@@ -233,22 +309,21 @@ impl FileAccess {
         }
     }
 
-    /// Notes what a call did with `name` under `dirfd`: `errno` is its result,
-    /// `opened` the descriptor it returned (read only for a folder).
-    fn note(
+    /// Notes what a call did with `name` under `dir`: `answer` is its result,
+    /// `opened` the directory it returned (read only for a folder).
+    pub fn note(
         &mut self,
-        dirfd: i32,
+        dir: Held,
         name: &[u8],
         access: Access,
-        errno: i32,
-        opened: impl FnOnce() -> Option<u32>,
+        answer: Answer,
+        opened: impl FnOnce() -> Option<Held>,
     ) {
-        let Ok(fd) = u32::try_from(dirfd) else { return };
         match access {
             Access::Folder => {
-                if errno == ERRNO_SUCCESS
+                if answer == Answer::Done
                     && let Some(opened) = opened()
-                    && let Some(folder) = self.named(dirfd, name)
+                    && let Some(folder) = self.named(dir, name)
                 {
                     // A reused descriptor is another folder now.
                     self.seen.remove(&opened);
@@ -257,21 +332,21 @@ impl FileAccess {
             }
             // Announced before the call; which file it is, after.
             Access::Write => {
-                if errno == ERRNO_SUCCESS {
-                    self.remember_written(dirfd, name);
+                if answer == Answer::Done {
+                    self.remember_written(dir, name);
                 }
             }
             // The first time, with the file's fingerprint (one `stat`, beneath
             // its folder): a save before the watcher has it is still seen.
-            Access::Read if errno == ERRNO_SUCCESS || errno == ERRNO_NOENT => {
-                let Some(file) = self.named(dirfd, name) else {
+            Access::Read if answer != Answer::Refused => {
+                let Some(file) = self.named(dir, name) else {
                     return;
                 };
                 let path = file.path();
                 if self.noted.contains(&path) || !self.room_for(path.as_os_str().len()) {
                     return;
                 }
-                self.seen.entry(fd).or_default().insert(name.into());
+                self.seen.entry(dir).or_default().insert(name.into());
                 self.noted.insert(path.clone());
                 let seen = file.fingerprint();
                 self.read.push(ReadFile {
@@ -285,13 +360,63 @@ impl FileAccess {
         }
     }
 
-    /// `name` (a path as the guest wrote it) under directory descriptor `fd`;
-    /// `None` for a descriptor that is not a known folder, or a name that is
-    /// not UTF-8, absolute or climbs out.
-    fn named(&self, fd: i32, name: &[u8]) -> Option<Beneath> {
-        let dir = self.dirs.get(&u32::try_from(fd).ok()?)?;
-        dir.join(Path::new(std::str::from_utf8(name).ok()?))
+    /// The directory a component's `descriptor` resource `rep` stands for,
+    /// its folder open as `handle`: the one an `open-at` of this run gave it
+    /// (recorded by [`Self::hold`] and [`Self::note`]), or a granted folder
+    /// itself (the same device and inode, read once per resource). `None`
+    /// for any other folder: nothing under it is noted or announced.
+    pub fn held(&mut self, rep: u32, handle: &Arc<File>) -> Option<Held> {
+        let held = Held::Handle(rep);
+        if let Some(known) = self.handles.get(&rep)
+            && std::ptr::eq(known.as_ptr(), Arc::as_ptr(handle))
+        {
+            return self.dirs.contains_key(&held).then_some(held);
+        }
+        self.hold(rep, handle);
+        let id = identity(handle)?;
+        let roots = self.roots.get_or_insert_with(|| {
+            (self.preopens.iter())
+                .filter_map(|dir| Some((dir.identity()?, dir.clone())))
+                .collect()
+        });
+        let root = roots.iter().find(|(root, _)| *root == id)?.1.clone();
+        self.dirs.insert(held, root);
+        Some(held)
     }
+
+    /// Records that resource `rep` now is the folder open as `handle`, which
+    /// an `open-at` just returned: what `rep` stood for before is forgotten.
+    /// [`Self::note`] (with [`Access::Folder`]) then says which folder it is.
+    pub fn hold(&mut self, rep: u32, handle: &Arc<File>) -> Held {
+        let held = Held::Handle(rep);
+        self.dirs.remove(&held);
+        self.seen.remove(&held);
+        self.handles.insert(rep, Arc::downgrade(handle));
+        held
+    }
+
+    /// `name` (a path as the guest wrote it) under directory `dir`; `None`
+    /// for a directory that is not a known folder, or a name that is not
+    /// UTF-8, absolute or climbs out.
+    fn named(&self, dir: Held, name: &[u8]) -> Option<Beneath> {
+        self.dirs
+            .get(&dir)?
+            .join(Path::new(std::str::from_utf8(name).ok()?))
+    }
+}
+
+/// The device and inode of an open folder.
+#[cfg(unix)]
+fn identity(handle: &File) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = handle.metadata().ok()?;
+    Some((meta.dev(), meta.ino()))
+}
+
+/// Elsewhere folders have no identity we can read: none is a granted one.
+#[cfg(not(unix))]
+fn identity(_handle: &File) -> Option<(u64, u64)> {
+    None
 }
 
 /// The longest path noted: the system opens no longer one (PATH_MAX), and a
@@ -354,12 +479,13 @@ pub fn shadow_path_calls(linker: &mut Linker<Host>) -> Result<()> {
                 opened,
             ))
             .or_else(too_many_open)?;
-            if let Some(name) = name {
+            if let Some((dir, name)) = name {
                 let opened = || {
                     let fd = guest_bytes(bytes, opened, 4)?;
-                    Some(u32::from_le_bytes(fd.try_into().ok()?))
+                    Some(Held::Fd(u32::from_le_bytes(fd.try_into().ok()?)))
                 };
-                host.files.note(dirfd, &name, access, errno, opened);
+                let answer = Answer::of_errno(errno);
+                host.files.note(dir, &name, access, answer, opened);
             }
             Ok(errno)
         },
@@ -388,8 +514,9 @@ pub fn shadow_path_calls(linker: &mut Linker<Host>) -> Result<()> {
                 path_len,
                 stat,
             ))?;
-            if let Some(name) = name {
-                host.files.note(dirfd, &name, Access::Read, errno, || None);
+            if let Some((dir, name)) = name {
+                let answer = Answer::of_errno(errno);
+                host.files.note(dir, &name, Access::Read, answer, || None);
             }
             Ok(errno)
         },
@@ -409,13 +536,16 @@ fn before_change<'a>(
 ) -> wasmtime::Result<(&'a mut [u8], &'a mut Host)> {
     let (bytes, host) = memory_and_host(caller)?;
     if let Some((fd, ptr, len)) = moved
+        && let Some(dir) = Held::fd(fd)
         && let Some(name) = guest_bytes(bytes, ptr, len)
     {
-        host.files.remember_written(fd, name);
+        host.files.remember_written(dir, name);
     }
     for &(fd, ptr, len) in changed {
-        if let Some(name) = guest_bytes(bytes, ptr, len) {
-            host.files.announce_write(fd, name);
+        if let Some(dir) = Held::fd(fd)
+            && let Some(name) = guest_bytes(bytes, ptr, len)
+        {
+            host.files.announce_write(dir, name);
         }
     }
     Ok((bytes, host))
@@ -537,8 +667,9 @@ mod tests {
 
     fn open(files: &mut FileAccess, name: &[u8], access: Access, errno: i32) {
         let len = i32::try_from(name.len()).expect("short name");
-        if let Some(name) = files.before_call(name, 3, 0, len, access) {
-            files.note(3, &name, access, errno, || Some(9));
+        if let Some((_, name)) = files.before_call(name, 3, 0, len, access) {
+            let answer = Answer::of_errno(errno);
+            files.note(Held::Fd(3), &name, access, answer, || Some(Held::Fd(9)));
         }
     }
 
@@ -556,8 +687,11 @@ mod tests {
         open(&mut files, b"out.txt", Access::Write, ERRNO_SUCCESS);
         open(&mut files, b"../up.py", Access::Read, ERRNO_SUCCESS);
         open(&mut files, b"lib", Access::Folder, ERRNO_SUCCESS);
-        files.note(9, b"inner.py", Access::Read, ERRNO_SUCCESS, || None);
-        files.note(4, b"elsewhere.py", Access::Read, ERRNO_SUCCESS, || None);
+        files.note(Held::Fd(9), b"inner.py", Access::Read, Answer::Done, || {
+            None
+        });
+        let elsewhere = b"elsewhere.py";
+        files.note(Held::Fd(4), elsewhere, Access::Read, Answer::Done, || None);
 
         let read: Vec<(PathBuf, bool)> = (files.read().into_iter())
             .map(|file| {
@@ -596,8 +730,14 @@ mod tests {
         open(&mut files, b"other", Access::Read, ERRNO_SUCCESS);
         open(&mut files, b"state.new", Access::Write, ERRNO_SUCCESS);
         std::fs::write(project.join("state.new"), "2").expect("write");
-        files.note(3, b"state.new", Access::Write, ERRNO_SUCCESS, || None);
-        files.remember_written(3, b"state.new");
+        files.note(
+            Held::Fd(3),
+            b"state.new",
+            Access::Write,
+            Answer::Done,
+            || None,
+        );
+        files.remember_written(Held::Fd(3), b"state.new");
         std::fs::rename(project.join("state.new"), project.join("state")).expect("rename");
         std::fs::write(project.join("other"), "a save of the user's").expect("write");
         let own: Vec<(String, bool)> = files
@@ -613,6 +753,44 @@ mod tests {
                 (named("alias"), true),
                 (named("other"), false)
             ]
+        );
+    }
+
+    #[test]
+    fn a_components_folder_is_the_one_its_handle_stands_for() {
+        let (dir, mut files, announced) = access();
+        let project = dir.path();
+        let outside = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(project.join("sub")).expect("mkdir");
+        let handle = |path: &Path| Arc::new(File::open(path).expect("open folder"));
+        // A preopen, as get-directories gives it: the granted folder by its inode.
+        let root = handle(project);
+        assert_eq!(files.held(1, &root), Some(Held::Handle(1)));
+        files.announce_write(Held::Handle(1), b"out.txt");
+        // A folder it opened under it: the name the open-at gave.
+        let sub = handle(&project.join("sub"));
+        let opened = files.hold(2, &sub);
+        files.note(
+            Held::Handle(1),
+            b"sub",
+            Access::Folder,
+            Answer::Done,
+            || Some(opened),
+        );
+        assert_eq!(files.held(2, &sub), Some(Held::Handle(2)));
+        files.announce_write(Held::Handle(2), b"inner");
+        // The same resource now another folder, not one it opened: unknown,
+        // and nothing under it is announced.
+        let elsewhere = handle(outside.path());
+        assert_eq!(files.held(2, &elsewhere), None);
+        files.announce_write(Held::Handle(2), b"x");
+        assert_eq!(files.held(3, &elsewhere), None);
+        // The same folder under another resource is the granted folder's.
+        assert_eq!(files.held(4, &handle(project)), Some(Held::Handle(4)));
+        let written: Vec<PathBuf> = announced.try_iter().collect();
+        assert_eq!(
+            written,
+            [project.join("out.txt"), project.join("sub/inner")]
         );
     }
 

@@ -7,6 +7,7 @@ mod build_attacks;
 mod build_watches;
 mod cache;
 mod component_attacks;
+mod component_files;
 mod component_wat;
 mod components;
 mod events;
