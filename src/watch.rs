@@ -575,7 +575,11 @@ impl Watcher {
     /// to be checked for content (they may have been written before the watch).
     fn grow_tree(&mut self, folder: &Path) -> Result<Vec<PathBuf>> {
         let in_sources = |tree: &Tree| tree.live && tree.sources.is_some();
-        if !self.trees.iter().any(|tree| in_sources(tree) && folder.starts_with(&tree.path)) {
+        if !self
+            .trees
+            .iter()
+            .any(|tree| in_sources(tree) && folder.starts_with(&tree.path))
+        {
             return Ok(Vec::new());
         }
         let is_folder = std::fs::symlink_metadata(folder).is_ok_and(|meta| meta.is_dir());
