@@ -152,6 +152,18 @@ pub(super) fn walk(root: &Path) -> impl Iterator<Item = PathBuf> {
 mod tests {
     use super::*;
 
+    /// `paths`, named from `root`, sorted.
+    fn names_under(root: &Path, paths: impl IntoIterator<Item = PathBuf>) -> Vec<String> {
+        let mut names: Vec<String> = (paths.into_iter())
+            .map(|path| {
+                let inside = path.strip_prefix(root).expect("inside");
+                inside.display().to_string()
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
     #[test]
     fn ignore_files_and_build_folders_are_honoured_at_any_depth() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -175,19 +187,8 @@ mod tests {
             std::fs::write(root.join(file), "").expect("write");
         }
         let (mut sources, _) = Sources::new(root);
-        let mut found: Vec<String> = sources
-            .files()
-            .iter()
-            .map(|path| {
-                path.strip_prefix(root)
-                    .expect("inside")
-                    .display()
-                    .to_string()
-            })
-            .collect();
-        found.sort();
         assert_eq!(
-            found,
+            names_under(root, sources.files()),
             [
                 ".gitignore",
                 "keep.o",
@@ -217,16 +218,7 @@ mod tests {
         std::fs::write(root.join("gen/.gitignore"), "!*\n").expect("write");
         std::fs::write(root.join("src/a/x.c"), "").expect("write");
         let (_, survey) = Sources::new(root);
-        let mut folders: Vec<String> = (survey.folders.iter())
-            .map(|path| {
-                path.strip_prefix(root)
-                    .expect("inside")
-                    .display()
-                    .to_string()
-            })
-            .collect();
-        folders.sort();
-        assert_eq!(folders, ["", "src", "src/a"]);
+        assert_eq!(names_under(root, survey.folders), ["", "src", "src/a"]);
         assert_eq!(survey.files.len(), 2, "{:?}", survey.files);
     }
 }
