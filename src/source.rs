@@ -336,7 +336,7 @@ pub fn locate_invalid(path: &Path, text: &str, wasm: &[u8]) -> Option<WatError> 
 }
 
 /// (defined function index, instruction index in its body) of byte `offset`.
-fn instruction_at(wasm: &[u8], offset: usize) -> Option<(usize, usize)> {
+fn instruction_at(wasm: &[u8], offset: u64) -> Option<(usize, usize)> {
     let mut function = 0;
     for payload in wasmparser::Parser::new(0).parse_all(wasm) {
         let wasmparser::Payload::CodeSectionEntry(body) = payload.ok()? else {

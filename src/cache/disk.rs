@@ -248,7 +248,7 @@ fn open_own_entry(path: &Path) -> Option<File> {
 
 /// The component compiled into `file`, mapped from that very file.
 ///
-/// wasmtime 48 takes an open file for modules (`deserialize_open_file`) but
+/// wasmtime (48 to 50) takes an open file for modules (`deserialize_open_file`) but
 /// only a path for components: the path given is the descriptor's own
 /// (`/proc/self/fd/N`), which the kernel resolves to the file already open,
 /// whatever is at the entry's name by now. Without `/proc` (or `/dev/fd`), the

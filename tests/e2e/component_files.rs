@@ -152,7 +152,7 @@ impl Component {
     fn wat(&self) -> String {
         let Self { data, body, .. } = self;
         let memory = r#"(memory (core memory $memory "memory"))"#;
-        let realloc = r#"(realloc (func $memory "realloc"))"#;
+        let realloc = r#"(realloc (core func $memory "realloc"))"#;
         format!(
             r#"(component
   (import "wasi:io/error@0.2.0" (instance $error (export "error" (type (sub resource)))))

@@ -72,7 +72,7 @@ const GREETING: Parts = Parts {
     imports: r#"(import "demo:greeter/api@0.1.0" (instance $greeter
     (export "greeting" (func (result string)))))"#,
     lowerings: r#"(core func $greeting (canon lower (func $greeter "greeting")
-    (memory (core memory $memory "memory")) (realloc (func $memory "realloc"))
+    (memory (core memory $memory "memory")) (realloc (core func $memory "realloc"))
     string-encoding=utf8))"#,
     core_imports: r#"(import "host" "greeting" (func $greeting (param i32)))"#,
     // The greeting, then a newline (at 100, where `text` would be).

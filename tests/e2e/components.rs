@@ -39,7 +39,7 @@ const CALCULATOR: &str = r#"(component
     (canon lift (core func $i "add")))
   (func (export "greet") (param "name" string) (result string)
     (canon lift (core func $i "greet") (memory (core memory $i "memory"))
-      (realloc (func $i "realloc")) string-encoding=utf8))
+      (realloc (core func $i "realloc")) string-encoding=utf8))
   (func (export "answer") (result u32) (canon lift (core func $i "answer"))))
 "#;
 
