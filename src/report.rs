@@ -18,7 +18,8 @@ use anyhow::{Context, Result};
 
 use crate::build::Built;
 use crate::plan::{EventsTarget, Plan};
-use crate::run::{Note, RunReport, StopReason, Trigger};
+use crate::run::{Note, RunReport, StopReason};
+use crate::watch::Trigger;
 use events::Events;
 use status::StatusLines;
 

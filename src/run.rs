@@ -3,22 +3,28 @@
 //!
 //! This is the face of the run room: the rest of the program sees only what is
 //! declared here. Inside, the kind of the entry is the one branch point: a core
-//! module takes the [`core`] path (linking modules on demand, `live`, WASI
-//! preview 1), a component the [`component`] path (linking sibling components
-//! on demand, `live:live`, WASI 0.2). The [`Runtime`] lives for the whole
-//! session (one engine, the linkers, the compile cache); everything a guest can
-//! touch is new in every run.
+//! module takes the [`core_module`] path (WASI preview 1, `live`), a component
+//! the [`component`] path (WASI 0.2, `live:live`); both instantiate what they
+//! use through the one [`instantiate`] layer, over the run's [`modules`]. The
+//! [`Runtime`] lives for the whole session (one engine, the host functions, the
+//! compile cache); everything a guest can touch is new in every run.
+//!
+//! ```text
+//! run.rs -> core_module/, component/   (each kind's host functions, entry, `use`)
+//!        -> instantiate -> host        (the store's state, the host functions)
+//!                       -> modules     (files, names, instances of one run)
+//!        -> files, limits, interrupt, notes, output, outcome, describe, ...
+//! ```
 
 mod component;
-mod core;
+mod core_module;
 mod describe;
 mod files;
 mod handles;
 mod host;
+mod instantiate;
 mod interrupt;
-mod invoke;
 mod limits;
-mod link;
 mod live;
 mod modules;
 mod notes;
@@ -26,7 +32,6 @@ mod outcome;
 mod output;
 mod problem;
 mod use_error;
-mod waits;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,9 +47,9 @@ use crate::cache::{Artifact, DiskCache, ModuleCache};
 use crate::plan::{Limits, Plan, Sandbox};
 use crate::source::ModuleFile;
 use files::FileAccess;
-use host::{Host, Linkers};
+use host::{Host, HostFunctions};
 use limits::{MemoryCap, Refusal};
-use modules::{Linking, Modules};
+use modules::{ModuleFiles, Modules};
 use notes::Notes;
 use outcome::Outcome;
 
@@ -55,32 +60,6 @@ pub(crate) use notes::Note;
 pub(crate) use problem::Problem;
 
 use interrupt::Interrupt;
-
-/// What started a run.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Trigger {
-    /// The first run of the session.
-    Start,
-    /// These watched files changed.
-    Changed(Vec<PathBuf>),
-}
-
-impl Trigger {
-    /// Adds the files of a later change to a run that has not started yet.
-    pub(crate) fn merge(self, changed: Vec<PathBuf>) -> Trigger {
-        match self {
-            Trigger::Start => Trigger::Start,
-            Trigger::Changed(mut files) => {
-                for file in changed {
-                    if !files.contains(&file) {
-                        files.push(file);
-                    }
-                }
-                Trigger::Changed(files)
-            }
-        }
-    }
-}
 
 /// What a finished run reports.
 #[derive(Debug)]
@@ -121,8 +100,8 @@ impl RunReport {
 /// The session-long part of running: engine, host functions and compile cache.
 pub(crate) struct Runtime {
     engine: Engine,
-    linkers: Arc<Linkers>,
-    linking: Arc<Linking>,
+    functions: Arc<HostFunctions>,
+    module_files: Arc<ModuleFiles>,
     root: PathBuf,
     sandbox: Sandbox,
     limits: Limits,
@@ -133,18 +112,18 @@ impl Runtime {
     /// Builds the engine and defines the host functions, once.
     pub(crate) fn new(plan: &Plan) -> Result<Self> {
         let engine = crate::engine::new_engine(&plan.engine, plan.limits.fuel.is_some())?;
-        let linkers = Arc::new(Linkers {
-            core: core::linker(&engine)?,
-            component: component::linker(&engine)?,
-        });
+        let functions = Arc::new(HostFunctions::new(
+            core_module::linker(&engine)?,
+            component::linker(&engine)?,
+        ));
         let disk = (plan.engine.cache_dir.clone())
             .map(|dir| DiskCache::new(dir, plan.engine.cache_size, &engine));
         let cache = ModuleCache::new(disk);
-        let linking = Arc::new(Linking::new(&plan.entry, &plan.root, &engine, cache));
+        let module_files = Arc::new(ModuleFiles::new(&plan.entry, &plan.root, &engine, cache));
         Ok(Self {
             engine,
-            linkers,
-            linking,
+            functions,
+            module_files,
             root: plan.root.clone(),
             sandbox: plan.sandbox.clone(),
             limits: plan.limits,
@@ -156,7 +135,7 @@ impl Runtime {
     /// another thread, and what it says on the way goes to `notes`.
     fn run(&self, interrupt: Arc<Interrupt>, notes: Notes, writes: Sender<PathBuf>) -> RunReport {
         let started = Instant::now();
-        let modules = Modules::new(Arc::clone(&self.linking));
+        let modules = Modules::new(Arc::clone(&self.module_files));
         let memory = MemoryCap::new(self.limits.max_memory);
         let files = FileAccess::new(&self.sandbox.preopens, writes);
         let store = self.new_store(Arc::clone(&interrupt), modules, memory, notes, files);
@@ -182,7 +161,7 @@ impl Runtime {
             Err(err) => {
                 let modules = &store.data().modules;
                 let frame = |info: &wasmtime::FrameInfo| {
-                    outcome::frame(info, &|module| modules.label(module), &|file| {
+                    outcome::frame(info, &|module| modules.module_label(module), &|file| {
                         crate::names::relative(&self.root, Path::new(file))
                     })
                 };
@@ -218,14 +197,14 @@ impl Runtime {
         notes: Notes,
         files: FileAccess,
     ) -> Result<Store<Host>> {
-        let linkers = Arc::clone(&self.linkers);
+        let functions = Arc::clone(&self.functions);
         let host = Host::new(
             &self.sandbox,
             interrupt,
             modules,
             memory,
             notes,
-            linkers,
+            functions,
             files,
         )?;
         let mut store = Store::new(&self.engine, host);
@@ -243,8 +222,8 @@ impl Runtime {
         if interrupt.reason().is_some() {
             return Err(Trap::Interrupt.into());
         }
-        match link::load_entry(store)? {
-            Artifact::Module(module) => core::run(store, &module, self.invoke.as_deref()),
+        match store.data_mut().modules.load_entry()? {
+            Artifact::Module(module) => core_module::run(store, &module, self.invoke.as_deref()),
             Artifact::Component(component) => {
                 component::run(store, &component, self.invoke.as_deref())
             }
@@ -322,7 +301,7 @@ impl Runner {
                         break;
                     }
                     // After the report: the guest's output is not held up by it.
-                    runtime.linking.after_run();
+                    runtime.module_files.after_run();
                     if compiled_long {
                         release_free_memory();
                     }
@@ -370,19 +349,5 @@ impl Runner {
     /// The reports of finished runs, one per [`Self::start`].
     pub(crate) fn reports(&self) -> &Receiver<RunReport> {
         &self.reports
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn triggers_merge_without_repeats() {
-        let a = PathBuf::from("/r/a.wat");
-        let b = PathBuf::from("/r/b.wat");
-        let merged = Trigger::Changed(vec![a.clone()]).merge(vec![b.clone(), a.clone()]);
-        assert_eq!(merged, Trigger::Changed(vec![a, b]));
-        assert_eq!(Trigger::Start.merge(vec![]), Trigger::Start);
     }
 }

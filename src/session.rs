@@ -15,8 +15,9 @@ use crossbeam_channel::{Receiver, after, at, never, select};
 use crate::build::{Build, Patience};
 use crate::plan::{BuildPlan, EventsTarget, Plan};
 use crate::report::Reporter;
-use crate::run::{RunReport, Runner, Runtime, Stop, StopReason, Trigger};
+use crate::run::{RunReport, Runner, Runtime, Stop, StopReason};
 use crate::signals::{self, Signal};
+use crate::watch::Trigger;
 use crate::watch::Watcher;
 
 /// The exit status of a watch session ended by Ctrl-C (128 + SIGINT).

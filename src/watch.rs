@@ -53,6 +53,32 @@ pub struct ChangeSet {
     pub warnings: Vec<String>,
 }
 
+/// What started a run: the session's start, or a change set's files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Trigger {
+    /// The first run of the session.
+    Start,
+    /// These watched files changed.
+    Changed(Vec<PathBuf>),
+}
+
+impl Trigger {
+    /// Adds the files of a later change to a run that has not started yet.
+    pub(crate) fn merge(self, changed: Vec<PathBuf>) -> Trigger {
+        match self {
+            Trigger::Start => Trigger::Start,
+            Trigger::Changed(mut files) => {
+                for file in changed {
+                    if !files.contains(&file) {
+                        files.push(file);
+                    }
+                }
+                Trigger::Changed(files)
+            }
+        }
+    }
+}
+
 /// Which events mark a finished save.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Saves {
@@ -1081,6 +1107,15 @@ fn is_editor_noise(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn triggers_merge_without_repeats() {
+        let a = PathBuf::from("/r/a.wat");
+        let b = PathBuf::from("/r/b.wat");
+        let merged = Trigger::Changed(vec![a.clone()]).merge(vec![b.clone(), a.clone()]);
+        assert_eq!(merged, Trigger::Changed(vec![a, b]));
+        assert_eq!(Trigger::Start.merge(vec![]), Trigger::Start);
+    }
     use notify::event::CreateKind;
 
     fn event(kind: EventKind, paths: &[&str]) -> Event {

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::build::Built;
-use crate::run::{Description, Note, Problem, RunReport, StopReason, Trigger};
+use crate::run::{Description, Note, Problem, RunReport, StopReason};
+use crate::watch::Trigger;
 
 /// Where events go (nowhere without `--events`), and what names files in them.
 pub(super) struct Events {

@@ -11,7 +11,8 @@ use anstyle::{AnsiColor, Style};
 
 use crate::build::Built;
 use crate::plan::{EventsTarget, Plan};
-use crate::run::{Description, Note, RunReport, StopReason, Trigger, Verdict};
+use crate::run::{Description, Note, RunReport, StopReason, Verdict};
+use crate::watch::Trigger;
 
 /// Writes status lines for a session rooted at `root`.
 pub(super) struct StatusLines {

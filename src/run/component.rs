@@ -1,22 +1,23 @@
 //! The component path of a run: the host functions components import (WASI
 //! 0.2, `live:live`), and a run of the entry: instantiated (the interfaces it
-//! imports from sibling components are linked on demand, see [`link`]), then
+//! imports from sibling components are linked on demand, see [`uses`]), then
 //! its `wasi:cli/run` export, or the function `--invoke` names.
 
 mod files;
 mod invoke;
-mod link;
 mod live;
+mod uses;
 mod values;
 mod waits;
 
 use anyhow::{Context, Result};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Engine, Store};
+use wasmtime::{AsContextMut, Engine, Store};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p2::bindings::sync::Command;
 
 use super::host::Host;
+use super::instantiate;
 use super::use_error::Site;
 
 /// The session's linker for components: WASI 0.2 (its waits on pollables and
@@ -37,7 +38,7 @@ pub fn run(store: &mut Store<Host>, component: &Component, invoke: Option<&str>)
     let call = invoke.map(invoke::Call::parse).transpose()?;
     run_parsed(store, component, call).map_err(|err| {
         // The entry's own call passed or got more values than the bound.
-        let entry = store.data().modules.linking.entry_label();
+        let entry = store.data().modules.files.entry_label();
         match values::refusal(store.data(), err.chain(), &Site::entry(), &entry) {
             Some(refusal) => refusal.into(),
             None => err,
@@ -50,11 +51,13 @@ fn run_parsed(
     component: &Component,
     call: Option<invoke::Call>,
 ) -> Result<()> {
-    let instance = link::instantiate_entry(store, component)?;
+    // From here on, what a host call copies out of a guest is bounded.
+    values::set_fuel(store.as_context_mut());
+    let instance = instantiate::entry(store.as_context_mut(), component)?;
     if let Some(call) = call {
         return call.run(store, component, &instance);
     }
-    let label = store.data().modules.linking.entry_label();
+    let label = store.data().modules.files.entry_label();
     let without_run = || {
         format!(
             "{label} is a component without `wasi:cli/run`: run a command component \

@@ -8,9 +8,9 @@
 //! implementation with the caller's memory; the calls that change a folder
 //! (`path_rename`, `path_link`, `path_symlink`, `path_unlink_file`,
 //! `path_create_directory`, `path_remove_directory`) announce their names as
-//! the guest's writes first. Components (WASI 0.2) go through the same
-//! [`FileAccess`]: their `open-at`, `stat-at` and folder changes are shadowed
-//! in [`super::component`], a directory named by the handle it holds
+//! the guest's writes first (in [`super::core_module`]). Components (WASI 0.2)
+//! go through the same [`FileAccess`]: their `open-at`, `stat-at` and folder
+//! changes are shadowed in [`super::component`], a directory named by the handle it holds
 //! ([`Held::Handle`]). A name is kept relative to the granted folder its
 //! directory descriptor stands for, and the host looks at it only beneath that
 //! folder ([`crate::beneath`]). What a run can make the host keep is bounded
@@ -21,23 +21,15 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 
-use anyhow::Result;
 use crossbeam_channel::Sender;
-use wasmtime::component::ResourceTableError;
-use wasmtime::{Caller, Linker};
-use wasmtime_wasi::p1::wasi_snapshot_preview1 as wasi;
 
-use super::host::{Host, memory_and_host};
 use crate::beneath::{Beneath, Folder, ReadFile};
 use crate::plan::Preopen;
 
-const MODULE: &str = "wasi_snapshot_preview1";
 /// The first descriptor after stdin, stdout and stderr: the first preopen.
 const FIRST_PREOPEN: u32 = 3;
 const ERRNO_SUCCESS: i32 = 0;
 const ERRNO_NOENT: i32 = 44;
-/// Too many open files.
-const ERRNO_MFILE: i32 = 33;
 /// `oflags`: create, directory, truncate.
 const O_CREAT: i32 = 1;
 const O_DIRECTORY: i32 = 2;
@@ -64,7 +56,7 @@ pub enum Access {
 }
 
 impl Access {
-    fn of_open(oflags: i32, rights: i64) -> Access {
+    pub(super) fn of_open(oflags: i32, rights: i64) -> Access {
         Access::of(
             oflags & O_DIRECTORY != 0,
             oflags & (O_CREAT | O_TRUNC) != 0 || rights & RIGHT_FD_WRITE != 0,
@@ -96,7 +88,7 @@ pub enum Answer {
 }
 
 impl Answer {
-    fn of_errno(errno: i32) -> Answer {
+    pub(super) fn of_errno(errno: i32) -> Answer {
         match errno {
             ERRNO_SUCCESS => Answer::Done,
             ERRNO_NOENT => Answer::Missing,
@@ -118,7 +110,7 @@ pub enum Held {
 
 impl Held {
     /// A preview 1 descriptor; `None` for a negative one.
-    fn fd(fd: i32) -> Option<Held> {
+    pub(super) fn fd(fd: i32) -> Option<Held> {
         u32::try_from(fd).ok().map(Held::Fd)
     }
 }
@@ -226,7 +218,7 @@ impl FileAccess {
 
     /// Before a call that opens the guest's path `ptr..ptr + len` under
     /// `dirfd` for `access`: see [`Self::before_open`]; the directory too.
-    fn before_call(
+    pub(super) fn before_call(
         &mut self,
         memory: &[u8],
         dirfd: i32,
@@ -424,225 +416,13 @@ fn identity(_handle: &File) -> Option<(u64, u64)> {
 const LONGEST_PATH: i32 = 4096;
 
 /// The bytes of the guest string at `ptr..ptr + len`.
-fn guest_bytes(memory: &[u8], ptr: i32, len: i32) -> Option<&[u8]> {
+pub(super) fn guest_bytes(memory: &[u8], ptr: i32, len: i32) -> Option<&[u8]> {
     if len > LONGEST_PATH {
         return None;
     }
     let start = usize::try_from(ptr).ok()?;
     let end = start.checked_add(usize::try_from(len).ok()?)?;
     memory.get(start..end)
-}
-
-/// A full resource table (see `handles`) is, to a guest opening a file,
-/// what a process at its open-file limit is told: `EMFILE`. wasmtime-wasi
-/// would trap.
-fn too_many_open(err: wasmtime::Error) -> wasmtime::Result<i32> {
-    match err.downcast_ref::<ResourceTableError>() {
-        Some(ResourceTableError::Full) => Ok(ERRNO_MFILE),
-        _ => Err(err),
-    }
-}
-
-/// Shadows `path_open` and `path_filestat_get` in `linker` with versions that
-/// note what the guest opens.
-pub fn shadow_path_calls(linker: &mut Linker<Host>) -> Result<()> {
-    linker.allow_shadowing(true);
-    linker.func_wrap(
-        MODULE,
-        "path_open",
-        |mut caller: Caller<'_, Host>,
-         dirfd: i32,
-         dirflags: i32,
-         path: i32,
-         path_len: i32,
-         oflags: i32,
-         rights: i64,
-         inheriting: i64,
-         fdflags: i32,
-         opened: i32|
-         -> wasmtime::Result<i32> {
-            let (bytes, host) = memory_and_host(&mut caller)?;
-            let access = Access::of_open(oflags, rights);
-            let name = host.files.before_call(bytes, dirfd, path, path_len, access);
-            let mut guest = wiggle::GuestMemory::Unshared(bytes);
-            let errno = wasmtime_wasi::runtime::in_tokio(wasi::path_open(
-                &mut host.wasi,
-                &mut guest,
-                dirfd,
-                dirflags,
-                path,
-                path_len,
-                oflags,
-                rights,
-                inheriting,
-                fdflags,
-                opened,
-            ))
-            .or_else(too_many_open)?;
-            if let Some((dir, name)) = name {
-                let opened = || {
-                    let fd = guest_bytes(bytes, opened, 4)?;
-                    Some(Held::Fd(u32::from_le_bytes(fd.try_into().ok()?)))
-                };
-                let answer = Answer::of_errno(errno);
-                host.files.note(dir, &name, access, answer, opened);
-            }
-            Ok(errno)
-        },
-    )?;
-    linker.func_wrap(
-        MODULE,
-        "path_filestat_get",
-        |mut caller: Caller<'_, Host>,
-         dirfd: i32,
-         flags: i32,
-         path: i32,
-         path_len: i32,
-         stat: i32|
-         -> wasmtime::Result<i32> {
-            let (bytes, host) = memory_and_host(&mut caller)?;
-            let name = host
-                .files
-                .before_call(bytes, dirfd, path, path_len, Access::Read);
-            let mut guest = wiggle::GuestMemory::Unshared(bytes);
-            let errno = wasmtime_wasi::runtime::in_tokio(wasi::path_filestat_get(
-                &mut host.wasi,
-                &mut guest,
-                dirfd,
-                flags,
-                path,
-                path_len,
-                stat,
-            ))?;
-            if let Some((dir, name)) = name {
-                let answer = Answer::of_errno(errno);
-                host.files.note(dir, &name, Access::Read, answer, || None);
-            }
-            Ok(errno)
-        },
-    )?;
-    shadow_folder_changes(linker)?;
-    linker.allow_shadowing(false);
-    Ok(())
-}
-
-/// Announces the names a call is about to change as the guest's writes
-/// (`changed`: descriptor, pointer, length each), after remembering which
-/// file `moved` (a rename's or a link's source) stands for.
-fn before_change<'a>(
-    caller: &'a mut Caller<'_, Host>,
-    changed: &[(i32, i32, i32)],
-    moved: Option<(i32, i32, i32)>,
-) -> wasmtime::Result<(&'a mut [u8], &'a mut Host)> {
-    let (bytes, host) = memory_and_host(caller)?;
-    if let Some((fd, ptr, len)) = moved
-        && let Some(dir) = Held::fd(fd)
-        && let Some(name) = guest_bytes(bytes, ptr, len)
-    {
-        host.files.remember_written(dir, name);
-    }
-    for &(fd, ptr, len) in changed {
-        if let Some(dir) = Held::fd(fd)
-            && let Some(name) = guest_bytes(bytes, ptr, len)
-        {
-            host.files.announce_write(dir, name);
-        }
-    }
-    Ok((bytes, host))
-}
-
-/// Shadows the calls that change a folder with versions that announce what
-/// they change first: a guest renaming a file over one it read, or
-/// unlinking it, changes it as much as writing it does.
-fn shadow_folder_changes(linker: &mut Linker<Host>) -> Result<()> {
-    use wasmtime_wasi::runtime::in_tokio;
-    /// The calls of one name under one descriptor.
-    macro_rules! one_name {
-        ($name:literal, $call:path) => {
-            linker.func_wrap(
-                MODULE,
-                $name,
-                |mut caller: Caller<'_, Host>, fd: i32, path: i32, len: i32| {
-                    let (bytes, host) = before_change(&mut caller, &[(fd, path, len)], None)?;
-                    let mut guest = wiggle::GuestMemory::Unshared(bytes);
-                    in_tokio($call(&mut host.wasi, &mut guest, fd, path, len))
-                },
-            )?;
-        };
-    }
-    one_name!("path_unlink_file", wasi::path_unlink_file);
-    one_name!("path_create_directory", wasi::path_create_directory);
-    one_name!("path_remove_directory", wasi::path_remove_directory);
-    linker.func_wrap(
-        MODULE,
-        "path_rename",
-        |mut caller: Caller<'_, Host>,
-         fd: i32,
-         old: i32,
-         old_len: i32,
-         new_fd: i32,
-         new: i32,
-         new_len: i32| {
-            let names = [(fd, old, old_len), (new_fd, new, new_len)];
-            let (bytes, host) = before_change(&mut caller, &names, Some(names[0]))?;
-            let mut guest = wiggle::GuestMemory::Unshared(bytes);
-            in_tokio(wasi::path_rename(
-                &mut host.wasi,
-                &mut guest,
-                fd,
-                old,
-                old_len,
-                new_fd,
-                new,
-                new_len,
-            ))
-        },
-    )?;
-    linker.func_wrap(
-        MODULE,
-        "path_link",
-        |mut caller: Caller<'_, Host>,
-         old_fd: i32,
-         flags: i32,
-         old: i32,
-         old_len: i32,
-         new_fd: i32,
-         new: i32,
-         new_len: i32| {
-            let changed = [(new_fd, new, new_len)];
-            let (bytes, host) = before_change(&mut caller, &changed, Some((old_fd, old, old_len)))?;
-            let mut guest = wiggle::GuestMemory::Unshared(bytes);
-            in_tokio(wasi::path_link(
-                &mut host.wasi,
-                &mut guest,
-                old_fd,
-                flags,
-                old,
-                old_len,
-                new_fd,
-                new,
-                new_len,
-            ))
-        },
-    )?;
-    linker.func_wrap(
-        MODULE,
-        "path_symlink",
-        |mut caller: Caller<'_, Host>, old: i32, old_len: i32, fd: i32, new: i32, new_len: i32| {
-            let (bytes, host) = before_change(&mut caller, &[(fd, new, new_len)], None)?;
-            let mut guest = wiggle::GuestMemory::Unshared(bytes);
-            in_tokio(wasi::path_symlink(
-                &mut host.wasi,
-                &mut guest,
-                old,
-                old_len,
-                fd,
-                new,
-                new_len,
-            ))
-        },
-    )?;
-    Ok(())
 }
 
 #[cfg(test)]

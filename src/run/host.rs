@@ -1,11 +1,12 @@
 //! The state of one store: what the host gives a guest in one run (its WASI
 //! context, stop switch, module instances, memory cap), and the session's
-//! [`Linkers`] of host functions, defined once.
+//! [`HostFunctions`], defined once, with what was linked to them.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context, Result};
-use wasmtime::{AsContextMut, Caller, Extern, Linker, component};
+use wasmtime::{AsContextMut, Caller, Extern, InstancePre, Linker, component};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
@@ -19,14 +20,59 @@ use super::modules::Modules;
 use super::notes::Notes;
 use super::output;
 use crate::plan::{Sandbox, StdinSource};
+use crate::source::ContentHash;
 
 /// The host functions of the session, defined once: what core modules import
-/// (WASI preview 1, `live`) and what components import (WASI 0.2, `live:live`).
-pub struct Linkers {
+/// (WASI preview 1, `live`) and what components import (WASI 0.2, `live:live`);
+/// and the module files linked to them, ready to instantiate.
+pub(super) struct HostFunctions {
     /// For core modules.
-    pub core: Linker<Host>,
+    pub(super) core: Linker<Host>,
     /// For components.
-    pub component: component::Linker<Host>,
+    pub(super) component: component::Linker<Host>,
+    /// What each file was linked to, with the hash of the version linked: a
+    /// new version is linked again, and the old one's code let go.
+    prelinked: Mutex<HashMap<String, (ContentHash, Prelinked)>>,
+}
+
+/// A module file linked to the host's functions (and a component's to
+/// trampolines for what it imports from siblings), only to be instantiated.
+#[derive(Clone)]
+pub(super) enum Prelinked {
+    /// A core module that imports only the host's functions.
+    Core(InstancePre<Host>),
+    /// A component.
+    Component(component::InstancePre<Host>),
+}
+
+impl HostFunctions {
+    /// Both linkers; nothing linked to them yet.
+    pub(super) fn new(core: Linker<Host>, component: component::Linker<Host>) -> Self {
+        Self {
+            core,
+            component,
+            prelinked: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// What `file` was linked to at the version of `hash`.
+    pub(super) fn prelinked(&self, file: &str, hash: ContentHash) -> Option<Prelinked> {
+        let prelinked = self
+            .prelinked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (linked, pre) = prelinked.get(file)?;
+        (*linked == hash).then(|| pre.clone())
+    }
+
+    /// Keeps what `file` at the version of `hash` was linked to.
+    pub(super) fn keep(&self, file: &str, hash: ContentHash, pre: Prelinked) {
+        let mut prelinked = self
+            .prelinked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        prelinked.insert(file.to_owned(), (hash, pre));
+    }
 }
 
 /// The state of one store (`Store<Host>`): one run's WASI context, stop switch
@@ -46,7 +92,7 @@ pub struct Host {
     /// The guest's argv (`--invoke` reads its arguments from it).
     pub args: Vec<String>,
     /// The host functions, to bind the imports of what the run instantiates.
-    pub linkers: Arc<Linkers>,
+    pub functions: Arc<HostFunctions>,
     /// The files the guest opened through WASI.
     pub files: FileAccess,
 }
@@ -59,7 +105,7 @@ impl Host {
         modules: Modules,
         memory: MemoryCap,
         notes: Notes,
-        linkers: Arc<Linkers>,
+        functions: Arc<HostFunctions>,
         files: FileAccess,
     ) -> Result<Self> {
         let mut wasi = WasiCtxBuilder::new();
@@ -114,7 +160,7 @@ impl Host {
             memory,
             notes,
             args: sandbox.args.clone(),
-            linkers,
+            functions,
             files,
         })
     }

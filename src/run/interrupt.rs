@@ -124,6 +124,14 @@ impl Interrupt {
         .await
     }
 
+    /// Runs `work` (one of wasmtime-wasi's waits) on this thread until it is
+    /// done or the run is asked to stop, which ends the run as an epoch tick
+    /// would.
+    pub fn until_stopped<F: Future>(&self, work: F) -> wasmtime::Result<F::Output> {
+        wasmtime_wasi::runtime::in_tokio(self.or_stop(work))
+            .map_err(|_| wasmtime::Trap::Interrupt.into())
+    }
+
     fn wakers(&self) -> MutexGuard<'_, Vec<Waker>> {
         self.wakers.lock().unwrap_or_else(PoisonError::into_inner)
     }

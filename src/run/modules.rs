@@ -1,6 +1,7 @@
 //! The modules of a run: where module files live and how they compile (the
-//! session-long [`Linking`]), and what one run has instantiated and resolved
-//! ([`Modules`]). The store-facing half of `use` is in `link`.
+//! session-long [`ModuleFiles`]), and what one run found, compiled and
+//! instantiated under each name ([`Modules`]), of either kind. How an instance
+//! is made is in `instantiate`; this room does not know the host.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -8,34 +9,27 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{self, Component};
-use wasmtime::{Engine, Instance, InstancePre, Module};
+use wasmtime::{Engine, Instance, Module};
 
-use super::host::Host;
 use super::use_error::{Site, UseError};
 use crate::cache::{Artifact, ModuleCache};
 use crate::names::{self, Found, Lookup, Root};
 use crate::source::{ContentHash, ModuleFile};
 
-/// The session-long side of linking: where modules live and how they compile.
-pub struct Linking {
-    pub(super) root: PathBuf,
+/// The files modules come from, session-long: the root they live in, the
+/// entry, and the engine and cache that compile them.
+pub(crate) struct ModuleFiles {
+    root: PathBuf,
     pub(super) entry_name: String,
-    pub(super) entry: PathBuf,
-    pub(super) engine: Engine,
-    pub(super) cache: Mutex<ModuleCache>,
-    /// Modules that import only the host's functions, linked once per version,
-    /// by file (so an old version's code is let go when a new one is linked).
-    pub(super) prelinked: Mutex<HashMap<String, InstancePre<Host>>>,
-    /// Components linked to the host and to trampolines for what they import
-    /// from siblings, by file, with the hash of the version linked.
-    pub(super) prelinked_components:
-        Mutex<HashMap<String, (ContentHash, component::InstancePre<Host>)>>,
+    entry: PathBuf,
+    engine: Engine,
+    cache: Mutex<ModuleCache>,
 }
 
-impl Linking {
-    /// Linking for a session whose entry is `entry` and whose modules live in
-    /// `root` (both absolute).
-    pub fn new(entry: &Path, root: &Path, engine: &Engine, cache: ModuleCache) -> Self {
+impl ModuleFiles {
+    /// The module files of a session whose entry is `entry` and whose modules
+    /// live in `root` (both absolute).
+    pub(crate) fn new(entry: &Path, root: &Path, engine: &Engine, cache: ModuleCache) -> Self {
         let entry_name = entry
             .file_stem()
             .map(|stem| stem.to_string_lossy().into_owned())
@@ -46,18 +40,21 @@ impl Linking {
             entry: entry.to_path_buf(),
             engine: engine.clone(),
             cache: Mutex::new(cache),
-            prelinked: Mutex::new(HashMap::new()),
-            prelinked_components: Mutex::new(HashMap::new()),
         }
     }
 
+    /// The entry's file.
+    pub(super) fn entry(&self) -> &Path {
+        &self.entry
+    }
+
     /// The entry's file, relative to the root, for messages.
-    pub fn entry_label(&self) -> String {
+    pub(super) fn entry_label(&self) -> String {
         self.label(&self.entry)
     }
 
     /// The cache's work kept for after a run: see [`ModuleCache::after_run`].
-    pub fn after_run(&self) {
+    pub(crate) fn after_run(&self) {
         self.cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -72,7 +69,7 @@ impl Linking {
 
 /// A module a run loaded: from the cache, or compiled.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Compiled {
+pub(crate) struct Compiled {
     /// The module's name (`testmod`, `lib/math`).
     pub name: String,
     /// Its file, relative to the root.
@@ -83,67 +80,109 @@ pub struct Compiled {
     pub duration: Duration,
 }
 
-/// A component instance of a run, and what calling into it needs.
-pub struct ComponentInstance {
-    /// The instance.
-    pub instance: component::Instance,
-    /// Its component, for the names of its exports.
-    pub component: Component,
-    /// Its file, relative to the root.
-    pub file: String,
+/// What a run holds under a module name: an instance, of either kind, and
+/// its file (relative to the root).
+pub(super) struct Ready {
+    pub(super) instance: Instantiated,
+    pub(super) file: String,
 }
 
-/// The modules of one run: its instances, and what it resolved.
-pub struct Modules {
-    pub(super) linking: Arc<Linking>,
-    /// Ready instances by module name, with their file label.
-    pub(super) instances: HashMap<String, (Instance, String)>,
-    /// Ready component instances by name.
-    pub(super) components: HashMap<String, ComponentInstance>,
+/// An instance of a run, of either kind.
+#[derive(Clone)]
+pub(super) enum Instantiated {
+    /// A core module's.
+    Core(Instance),
+    /// A component's, with its component (for the names of its exports).
+    Component(component::Instance, Component),
+}
+
+/// The modules of one run: what it found, compiled and instantiated, by name.
+pub(super) struct Modules {
+    pub(super) files: Arc<ModuleFiles>,
+    /// Ready instances by module name.
+    ready: HashMap<String, Ready>,
     /// Names being instantiated right now, outermost first.
-    pub(super) in_progress: Vec<String>,
+    in_progress: Vec<String>,
     /// The root folder, opened at the first name this run resolves.
     root: Option<Root>,
     /// Every file resolved or tried, in order.
-    files: Vec<ModuleFile>,
-    /// Compiled modules of this run and their names, for backtraces.
-    pub(super) labels: Vec<(Module, String)>,
+    resolved: Vec<ModuleFile>,
+    /// Compiled core modules of this run and their names, for backtraces.
+    labels: Vec<(Module, String)>,
     /// Every module loaded, in order.
     compiled: Vec<Compiled>,
+    /// What the trampolines of component imports resolved in this run, by
+    /// trampoline: each resolves and checks its target once per run.
+    bound: HashMap<u64, component::Func>,
 }
 
 impl Modules {
     /// No instance yet.
-    pub fn new(linking: Arc<Linking>) -> Self {
+    pub(super) fn new(files: Arc<ModuleFiles>) -> Self {
         Self {
-            linking,
-            instances: HashMap::new(),
-            components: HashMap::new(),
+            files,
+            ready: HashMap::new(),
             in_progress: Vec::new(),
             root: None,
-            files: Vec::new(),
+            resolved: Vec::new(),
             labels: Vec::new(),
             compiled: Vec::new(),
+            bound: HashMap::new(),
         }
     }
 
+    /// The instance of `name` in this run, if it has one.
+    pub(super) fn ready(&self, name: &str) -> Option<&Ready> {
+        self.ready.get(name)
+    }
+
+    /// Keeps `name`'s instance for the rest of the run.
+    pub(super) fn insert(&mut self, name: &str, ready: Ready) {
+        self.ready.insert(name.to_owned(), ready);
+    }
+
+    /// `name` is being instantiated: asking for it meanwhile closes a cycle.
+    pub(super) fn enter(&mut self, name: &str) {
+        self.in_progress.push(name.to_owned());
+    }
+
+    /// The innermost name being instantiated is done.
+    pub(super) fn leave(&mut self) {
+        self.in_progress.pop();
+    }
+
+    /// What trampoline `id` resolved earlier in this run.
+    pub(super) fn bound(&self, id: u64) -> Option<component::Func> {
+        self.bound.get(&id).copied()
+    }
+
+    /// Keeps what trampoline `id` resolved, for the rest of the run.
+    pub(super) fn bind(&mut self, id: u64, func: component::Func) {
+        self.bound.insert(id, func);
+    }
+
     /// The files this run resolved or tried.
-    pub fn files(&self) -> &[ModuleFile] {
-        &self.files
+    pub(super) fn files(&self) -> &[ModuleFile] {
+        &self.resolved
+    }
+
+    /// A path relative to the root, for messages.
+    pub(super) fn label(&self, path: &Path) -> String {
+        self.files.label(path)
     }
 
     /// Time this run spent reading and compiling modules.
-    pub fn compile_time(&self) -> Duration {
+    pub(super) fn compile_time(&self) -> Duration {
         self.compiled.iter().map(|compiled| compiled.duration).sum()
     }
 
     /// The modules this run loaded.
-    pub fn compiled(&self) -> &[Compiled] {
+    pub(super) fn compiled(&self) -> &[Compiled] {
         &self.compiled
     }
 
     /// The name of a module of this run, for backtraces.
-    pub fn label(&self, module: &Module) -> String {
+    pub(super) fn module_label(&self, module: &Module) -> String {
         self.labels
             .iter()
             .find(|(known, _)| Module::same(known, module))
@@ -153,15 +192,15 @@ impl Modules {
     }
 
     /// Finds and opens the file of module `name`, recording what was looked at.
-    pub(super) fn resolve(&mut self, name: &str, site: &Site) -> Result<Found, UseError> {
-        if name == self.linking.entry_name {
+    fn resolve(&mut self, name: &str, site: &Site) -> Result<Found, UseError> {
+        if name == self.files.entry_name {
             return self.open_entry(site);
         }
         let root = match &self.root {
             Some(root) => root,
             None => {
-                let root = Root::open(&self.linking.root)
-                    .map_err(|err| self.unreadable(site, &self.linking.root, &err))?;
+                let root = Root::open(&self.files.root)
+                    .map_err(|err| self.unreadable(site, &self.files.root, &err))?;
                 self.root.insert(root)
             }
         };
@@ -179,7 +218,7 @@ impl Modules {
                 Err(UseError::NotFound {
                     site: site.clone(),
                     name: name.to_owned(),
-                    looked_for: names::looked_for(&self.linking.root, &passed),
+                    looked_for: names::looked_for(&self.files.root, &passed),
                 })
             }
             Err(Lookup::Unreadable(path, err)) => {
@@ -190,8 +229,8 @@ impl Modules {
     }
 
     /// Opens the entry, by the path the user gave (only a regular file).
-    pub(super) fn open_entry(&self, site: &Site) -> Result<Found, UseError> {
-        let path = &self.linking.entry;
+    fn open_entry(&self, site: &Site) -> Result<Found, UseError> {
+        let path = &self.files.entry;
         match crate::source::open_regular(path) {
             Ok(file) => Ok(Found {
                 path: path.clone(),
@@ -205,7 +244,7 @@ impl Modules {
     fn unreadable(&self, site: &Site, path: &Path, err: &std::io::Error) -> UseError {
         UseError::Invalid {
             site: site.clone(),
-            file: self.linking.label(path),
+            file: self.files.label(path),
             message: match err.kind() {
                 std::io::ErrorKind::NotFound => format!("{}: file not found", path.display()),
                 _ => format!("cannot read it: {err}"),
@@ -231,12 +270,12 @@ impl Modules {
 
     /// The hash of the bytes this run loaded from `path`.
     pub(super) fn hash_of(&self, path: &Path) -> Option<ContentHash> {
-        self.files.iter().find(|file| file.path == path)?.hash
+        self.resolved.iter().find(|file| file.path == path)?.hash
     }
 
     fn record(&mut self, path: &Path, hash: Option<ContentHash>) {
-        if !self.files.iter().any(|file| file.path == path) {
-            self.files.push(ModuleFile {
+        if !self.resolved.iter().any(|file| file.path == path) {
+            self.resolved.push(ModuleFile {
                 path: path.to_path_buf(),
                 hash,
             });
@@ -257,42 +296,36 @@ impl Modules {
         Ok((path, artifact))
     }
 
-    /// The error for `path`, asked for by `site`, being of the other kind.
-    pub(super) fn other_kind(&self, site: &Site, path: &Path, why: &str) -> UseError {
-        UseError::Invalid {
-            site: site.clone(),
-            file: self.linking.label(path),
-            message: why.to_owned(),
-            place: None,
-            validation: false,
-        }
+    /// Reads and compiles the entry, of either kind: the run branches on it.
+    pub(super) fn load_entry(&mut self) -> Result<Artifact, UseError> {
+        let name = self.files.entry_name.clone();
+        let entry = self.open_entry(&Site::entry())?;
+        self.load(&name, entry, &Site::entry())
     }
 
     /// Reads and compiles module `name` from its opened file through the
     /// session's cache.
-    pub(super) fn load(
-        &mut self,
-        name: &str,
-        found: Found,
-        site: &Site,
-    ) -> Result<Artifact, UseError> {
+    fn load(&mut self, name: &str, found: Found, site: &Site) -> Result<Artifact, UseError> {
         let started = Instant::now();
         let path = found.path.as_path();
         let loaded = self
-            .linking
+            .files
             .cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .load(&self.linking.engine, path, &found.file);
+            .load(&self.files.engine, path, &found.file);
         self.compiled.push(Compiled {
             name: name.to_owned(),
-            file: self.linking.label(path),
+            file: self.files.label(path),
             cache_hit: loaded.as_ref().is_ok_and(|loaded| loaded.cache_hit),
             duration: started.elapsed(),
         });
         match loaded {
             Ok(loaded) => {
                 self.record(path, Some(loaded.hash));
+                if let Artifact::Module(module) = &loaded.artifact {
+                    self.labels.push((module.clone(), name.to_owned()));
+                }
                 Ok(loaded.artifact)
             }
             Err(err) => {
@@ -300,7 +333,7 @@ impl Modules {
                 let wat = err.downcast_ref::<crate::source::WatError>();
                 Err(UseError::Invalid {
                     site: site.clone(),
-                    file: self.linking.label(path),
+                    file: self.files.label(path),
                     message: format!("{err:#}"),
                     place: wat.map(|wat| (wat.line, wat.col)),
                     validation: wat.is_some_and(|wat| wat.validation),

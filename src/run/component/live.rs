@@ -4,14 +4,12 @@
 
 use anyhow::Result;
 use wasmtime::component::{ComponentType, Linker, Lower};
-use wasmtime::{AsContextMut, StoreContextMut, Trap};
+use wasmtime::{AsContextMut, StoreContextMut};
 
-use super::link::instance;
+use super::uses::instance;
 use crate::run::host::Host;
-use crate::run::notes::Note;
-use crate::run::outcome::trap_words;
-use crate::run::problem::Problem;
-use crate::run::use_error::{self, Site, UseError};
+use crate::run::live::failed_use;
+use crate::run::use_error::{self, Site};
 
 /// The interface as `wit/live.wit` declares it.
 const LIVE: &str = "live:live/live@0.1.0";
@@ -54,31 +52,11 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> Result<()> {
             let site = Site::live_use(&name);
             match instance(store.as_context_mut(), &name, &site) {
                 Ok(_) => Ok((Ok(()),)),
-                Err(err) => failure(&store, err).map(|failure| (Err(failure),)),
+                Err(err) => {
+                    failed_use(&store.data().notes, err).map(|code| (Err(Failure::of_code(code)),))
+                }
             }
         },
     )?;
     Ok(())
-}
-
-/// The `use-error` for a failed `use`, with the detail said as a note; errors
-/// that must end the run (a stop, out of fuel, `exit`) pass through.
-fn failure(store: &StoreContextMut<'_, Host>, err: wasmtime::Error) -> wasmtime::Result<Failure> {
-    let (code, problem, detail) = if let Some(use_error) = err.downcast_ref::<UseError>() {
-        (use_error.code(), use_error.problem(), use_error.to_string())
-    } else {
-        match err.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt | Trap::OutOfFuel) | None => return Err(err),
-            Some(trap) => {
-                let message = format!("live.use: the component trapped: {}", trap_words(*trap));
-                (use_error::TRAPPED, Problem::new("trap", &message), message)
-            }
-        }
-    };
-    store.data().notes.say(Note::UseFailed {
-        code,
-        problem,
-        detail,
-    });
-    Ok(Failure::of_code(code))
 }

@@ -11,11 +11,9 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use wasmtime::StoreContextMut;
-use wasmtime::Trap;
 use wasmtime::component::{Linker, Resource, ResourceTable};
 use wasmtime_wasi::WasiView;
 use wasmtime_wasi::p2::DynPollable;
-use wasmtime_wasi::runtime::in_tokio;
 use wasmtime_wasi_io::bindings::wasi::io::poll::{Host as _, HostPollable as _};
 use wasmtime_wasi_io::bindings::wasi::io::streams::{self, Host as _, HostInputStream as _};
 use wasmtime_wasi_io::streams::{DynInputStream, StreamResult};
@@ -76,14 +74,14 @@ pub fn shadow(linker: &mut Linker<Host>) -> Result<()> {
 }
 
 /// Runs `wait` on the run's resource table until it is done or the run is
-/// asked to stop, which ends the run as an epoch tick would.
+/// asked to stop.
 fn until_stopped<T>(
     store: &mut StoreContextMut<'_, Host>,
     wait: impl AsyncFnOnce(&mut ResourceTable) -> T,
 ) -> wasmtime::Result<T> {
     let interrupt = Arc::clone(&store.data().interrupt);
     let table = store.data_mut().ctx().table;
-    in_tokio(interrupt.or_stop(wait(table))).map_err(|_| Trap::Interrupt.into())
+    interrupt.until_stopped(wait(table))
 }
 
 /// A stream's result as the guest receives it: an error becomes a

@@ -2,13 +2,19 @@
 //! preview 1, `live`), and a run of the entry: instantiated (what it imports is
 //! linked on demand), then `_initialize`, then `_start` or `--invoke`.
 
+mod files;
+mod invoke;
+mod live;
+mod uses;
+mod waits;
+
 use std::io::Write;
 
 use anyhow::{Context, Result};
 use wasmtime::{AsContextMut, Engine, Instance, Linker, Module, Store, TypedFunc, Val};
 
 use super::host::Host;
-use super::{files, invoke, link, live, waits};
+use super::instantiate;
 
 /// The session's linker of host functions: WASI preview 1 under both of its
 /// module names (with waits that a save can cut short, and the files a guest
@@ -18,7 +24,7 @@ pub fn linker(engine: &Engine) -> Result<Linker<Host>> {
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |host: &mut Host| &mut host.wasi)?;
     wasmtime_wasi::p0::add_to_linker_sync(&mut linker, |host: &mut Host| &mut host.wasi)?;
     waits::shadow(&mut linker)?;
-    files::shadow_path_calls(&mut linker)?;
+    files::shadow(&mut linker)?;
     live::add_to_linker(&mut linker)?;
     Ok(linker)
 }
@@ -26,7 +32,7 @@ pub fn linker(engine: &Engine) -> Result<Linker<Host>> {
 /// Runs the entry `module`: its `_start`, or the export `invoke` names, called
 /// with the guest's arguments.
 pub fn run(store: &mut Store<Host>, module: &Module, invoke: Option<&str>) -> Result<()> {
-    let instance = link::instantiate_entry(store.as_context_mut(), module)?;
+    let instance = instantiate::entry(store.as_context_mut(), module)?;
     if let Some(init) = entry_point(store, &instance, "_initialize")? {
         init.call(&mut *store, ())?;
     }

@@ -19,7 +19,6 @@
 //! hand over is given as preview-1 subscriptions in memory of our own, and its
 //! events (the same in both) are copied back.
 
-use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -27,11 +26,9 @@ use wasmtime::{AsContextMut, Caller, Linker, Trap};
 use wasmtime_wasi::p0::wasi_unstable;
 use wasmtime_wasi::p1::types::Clockid;
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as preview1, WasiSnapshotPreview1};
-use wasmtime_wasi::runtime::in_tokio;
 use wiggle::GuestMemory;
 
-use super::host::{Host, memory_and_host};
-use super::interrupt::Interrupt;
+use crate::run::host::{Host, memory_and_host};
 
 const EVENT_SIZE: usize = 32;
 const ERRNO_SUCCESS: i32 = 0;
@@ -100,7 +97,7 @@ pub fn shadow(linker: &mut Linker<Host>) -> Result<()> {
             let (memory, host) = memory_and_host(&mut caller)?;
             let mut memory = GuestMemory::Unshared(memory);
             let read = preview1::fd_read(&mut host.wasi, &mut memory, fd, iovs, len, nread);
-            until_stopped(&host.interrupt, read)
+            host.interrupt.until_stopped(read)?
         },
     )?;
     linker.func_wrap(
@@ -110,20 +107,11 @@ pub fn shadow(linker: &mut Linker<Host>) -> Result<()> {
             let (memory, host) = memory_and_host(&mut caller)?;
             let mut memory = GuestMemory::Unshared(memory);
             let read = wasi_unstable::fd_read(&mut host.wasi, &mut memory, fd, iovs, len, nread);
-            until_stopped(&host.interrupt, read)
+            host.interrupt.until_stopped(read)?
         },
     )?;
     linker.allow_shadowing(false);
     Ok(())
-}
-
-/// Runs one of wasmtime-wasi's calls until it returns or the run is asked to
-/// stop, which ends the run as an epoch tick would.
-fn until_stopped<T>(
-    interrupt: &Interrupt,
-    call: impl Future<Output = wasmtime::Result<T>>,
-) -> wasmtime::Result<T> {
-    in_tokio(interrupt.or_stop(call)).map_err(|_| Trap::Interrupt)?
 }
 
 /// `poll_oneoff(subs, events, count, nevents)` of `abi`, returning its errno.
@@ -260,7 +248,7 @@ fn hand_over(
             count_arg,
             nevents_arg,
         );
-        until_stopped(&host.interrupt, poll)?
+        host.interrupt.until_stopped(poll)??
     };
     if errno != ERRNO_SUCCESS {
         return Ok(errno);

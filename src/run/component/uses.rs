@@ -12,121 +12,94 @@
 //! returns: they count against the run's bound on values in flight
 //! ([`values`]), and a call past it is refused by name.
 
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
-use wasmtime::component::{Component, Instance, InstancePre, Val};
-use wasmtime::{AsContextMut, Store, StoreContextMut, Trap, WasmBacktrace};
+use wasmtime::component::{Component, Func, Instance, InstancePre, Val};
+use wasmtime::{AsContextMut, StoreContextMut};
 
 use super::{unversioned, values};
 use crate::cache::Artifact;
-use crate::run::host::Host;
-use crate::run::modules::ComponentInstance;
+use crate::run::host::{Host, Prelinked};
+use crate::run::instantiate::{self, Kind};
+use crate::run::modules::Instantiated;
 use crate::run::use_error::{Site, UseError};
+use crate::source::ContentHash;
 
-/// Interfaces of these packages are the host's.
-const HOST_NAMESPACES: &[&str] = &["wasi:", "live:"];
+/// Interfaces of these packages are the host's: WASI's and `live`'s.
+const HOST_PACKAGES: &[&str] = &["wasi:", "live:"];
 
-/// Instantiates the entry component under its name (so a provider that
-/// imports it back is a cycle, not a hang). From here on, what a host call
-/// copies out of a guest is bounded ([`values::set_fuel`]).
-pub fn instantiate_entry(
-    store: &mut Store<Host>,
-    component: &Component,
-) -> wasmtime::Result<Instance> {
-    values::set_fuel(store.as_context_mut());
-    let linking = Arc::clone(&store.data().modules.linking);
-    let entry = linking.entry.clone();
-    let name = linking.entry_name.clone();
-    instantiate_named(store.as_context_mut(), &name, component, &entry)
+impl Kind for Component {
+    type Instance = Instance;
+    const OTHER_KIND: &'static str =
+        "it is a core module: a component's imports are served by components";
+
+    fn of(artifact: Artifact) -> Option<Self> {
+        match artifact {
+            Artifact::Component(component) => Some(component),
+            Artifact::Module(_) => None,
+        }
+    }
+
+    fn instance(ready: &Instantiated) -> Option<Instance> {
+        match ready {
+            Instantiated::Component(instance, _) => Some(*instance),
+            Instantiated::Core(_) => None,
+        }
+    }
+
+    fn ready(&self, instance: Instance) -> Instantiated {
+        Instantiated::Component(instance, self.clone())
+    }
+
+    fn instantiate(
+        &self,
+        mut store: StoreContextMut<'_, Host>,
+        file: &str,
+        hash: Option<ContentHash>,
+    ) -> wasmtime::Result<Instance> {
+        let functions = Arc::clone(&store.data().functions);
+        let pre = match hash.and_then(|hash| functions.prelinked(file, hash)) {
+            Some(Prelinked::Component(pre)) => pre,
+            _ => {
+                let pre = prelink(&store, self, file)?;
+                if let Some(hash) = hash {
+                    functions.keep(file, hash, Prelinked::Component(pre.clone()));
+                }
+                pre
+            }
+        };
+        pre.instantiate(&mut store)
+    }
 }
 
 /// The instance of component `name` in this run, instantiated now if this run
 /// has not yet. `site` is who asked, for error messages.
-pub fn instance(
-    mut store: StoreContextMut<'_, Host>,
+pub(crate) fn instance(
+    store: StoreContextMut<'_, Host>,
     name: &str,
     site: &Site,
 ) -> wasmtime::Result<Instance> {
-    let modules = &mut store.data_mut().modules;
-    if let Some(ready) = modules.components.get(name) {
-        return Ok(ready.instance);
-    }
-    let (path, component) = match modules.find(name, site)? {
-        (path, Artifact::Component(component)) => (path, component),
-        (path, Artifact::Module(_)) => {
-            let why = "it is a core module: a component's imports are served by components";
-            return Err(modules.other_kind(site, &path, why).into());
-        }
-    };
-    instantiate_named(store, name, &component, &path)
+    instantiate::instance::<Component>(store, name, site)
 }
 
-fn instantiate_named(
-    mut store: StoreContextMut<'_, Host>,
-    name: &str,
+/// `component` (from `file`) linked to the host's functions and to
+/// trampolines for what it imports from siblings.
+fn prelink(
+    store: &StoreContextMut<'_, Host>,
     component: &Component,
-    path: &std::path::Path,
-) -> wasmtime::Result<Instance> {
-    let pre = prelinked(&mut store, component, path)?;
-    let modules = &mut store.data_mut().modules;
-    let file = modules.linking.label(path);
-    modules.in_progress.push(name.to_owned());
-    let instantiated = pre.instantiate(&mut store);
-    let modules = &mut store.data_mut().modules;
-    modules.in_progress.pop();
-    let instance = instantiated.map_err(|err| {
-        // What ran in its start (a trap, a failed `use`) passes through as it
-        // is; the rest says why this file could not be instantiated.
-        if err.is::<Trap>() || err.is::<UseError>() || err.is::<WasmBacktrace>() {
-            return err;
-        }
-        UseError::Invalid {
-            site: Site::entry(),
-            file: file.clone(),
-            message: format!("{err:#}"),
-            place: None,
-            validation: false,
-        }
-        .into()
-    })?;
-    let ready = ComponentInstance {
-        instance,
-        component: component.clone(),
-        file,
-    };
-    modules.components.insert(name.to_owned(), ready);
-    Ok(instance)
-}
-
-/// `component` linked to the host's functions and to trampolines for what it
-/// imports from siblings: built once per version of `path`.
-fn prelinked(
-    store: &mut StoreContextMut<'_, Host>,
-    component: &Component,
-    path: &std::path::Path,
+    file: &str,
 ) -> Result<InstancePre<Host>, UseError> {
     let host = store.data();
-    let linking = &host.modules.linking;
-    let file = linking.label(path);
-    let hash = host.modules.hash_of(path);
-    let mut prelinked = linking
-        .prelinked_components
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
-    if let Some((linked, pre)) = prelinked.get(&file)
-        && Some(*linked) == hash
-    {
-        return Ok(pre.clone());
-    }
-    let mut linker = host.linkers.component.clone();
-    let engine = linking.engine.clone();
+    let mut linker = host.functions.component.clone();
+    let engine = store.engine().clone();
     let site = |import: &str| Site {
-        file: Some(file.clone()),
+        file: Some(file.to_owned()),
         import: import.to_owned(),
     };
     for (import, item) in component.component_type().imports(&engine) {
-        if HOST_NAMESPACES.iter().any(|host| import.starts_with(host)) {
+        if HOST_PACKAGES.iter().any(|host| import.starts_with(host)) {
             if import.starts_with("wasi:http/") {
                 return Err(UseError::Unlinkable {
                     site: site(import),
@@ -156,6 +129,7 @@ fn prelinked(
             match export.ty {
                 ComponentItem::ComponentFunc(_) => {
                     let call = Trampoline {
+                        id: NEXT_TRAMPOLINE.fetch_add(1, Ordering::Relaxed),
                         provider: provider.to_owned(),
                         interface: import.to_owned(),
                         func: name.to_owned(),
@@ -186,13 +160,9 @@ fn prelinked(
             }
         }
     }
-    let pre = linker
+    linker
         .instantiate_pre(component)
-        .map_err(|err| unlinkable(site(""), err))?;
-    if let Some(hash) = hash {
-        prelinked.insert(file, (hash, pre.clone()));
-    }
-    Ok(pre)
+        .map_err(|err| unlinkable(site(""), err))
 }
 
 fn unlinkable(site: Site, err: wasmtime::Error) -> UseError {
@@ -210,8 +180,13 @@ fn provider_name(interface: &str) -> Option<&str> {
     (!name.is_empty()).then_some(name)
 }
 
+/// Numbers the trampolines of the session: a run keeps what each resolved.
+static NEXT_TRAMPOLINE: AtomicU64 = AtomicU64::new(0);
+
 /// A function of an imported interface, forwarded to its provider.
 struct Trampoline {
+    /// Unique in the session.
+    id: u64,
     provider: String,
     interface: String,
     func: String,
@@ -259,12 +234,11 @@ impl Trampoline {
         store
             .data()
             .modules
-            .components
-            .get(&self.provider)
+            .ready(&self.provider)
             .map_or_else(|| self.provider.clone(), |ready| ready.file.clone())
     }
 
-    /// Instantiates the provider if this run has not yet, and calls it.
+    /// Calls the provider's function, resolved and checked once per run.
     fn forward(
         &self,
         mut store: StoreContextMut<'_, Host>,
@@ -272,19 +246,37 @@ impl Trampoline {
         params: &[Val],
         results: &mut [Val],
     ) -> wasmtime::Result<()> {
+        let func = match store.data().modules.bound(self.id) {
+            Some(func) => func,
+            None => {
+                let func = self.resolve(store.as_context_mut(), ty)?;
+                store.data_mut().modules.bind(self.id, func);
+                func
+            }
+        };
+        func.call(&mut store, params, results)
+    }
+
+    /// The provider's function, instantiating the provider if this run has not
+    /// yet, checked against `ty`, the importer's type of it.
+    fn resolve(
+        &self,
+        mut store: StoreContextMut<'_, Host>,
+        ty: &ComponentFunc,
+    ) -> wasmtime::Result<Func> {
         let instance = instance(store.as_context_mut(), &self.provider, &self.site)?;
         let func = self.export(&mut store, instance)?;
         let found = func.ty(&store);
         if !same_signature(ty, &found) {
             return Err(UseError::TypeMismatch {
                 site: self.site.clone(),
-                file: store.data().modules.components[&self.provider].file.clone(),
+                file: self.provider_file(&store),
                 expected: signature(ty),
                 found: signature(&found),
             }
             .into());
         }
-        func.call(&mut store, params, results)
+        Ok(func)
     }
 
     /// The provider's export of this function: under the interface's exact name,
@@ -293,23 +285,27 @@ impl Trampoline {
         &self,
         store: &mut StoreContextMut<'_, Host>,
         instance: Instance,
-    ) -> Result<wasmtime::component::Func, UseError> {
-        let provided = &store.data().modules.components[&self.provider];
-        let file = provided.file.clone();
-        let wanted = unversioned(&self.interface);
-        let engine = store.engine().clone();
-        let exported = provided
-            .component
-            .component_type()
-            .exports(&engine)
-            .map(|(name, _)| name.to_owned())
-            .find(|name| *name == self.interface || unversioned(name) == wanted);
+    ) -> Result<Func, UseError> {
+        let file = self.provider_file(store);
         let missing = |export: String| UseError::MissingExport {
             site: self.site.clone(),
             file: file.clone(),
             export,
             expected: "a function".to_owned(),
         };
+        // `instance` made it this run's instance of a component.
+        let ready = store.data().modules.ready(&self.provider);
+        let Some(Instantiated::Component(_, component)) = ready.map(|ready| &ready.instance) else {
+            return Err(missing(self.interface.clone()));
+        };
+        let component = component.clone();
+        let wanted = unversioned(&self.interface);
+        let engine = store.engine().clone();
+        let exported = component
+            .component_type()
+            .exports(&engine)
+            .map(|(name, _)| name.to_owned())
+            .find(|name| *name == self.interface || unversioned(name) == wanted);
         let interface = exported.ok_or_else(|| missing(self.interface.clone()))?;
         let func = instance
             .get_export_index(&mut *store, None, &interface)
