@@ -216,9 +216,32 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
+/// A size for humans: `640 B`, `64.0 KiB`, `16.0 MiB`.
+pub(super) fn size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(size(640), "640 B");
+        assert_eq!(size(65536), "64.0 KiB");
+        assert_eq!(size(16 << 20), "16.0 MiB");
+    }
+
 
     #[test]
     fn memories_count_together_against_the_cap() {

@@ -2,8 +2,8 @@
 
 use std::fmt;
 
-use super::describe::size;
-use super::limits::{TooMuchInFlight, VALUES_WITHOUT_CAP};
+
+use super::limits::{TooMuchInFlight, VALUES_WITHOUT_CAP, size};
 use super::problem::Problem;
 use crate::names::{self, BadName};
 
