@@ -23,46 +23,46 @@ pub struct Cli {
     /// `_start`, or a module with a start function). With `--interpreter`, the
     /// script to run.
     #[arg(value_name = "ENTRY")]
-    pub entry: PathBuf,
+    entry: PathBuf,
 
     /// Run the script ENTRY with WASM, an interpreter compiled to a WASI command
     /// (python.wasm, quickjs.wasm): the script's folder and everything beneath
     /// it are the guest's current directory (read-only), the script its first
     /// argument, and every file it reads (a module it imports) is watched.
     #[arg(long, value_name = "WASM")]
-    pub interpreter: Option<PathBuf>,
+    interpreter: Option<PathBuf>,
 
     /// Arguments passed to the guest (after `--`); the guest's argv[0] is the module's
     /// file name (with `--interpreter`, the script's name comes next).
     #[arg(value_name = "GUEST_ARGS", last = true)]
-    pub guest_args: Vec<String>,
+    guest_args: Vec<String>,
 
     /// Run once without watching, and exit with the guest's exit status.
     #[arg(long)]
-    pub once: bool,
+    once: bool,
 
     /// Call the exported function NAME instead of `_start` (after the start
     /// function and `_initialize`), with GUEST_ARGS as its arguments; print its
     /// results, one per line.
     #[arg(long, value_name = "NAME")]
-    pub invoke: Option<String>,
+    invoke: Option<String>,
 
     /// Also re-run when this file, or any file under this folder, changes
     /// (repeatable). With `--build`, these are the sources that start a build.
     #[arg(long = "watch", short = 'w', value_name = "PATH")]
-    pub watch: Vec<PathBuf>,
+    watch: Vec<PathBuf>,
 
     /// Build ENTRY with CMD (through `sh -c`, in the current folder) at start and
     /// whenever a source changes, then run it. Without `--watch`, the sources are
     /// the current folder's files, minus what `.gitignore` / `.ignore` exclude and
     /// build folders (`target/`, `node_modules/`, `zig-cache/`, `.git/`).
     #[arg(long, value_name = "CMD")]
-    pub build: Option<String>,
+    build: Option<String>,
 
     /// Resolve module names (`use`) in DIR instead of the entry's folder: a
     /// program built into `target/` can use modules kept beside its sources.
     #[arg(long, value_name = "DIR")]
-    pub root: Option<PathBuf>,
+    root: Option<PathBuf>,
 
     /// Look for changes every INTERVAL (default 500ms) instead of waiting for the
     /// system's file events: for network file systems, and container or VM
@@ -75,120 +75,120 @@ pub struct Cli {
         default_missing_value = "500ms",
         value_parser = parse_duration
     )]
-    pub poll: Option<Duration>,
+    poll: Option<Duration>,
 
     /// What the guest may reach.
     #[command(flatten)]
-    pub sandbox: SandboxArgs,
+    sandbox: SandboxArgs,
 
     /// What each run may use.
     #[command(flatten)]
-    pub limits: LimitArgs,
+    limits: LimitArgs,
 
     /// How guests are compiled.
     #[command(flatten)]
-    pub engine: EngineArgs,
+    engine: EngineArgs,
 
     /// How runs are shown.
     #[command(flatten)]
-    pub presentation: PresentationArgs,
+    presentation: PresentationArgs,
 }
 
 /// What each run may use, all its modules together.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Limits per run")]
-pub struct LimitArgs {
+struct LimitArgs {
     /// Stop a run after this long: `300ms`, `2s`, `1m`.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub timeout: Option<Duration>,
+    timeout: Option<Duration>,
 
     /// Stop a run after N units of fuel (about one per wasm instruction).
     #[arg(long, value_name = "N")]
-    pub fuel: Option<u64>,
+    fuel: Option<u64>,
 
     /// Cap the run's linear memory: bytes, or `64KiB`, `16MiB`, `1GiB`.
     #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
-    pub max_memory: Option<u64>,
+    max_memory: Option<u64>,
 }
 
 /// How guests are compiled.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Engine")]
-pub struct EngineArgs {
+struct EngineArgs {
     /// Code generator: `cranelift` (fast code) or `winch` (fast compiles, for big modules).
     #[arg(long, value_enum, default_value_t = Compiler::Cranelift)]
-    pub compiler: Compiler,
+    compiler: Compiler,
 
     /// Turn off Cranelift's incremental cache (which recompiles only the functions
     /// an edit changed).
     #[arg(long)]
-    pub no_incremental_cache: bool,
+    no_incremental_cache: bool,
 
     /// Keep compiled modules in DIR (default: `$XDG_CACHE_HOME/live-wasm`, else
     /// `~/.cache/live-wasm`), so a new session does not compile them again.
     /// Trust DIR as you trust this binary: its files are loaded as code.
     #[arg(long = "cache", value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
 
     /// Keep no compiled code on disk.
     #[arg(long, conflicts_with = "cache_dir")]
-    pub no_cache: bool,
+    no_cache: bool,
 
     /// Bound the disk cache: past SIZE the entries used least recently go.
     #[arg(long, value_name = "SIZE", value_parser = parse_bytes, default_value = "1GiB")]
-    pub cache_size: u64,
+    cache_size: u64,
 }
 
 /// What the guest may reach. Nothing is granted unless asked for.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Sandbox (deny by default)")]
-pub struct SandboxArgs {
+struct SandboxArgs {
     /// Preopen a host directory for the guest, as GUEST (default: the same path).
     /// A trailing `:ro` makes it read-only: `--dir data::/data:ro`.
     #[arg(long = "dir", value_name = "HOST[::GUEST][:ro]")]
-    pub dirs: Vec<String>,
+    dirs: Vec<String>,
 
     /// Give the guest an environment variable: `KEY=VALUE`, or `KEY` to pass ours on.
     #[arg(long = "env", value_name = "KEY[=VALUE]")]
-    pub env: Vec<String>,
+    env: Vec<String>,
 
     /// Watch mode: feed FILE to the guest's stdin on every run (and re-run when it
     /// changes). Without it the guest's stdin is empty; with `--once` it reads ours.
     #[arg(long = "stdin", value_name = "FILE")]
-    pub stdin: Option<PathBuf>,
+    stdin: Option<PathBuf>,
 
     /// Grant a WASI 0.2 capability, named as `wasmtime run -S` names it:
     /// `inherit-network` (sockets may reach any address) or
     /// `allow-ip-name-lookup` (resolve host names). `NAME=n` turns one off.
     #[arg(short = 'S', value_name = "NAME[=y|n]")]
-    pub wasi: Vec<String>,
+    wasi: Vec<String>,
 }
 
 /// How runs are shown.
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Presentation")]
-pub struct PresentationArgs {
+struct PresentationArgs {
     /// Clear the screen before each run.
     #[arg(long, short = 'c')]
-    pub clear: bool,
+    clear: bool,
 
     /// Print only guest output and errors, no status lines.
     #[arg(long, short = 'q')]
-    pub quiet: bool,
+    quiet: bool,
 
     /// Write one JSON object per line for each run (started, compiled, error,
     /// finished) to stderr, instead of the status lines.
     #[arg(long, value_enum, value_name = "FORMAT")]
-    pub events: Option<EventFormat>,
+    events: Option<EventFormat>,
 
     /// Write the `--events` lines to PATH instead (status lines stay on stderr).
     #[arg(long, value_name = "PATH")]
-    pub events_file: Option<PathBuf>,
+    events_file: Option<PathBuf>,
 }
 
 /// The format of `--events`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum EventFormat {
+enum EventFormat {
     /// One JSON object per line.
     Json,
 }

@@ -242,7 +242,6 @@ mod tests {
         assert_eq!(size(16 << 20), "16.0 MiB");
     }
 
-
     #[test]
     fn memories_count_together_against_the_cap() {
         let mut cap = MemoryCap::new(Some(3 * 65536));

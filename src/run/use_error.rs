@@ -2,7 +2,6 @@
 
 use std::fmt;
 
-
 use super::limits::{TooMuchInFlight, VALUES_WITHOUT_CAP, size};
 use super::problem::Problem;
 use crate::names::{self, BadName};
