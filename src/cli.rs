@@ -19,9 +19,9 @@ use crate::plan::{
 #[derive(Debug, Parser)]
 #[command(name = "live-wasm", version, about, long_about = None)]
 pub struct Cli {
-    /// The module to run: a `.wat` or `.wasm` core module (a WASI command with
-    /// `_start`, or a module with a start function). With `--interpreter`, the
-    /// script to run.
+    /// What to run: a `.wat` or `.wasm` module or component (a WASI command
+    /// with `_start`, a module with a start function, or a component's
+    /// `wasi:cli/run`). With `--interpreter`, the script to run.
     #[arg(value_name = "ENTRY")]
     entry: PathBuf,
 

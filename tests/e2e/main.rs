@@ -28,3 +28,4 @@ mod trust;
 mod uses;
 mod waits;
 mod watch;
+mod words;
