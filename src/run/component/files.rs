@@ -34,7 +34,7 @@ use wasmtime_wasi::{WasiCtxView, WasiView};
 use crate::run::files::{Access, Answer, FileAccess, Held};
 use crate::run::host::Host;
 
-/// The interface as wasmtime-wasi 48 defines it; imports of other 0.2
+/// The interface as wasmtime-wasi 50 (and 48) defines it; imports of other 0.2
 /// versions resolve to it (the linker matches semver-compatible names).
 const TYPES: &str = "wasi:filesystem/types@0.2.12";
 

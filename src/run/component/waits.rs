@@ -20,7 +20,7 @@ use wasmtime_wasi_io::streams::{DynInputStream, StreamResult};
 
 use crate::run::host::Host;
 
-/// The interfaces as wasmtime-wasi 48 defines them; imports of other 0.2
+/// The interfaces as wasmtime-wasi 50 (and 48) defines them; imports of other 0.2
 /// versions resolve to them (the linker matches semver-compatible names).
 const POLL: &str = "wasi:io/poll@0.2.12";
 const STREAMS: &str = "wasi:io/streams@0.2.12";

@@ -13,7 +13,7 @@
 //!   memory, raced against the stop switch, as the component waits are.
 //!
 //! `wasi_unstable` lays its subscriptions out otherwise: its clock has an
-//! `identifier` first, making them 56 bytes, not 48. wasmtime-wasi 48's own
+//! `identifier` first, making them 56 bytes, not 48. wasmtime-wasi's own (seen in 48)
 //! `wasi_unstable.poll_oneoff` rewrites them in place as preview-1 ones but
 //! reads them back 48 bytes apart, misreading all but the first; so a poll we
 //! hand over is given as preview-1 subscriptions in memory of our own, and its
