@@ -27,8 +27,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use live_wasm::huge_pages::HugeStack;
-use live_wasm::internals::{compile_small_modules_here, new_engine, to_wasm};
+use live_wasm::internals::{HugeStack, compile_small_modules_here, new_engine, to_wasm};
 use live_wasm::plan::{Compiler, EngineOptions};
 use support::{option, percentile, printer};
 use wasmtime::{Engine, Module};
@@ -137,7 +136,8 @@ fn measure(
 }
 
 fn main() -> Result<()> {
-    live_wasm::huge_pages::move_code();
+    // SAFETY: first thing, while this is the only thread.
+    unsafe { live_wasm::move_code() };
     let saves = option("--saves", 300) as usize;
     let paused_saves = option("--paused-saves", 40) as usize;
     let pause = Duration::from_millis(option("--pause", 250));

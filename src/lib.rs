@@ -13,8 +13,8 @@
 //! ```
 //!
 //! The public API is [`cli`] (flags to a [`plan::Plan`]), [`plan`] (build one by
-//! hand) and [`session::run`]; the binary also calls [`huge_pages::move_code`]
-//! first, which a program embedding the session may call too. Inside, rooms with one concern each, data
+//! hand) and [`session::run`]; the binary also calls [`move_code`] first,
+//! which a program embedding the session may call too. Inside, rooms with one concern each, data
 //! flowing one way, no room importing from a room above it:
 //!
 //! ```text
@@ -31,18 +31,22 @@
 #![warn(missing_docs, clippy::unwrap_used)]
 
 pub mod cli;
-pub mod huge_pages;
 pub mod plan;
 pub mod session;
+
+pub use huge_pages::move_code;
 
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 
-/// What `benches/compile_phases.rs` times, as a session does it.
+/// Not part of the API: what `benches/compile_phases.rs` times, reached as a
+/// session reaches it. A bench is a separate crate and sees only what is
+/// public; these may change with any commit.
 #[doc(hidden)]
 pub mod internals {
     pub use crate::engine::{compile_small_modules_here, new_engine};
+    pub use crate::huge_pages::HugeStack;
     pub use crate::source::to_wasm;
 }
 
@@ -50,6 +54,7 @@ mod beneath;
 mod build;
 mod cache;
 mod engine;
+mod huge_pages;
 mod names;
 mod report;
 mod run;

@@ -6,8 +6,8 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    // First, while this is the only thread: see the module.
-    live_wasm::huge_pages::move_code();
+    // SAFETY: first thing, while this is the only thread.
+    unsafe { live_wasm::move_code() };
     let cli = live_wasm::cli::Cli::parse();
     let json = cli.events_on_stderr();
     let status = cli
