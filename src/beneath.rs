@@ -17,7 +17,7 @@ use crate::source::{ContentHash, Fingerprint};
 
 /// A file a run read through WASI, or looked for: the watcher watches it too.
 #[derive(Debug, Clone)]
-pub struct ReadFile {
+pub(crate) struct ReadFile {
     /// The file (absolute): the watcher's key, never opened by this text.
     pub path: PathBuf,
     /// Where the host may look at it.
@@ -32,14 +32,14 @@ pub struct ReadFile {
 /// A folder the guest was granted, open: everything under it is looked at
 /// through this handle.
 #[derive(Debug)]
-pub struct Folder {
+pub(crate) struct Folder {
     path: PathBuf,
     dir: cap_std::fs::Dir,
 }
 
 impl Folder {
     /// Opens the folder at `path` (absolute).
-    pub fn open(path: &Path) -> io::Result<Arc<Folder>> {
+    pub(crate) fn open(path: &Path) -> io::Result<Arc<Folder>> {
         let dir = cap_std::fs::Dir::open_ambient_dir(path, cap_std::ambient_authority())?;
         Ok(Arc::new(Folder {
             path: path.to_path_buf(),
@@ -50,7 +50,7 @@ impl Folder {
 
 /// A file named relative to a granted folder: where the host may look for it.
 #[derive(Debug, Clone)]
-pub struct Beneath {
+pub(crate) struct Beneath {
     folder: Arc<Folder>,
     /// Plain names only (no `.`, `..` or root): see [`Beneath::new`].
     relative: PathBuf,
@@ -59,7 +59,7 @@ pub struct Beneath {
 impl Beneath {
     /// `relative` under `folder`, its `.` and `..` taken by their names; `None`
     /// when it is absolute or climbs out (WASI refuses those anyway).
-    pub fn new(folder: Arc<Folder>, relative: &Path) -> Option<Beneath> {
+    pub(crate) fn new(folder: Arc<Folder>, relative: &Path) -> Option<Beneath> {
         let mut plain = PathBuf::new();
         for component in relative.components() {
             match component {
@@ -80,13 +80,13 @@ impl Beneath {
     }
 
     /// The same folder, `name` under this path.
-    pub fn join(&self, name: &Path) -> Option<Beneath> {
+    pub(crate) fn join(&self, name: &Path) -> Option<Beneath> {
         Beneath::new(Arc::clone(&self.folder), &self.relative.join(name))
     }
 
     /// Its host path, for messages and as the watcher's key: never opened by
     /// that text.
-    pub fn path(&self) -> PathBuf {
+    pub(crate) fn path(&self) -> PathBuf {
         match self.relative.as_os_str().is_empty() {
             // `join("")` would end it with a separator: another key for the same folder.
             true => self.folder.path.clone(),
@@ -96,7 +96,7 @@ impl Beneath {
 
     /// The file, opened for reading beneath the folder: without blocking on a
     /// FIFO, and refused when a symlink on the way leads out.
-    pub fn open(&self) -> io::Result<File> {
+    pub(crate) fn open(&self) -> io::Result<File> {
         use cap_std::fs::OpenOptionsExt;
         let mut options = cap_std::fs::OpenOptions::new();
         options
@@ -108,14 +108,14 @@ impl Beneath {
 
     /// What `stat` says of it, beneath the folder; `None` when it is missing,
     /// out of reach, or leads out.
-    pub fn fingerprint(&self) -> Option<Fingerprint> {
+    pub(crate) fn fingerprint(&self) -> Option<Fingerprint> {
         Fingerprint::of_metadata(&self.open().ok()?.metadata().ok()?)
     }
 
     /// Its device and inode, beneath the folder: which file a name stands for
     /// now, whatever names lead to it.
     #[cfg(unix)]
-    pub fn identity(&self) -> Option<(u64, u64)> {
+    pub(crate) fn identity(&self) -> Option<(u64, u64)> {
         use std::os::unix::fs::MetadataExt;
         let meta = self.open().ok()?.metadata().ok()?;
         Some((meta.dev(), meta.ino()))
@@ -128,12 +128,12 @@ impl Beneath {
     }
 
     /// The hash of its content, when it is a regular file beneath the folder.
-    pub fn hash(&self) -> Option<ContentHash> {
+    pub(crate) fn hash(&self) -> Option<ContentHash> {
         crate::source::hash_file(crate::source::regular(self.open().ok()?).ok()?)
     }
 
     /// True when it is a folder beneath the folder.
-    pub fn is_dir(&self) -> bool {
+    pub(crate) fn is_dir(&self) -> bool {
         self.open()
             .and_then(|file| file.metadata())
             .is_ok_and(|meta| meta.is_dir())
@@ -142,7 +142,7 @@ impl Beneath {
     /// The deepest folder on its way that exists beneath the granted folder
     /// (itself included), looked at one name at a time from the top: a name
     /// made of thousands of missing folders costs one look.
-    pub fn nearest_folder(&self) -> Beneath {
+    pub(crate) fn nearest_folder(&self) -> Beneath {
         let mut reached = PathBuf::new();
         let mut dir = match self.folder.dir.try_clone() {
             Ok(dir) => dir,
@@ -161,12 +161,12 @@ impl Beneath {
     }
 
     /// The granted folder's own path.
-    pub fn granted_folder(&self) -> PathBuf {
+    pub(crate) fn granted_folder(&self) -> PathBuf {
         self.folder.path.clone()
     }
 
     /// The folder that holds it (the granted folder for a file right in it).
-    pub fn parent(&self) -> Beneath {
+    pub(crate) fn parent(&self) -> Beneath {
         self.with(
             self.relative
                 .parent()

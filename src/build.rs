@@ -89,7 +89,7 @@ use crossbeam_channel::{Receiver, bounded};
 const OUTPUT_KEPT: usize = 64 * 1024;
 
 /// A build in progress.
-pub struct Build {
+pub(crate) struct Build {
     /// Its process group; none when it could not start.
     group: Option<Arc<Group>>,
     finished: Receiver<Built>,
@@ -97,7 +97,7 @@ pub struct Build {
 
 /// How a build ended.
 #[derive(Debug, Clone)]
-pub struct Built {
+pub(crate) struct Built {
     /// The command's exit status (`None` when a signal ended it, or it could
     /// not start).
     pub code: Option<i32>,
@@ -115,7 +115,7 @@ impl Build {
     /// Starts `command` in `cwd`; `capture` keeps its output for the events
     /// instead of passing it to our stderr. A build that cannot start is a
     /// failed build, its result already there: the session goes on.
-    pub fn start(command: &str, cwd: &Path, capture: bool) -> Build {
+    pub(crate) fn start(command: &str, cwd: &Path, capture: bool) -> Build {
         Build::spawn(command, cwd, capture).unwrap_or_else(|err| {
             let (send, finished) = bounded(1);
             let _ = send.send(Built::not_started(format!("{err:#}")));
@@ -185,12 +185,12 @@ impl Build {
     }
 
     /// Sends the result once the build has ended.
-    pub fn finished(&self) -> &Receiver<Built> {
+    pub(crate) fn finished(&self) -> &Receiver<Built> {
         &self.finished
     }
 
     /// Stops the build and everything it started; its result still comes.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         if let Some(group) = &self.group {
             group.kill();
         }
@@ -203,7 +203,7 @@ impl Build {
 /// one second, doubled for each build killed in a row since, so a build
 /// that writes a source and then takes long still runs to its end once.
 #[derive(Debug, Default)]
-pub struct Patience {
+pub(crate) struct Patience {
     /// How long the last build that ran to its end took.
     last: Option<Duration>,
     /// Builds killed past their patience since one ran to its end.
@@ -212,12 +212,12 @@ pub struct Patience {
 
 impl Patience {
     /// Added to twice the last build's time: what a loaded machine adds.
-    pub const MARGIN: Duration = Duration::from_millis(500);
+    pub(crate) const MARGIN: Duration = Duration::from_millis(500);
     /// The patience before any build has run to its end.
     const FIRST: Duration = Duration::from_secs(1);
 
     /// How long the next out-of-date build may run, from its start.
-    pub fn allowed(&self) -> Duration {
+    pub(crate) fn allowed(&self) -> Duration {
         match self.last {
             Some(last) => last.saturating_mul(2).saturating_add(Self::MARGIN),
             None => Self::FIRST.saturating_mul(1 << self.killed.min(10)),
@@ -225,7 +225,7 @@ impl Patience {
     }
 
     /// A build has ended: by itself after `duration`, or `killed`.
-    pub fn ended(&mut self, killed: bool, duration: Duration) {
+    pub(crate) fn ended(&mut self, killed: bool, duration: Duration) {
         if killed {
             self.killed = self.killed.saturating_add(1);
         } else {

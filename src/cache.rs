@@ -20,11 +20,11 @@ use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
 use crate::source::{self, ContentHash, Fingerprint, Kind};
-pub use disk::{DiskCache, distrust};
+pub(crate) use disk::{DiskCache, distrust};
 
 /// The compile cache of a session.
 #[derive(Default)]
-pub struct ModuleCache {
+pub(crate) struct ModuleCache {
     modules: HashMap<PathBuf, Entry>,
     disk: Option<DiskCache>,
     /// Compiled since the last [`Self::after_run`]: written to disk after
@@ -45,7 +45,7 @@ struct Entry {
 
 /// Compiled code of either kind, ready to instantiate.
 #[derive(Clone)]
-pub enum Artifact {
+pub(crate) enum Artifact {
     /// A core module.
     Module(Module),
     /// A component.
@@ -96,7 +96,7 @@ impl Stamp {
 }
 
 /// Compiled code ready to instantiate, and whether the cache already had it.
-pub struct Loaded {
+pub(crate) struct Loaded {
     /// The compiled module or component.
     pub artifact: Artifact,
     /// The hash of the bytes it was compiled from.
@@ -107,7 +107,7 @@ pub struct Loaded {
 
 impl ModuleCache {
     /// A cache in memory, and on `disk` too when given.
-    pub fn new(disk: Option<DiskCache>) -> Self {
+    pub(crate) fn new(disk: Option<DiskCache>) -> Self {
         Self {
             modules: HashMap::new(),
             disk,
@@ -119,7 +119,7 @@ impl ModuleCache {
     /// What is kept off the path from a save to the guest's output, for when
     /// the run has reported: writes what was compiled since the last call to
     /// the disk cache, and drops the code newer versions replaced.
-    pub fn after_run(&mut self) {
+    pub(crate) fn after_run(&mut self) {
         self.replaced.clear();
         let Some(disk) = &mut self.disk else { return };
         for (key, artifact) in self.unsaved.drain(..) {
@@ -130,7 +130,7 @@ impl ModuleCache {
     /// Reads `file` (opened from `path`) and returns its compiled code,
     /// compiling only if its bytes changed since the last call (and are not in
     /// the disk cache). A file whose stamp has not changed is not even read.
-    pub fn load(&mut self, engine: &Engine, path: &Path, file: &File) -> Result<Loaded> {
+    pub(crate) fn load(&mut self, engine: &Engine, path: &Path, file: &File) -> Result<Loaded> {
         let stamp = Stamp::of(file);
         if let Some(entry) = self.modules.get(path)
             && stamp.is_some()

@@ -9,15 +9,15 @@ use std::path::{Path, PathBuf};
 use crate::source;
 
 /// Import module names served by the host, never by a file.
-pub const HOST_NAMESPACES: &[&str] = &["wasi_snapshot_preview1", "wasi_unstable", "live"];
+pub(crate) const HOST_NAMESPACES: &[&str] = &["wasi_snapshot_preview1", "wasi_unstable", "live"];
 
 /// True when `module` names a host namespace rather than another module.
-pub fn is_host_namespace(module: &str) -> bool {
+pub(crate) fn is_host_namespace(module: &str) -> bool {
     HOST_NAMESPACES.contains(&module)
 }
 
 /// How messages name a file: relative to the root when it is inside it.
-pub fn relative(root: &Path, path: &Path) -> String {
+pub(crate) fn relative(root: &Path, path: &Path) -> String {
     path.strip_prefix(root)
         .unwrap_or(path)
         .display()
@@ -26,10 +26,10 @@ pub fn relative(root: &Path, path: &Path) -> String {
 
 /// The longest module name taken, in bytes: a path inside a project, not data.
 /// A guest's 200 MB name is refused before it is copied or quoted.
-pub const MAX_NAME_LEN: usize = 4096;
+pub(crate) const MAX_NAME_LEN: usize = 4096;
 
 /// A name a guest chose, quoted for a message: escaped, and cut after 256 bytes.
-pub fn quoted(name: &str) -> String {
+pub(crate) fn quoted(name: &str) -> String {
     const SHOWN: usize = 256;
     let cut = (0..=SHOWN.min(name.len()))
         .rev()
@@ -43,7 +43,7 @@ pub fn quoted(name: &str) -> String {
 
 /// Why a module name was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BadName {
+pub(crate) enum BadName {
     /// The empty string.
     Empty,
     /// Longer than [`MAX_NAME_LEN`] bytes.
@@ -74,7 +74,7 @@ impl std::fmt::Display for BadName {
 }
 
 /// Checks the shape of a module name: a plain relative path, short enough.
-pub fn check(name: &str) -> Result<(), BadName> {
+pub(crate) fn check(name: &str) -> Result<(), BadName> {
     if name.is_empty() {
         return Err(BadName::Empty);
     }
@@ -104,14 +104,14 @@ fn candidates(name: &str) -> [PathBuf; 2] {
 /// (`openat2` with `RESOLVE_BENEATH` where the kernel has it): no symlink, `..`,
 /// over-long path or rename race can lead a name outside the root, and a file
 /// is read from the very handle that was checked.
-pub struct Root {
+pub(crate) struct Root {
     path: PathBuf,
     dir: cap_std::fs::Dir,
 }
 
 /// A module file found beneath the root, open for reading.
 #[derive(Debug)]
-pub struct Found {
+pub(crate) struct Found {
     /// The file (absolute, under the root's path), for messages and the watcher.
     pub path: PathBuf,
     /// The file itself: a regular file.
@@ -120,7 +120,7 @@ pub struct Found {
 
 /// Why a candidate file of a name was passed over.
 #[derive(Debug)]
-pub enum Passed {
+pub(crate) enum Passed {
     /// It does not exist.
     Missing,
     /// It leads outside the root (a symlink). Said to the user only: for the
@@ -132,7 +132,7 @@ pub enum Passed {
 
 /// Why a name has no module file.
 #[derive(Debug)]
-pub enum Lookup {
+pub(crate) enum Lookup {
     /// The name's shape is refused.
     Bad(BadName),
     /// Neither candidate is a regular file beneath the root: each with why.
@@ -143,7 +143,7 @@ pub enum Lookup {
 
 impl Root {
     /// Opens the root folder at `path` (absolute).
-    pub fn open(path: &Path) -> io::Result<Root> {
+    pub(crate) fn open(path: &Path) -> io::Result<Root> {
         let dir = cap_std::fs::Dir::open_ambient_dir(path, cap_std::ambient_authority())?;
         Ok(Root {
             path: path.to_path_buf(),
@@ -153,7 +153,7 @@ impl Root {
 
     /// The file of module `name`: the first of `N.wat`, `N.wasm` that is a
     /// regular file beneath the root, opened.
-    pub fn find(&self, name: &str) -> Result<Found, Lookup> {
+    pub(crate) fn find(&self, name: &str) -> Result<Found, Lookup> {
         check(name).map_err(Lookup::Bad)?;
         let [wat, wasm] = candidates(name);
         let wat_passed = match self.open_beneath(&wat)? {
@@ -205,7 +205,7 @@ impl Root {
 
 /// What was looked for, relative to `root`: `no a.wat or a.wasm`, or why
 /// each was passed over (`a.wat leads outside the root (a symlink?); no a.wasm`).
-pub fn looked_for(root: &Path, passed: &[(PathBuf, Passed); 2]) -> String {
+pub(crate) fn looked_for(root: &Path, passed: &[(PathBuf, Passed); 2]) -> String {
     let say = |(path, why): &(PathBuf, Passed)| match why {
         Passed::Missing => format!("no {}", relative(root, path)),
         why => format!("{} {why}", relative(root, path)),

@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, bounded};
 
 /// A signal the session acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
+pub(crate) enum Signal {
     /// Ctrl-C (SIGINT).
     Interrupt,
     /// SIGTERM or SIGHUP, by number: stop everything and quit.
@@ -21,7 +21,7 @@ pub enum Signal {
 impl Signal {
     /// The exit status of a session it ended: 128 + the signal's number, as a
     /// shell reports a process the signal killed.
-    pub fn exit_status(self) -> i32 {
+    pub(crate) fn exit_status(self) -> i32 {
         const SIGINT: i32 = 2;
         128 + match self {
             Signal::Interrupt => SIGINT,
@@ -33,7 +33,7 @@ impl Signal {
 /// Starts taking SIGINT, SIGTERM and SIGHUP, for the rest of the process, as
 /// events on the returned channel. Call it once per process.
 #[cfg(unix)]
-pub fn listen() -> Result<Receiver<Signal>> {
+pub(crate) fn listen() -> Result<Receiver<Signal>> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])

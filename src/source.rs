@@ -11,11 +11,11 @@ use anyhow::{Context, Result, bail};
 
 /// The fingerprint of a file's bytes: the key of the compile cache and of the
 /// watcher's "did this save change anything" check.
-pub type ContentHash = u64;
+pub(crate) type ContentHash = u64;
 
 /// A module file a run resolved, or tried to: what the watcher must watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModuleFile {
+pub(crate) struct ModuleFile {
     /// The file (absolute).
     pub path: PathBuf,
     /// The hash of the bytes the run used; `None` if it did not exist.
@@ -25,7 +25,7 @@ pub struct ModuleFile {
 /// What a wasm binary holds: the run takes a different path for each, decided
 /// from the bytes on every load (one save can turn `main.wasm` into a component).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A core module (WASI preview 1, or none).
     Module,
     /// A component (the component model, WASI 0.2).
@@ -34,7 +34,7 @@ pub enum Kind {
 
 impl Kind {
     /// The kind of a wasm binary, from its header.
-    pub fn of(wasm: &[u8]) -> Kind {
+    pub(crate) fn of(wasm: &[u8]) -> Kind {
         if wasmparser::Parser::is_component(wasm) {
             Kind::Component
         } else {
@@ -44,19 +44,19 @@ impl Kind {
 }
 
 /// Hashes bytes with xxh3: fast (GB/s), and collisions are irrelevant at our scale.
-pub fn content_hash(bytes: &[u8]) -> ContentHash {
+pub(crate) fn content_hash(bytes: &[u8]) -> ContentHash {
     xxhash_rust::xxh3::xxh3_64(bytes)
 }
 
 /// The hash of a file's current bytes, or `None` when it is not a regular file
 /// that can be read (missing, a folder, a FIFO). Read in bounded chunks: a
 /// 600 MB file dropped into a watched folder costs no more memory than a small one.
-pub fn file_hash(path: &Path) -> Option<ContentHash> {
+pub(crate) fn file_hash(path: &Path) -> Option<ContentHash> {
     hash_file(open_regular(path).ok()?)
 }
 
 /// The hash of an open file's bytes, read in bounded chunks.
-pub fn hash_file(mut file: File) -> Option<ContentHash> {
+pub(crate) fn hash_file(mut file: File) -> Option<ContentHash> {
     use std::io::Read;
     let mut hasher = xxhash_rust::xxh3::Xxh3Default::new();
     let mut chunk = vec![0; 64 * 1024];
@@ -73,7 +73,7 @@ pub fn hash_file(mut file: File) -> Option<ContentHash> {
 /// Opens `path` for reading if it is a regular file. A FIFO or a device is
 /// opened without blocking and refused, so a strange file never stalls a run
 /// or the watcher.
-pub fn open_regular(path: &Path) -> std::io::Result<File> {
+pub(crate) fn open_regular(path: &Path) -> std::io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -83,7 +83,7 @@ pub fn open_regular(path: &Path) -> std::io::Result<File> {
 }
 
 /// `file` if it is a regular file; the error says what it is otherwise.
-pub fn regular(file: File) -> std::io::Result<File> {
+pub(crate) fn regular(file: File) -> std::io::Result<File> {
     let kind = file.metadata()?.file_type();
     if kind.is_file() {
         return Ok(file);
@@ -115,7 +115,7 @@ fn what_kind(kind: std::fs::FileType) -> &'static str {
 /// What `stat` says of a file that changes with its bytes: length, inode,
 /// modification and change times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fingerprint {
+pub(crate) struct Fingerprint {
     pub len: u64,
     pub inode: u64,
     pub modified: SystemTime,
@@ -125,7 +125,7 @@ pub struct Fingerprint {
 impl Fingerprint {
     /// The fingerprint `stat` gave (of an open file, say).
     #[cfg(unix)]
-    pub fn of_metadata(meta: &std::fs::Metadata) -> Option<Fingerprint> {
+    pub(crate) fn of_metadata(meta: &std::fs::Metadata) -> Option<Fingerprint> {
         use std::os::unix::fs::MetadataExt;
         let changed = UNIX_EPOCH
             + Duration::new(
@@ -148,7 +148,7 @@ impl Fingerprint {
 }
 
 /// Reads an opened module file (`path` names it in the error).
-pub fn read(mut file: &File, path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read(mut file: &File, path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
     let mut bytes = Vec::new();
     file.read_to_end(&mut bytes)
@@ -162,11 +162,11 @@ const MAX_LINE_FOR_DWARF: usize = 4096;
 /// The deepest nesting of blocks, loops and ifs taken in a function. Compiling
 /// costs memory in proportion (a million levels: 5 s and 890 MB), and no
 /// compiler's output comes near it (a 10,000-case `switch` nests 10,000).
-pub const MAX_NESTING: usize = 100_000;
+pub(crate) const MAX_NESTING: usize = 100_000;
 
 /// Refuses code nested deeper than [`MAX_NESTING`], in any module of `wasm`
 /// (a component's too), before it reaches the compiler.
-pub fn check_nesting(wasm: &[u8]) -> Result<()> {
+pub(crate) fn check_nesting(wasm: &[u8]) -> Result<()> {
     use wasmparser::{Operator, Payload};
     let mut function = 0;
     for payload in wasmparser::Parser::new(0).parse_all(wasm) {
@@ -301,7 +301,7 @@ pub fn to_wasm(path: &Path, bytes: &[u8]) -> Result<Vec<u8>> {
 /// validator reports a byte offset; the instruction at that offset is found in
 /// its function body, and the same instruction's span in the text. Only called
 /// on the error path: the happy path never tracks spans.
-pub fn locate_invalid(path: &Path, text: &str, wasm: &[u8]) -> Option<WatError> {
+pub(crate) fn locate_invalid(path: &Path, text: &str, wasm: &[u8]) -> Option<WatError> {
     let error = wasmparser::Validator::new().validate_all(wasm).err()?;
     let (function, instruction) = instruction_at(wasm, error.offset())?;
 
@@ -362,7 +362,7 @@ fn instruction_at(wasm: &[u8], offset: u64) -> Option<(usize, usize)> {
 
 /// A `.wat` error with its place: `file:line:col`, the line, and a caret.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WatError {
+pub(crate) struct WatError {
     /// The file.
     pub path: std::path::PathBuf,
     /// 1-based line.

@@ -44,7 +44,7 @@ const SELF_WRITES: u32 = 3;
 
 /// What one batch of file-system events amounts to.
 #[derive(Debug, Default)]
-pub struct ChangeSet {
+pub(crate) struct ChangeSet {
     /// Watched files whose content really changed, in the order seen.
     pub changed: Vec<PathBuf>,
     /// True when a source changed: a build is called for, not only a run.
@@ -109,7 +109,7 @@ impl Saves {
 }
 
 /// Watches files and folders and turns event bursts into [`ChangeSet`]s.
-pub struct Watcher {
+pub(crate) struct Watcher {
     notify: Box<dyn notify::Watcher + Send>,
     saves: Saves,
     events: Receiver<notify::Result<Event>>,
@@ -212,7 +212,7 @@ impl Tree {
 impl Watcher {
     /// A watcher of `kind` with nothing watched yet; module files are under
     /// `root`.
-    pub fn new(kind: WatcherKind, root: &Path) -> Result<Self> {
+    pub(crate) fn new(kind: WatcherKind, root: &Path) -> Result<Self> {
         let (sender, events) = unbounded();
         let handler = move |event| {
             // The receiver is gone only when the session is over.
@@ -266,13 +266,13 @@ impl Watcher {
     }
 
     /// The raw events, for the session's `select!`; pass each to [`Self::changes`].
-    pub fn events(&self) -> &Receiver<notify::Result<Event>> {
+    pub(crate) fn events(&self) -> &Receiver<notify::Result<Event>> {
         &self.events
     }
 
     /// Watches `file` (absolute; it may not exist yet) for the whole session,
     /// from its current content on.
-    pub fn watch_file(&mut self, file: &Path) -> Result<()> {
+    pub(crate) fn watch_file(&mut self, file: &Path) -> Result<()> {
         self.base.insert(file.to_path_buf());
         self.add(file, source::file_hash(file))
     }
@@ -283,7 +283,7 @@ impl Watcher {
     /// announced writing. What the guest wrote is taken as it is now: its late
     /// events are not saves. Returns the files that already differ from what the
     /// run used (saved while it ran, before they were watched).
-    pub fn run_finished(
+    pub(crate) fn run_finished(
         &mut self,
         modules: &[ModuleFile],
         read: &[ReadFile],
@@ -718,7 +718,7 @@ impl Watcher {
 
     /// Watches a `--watch` path: a folder recursively, a file exactly. With
     /// `sources`, its files are a build's sources (and ignore files are read).
-    pub fn watch_path(&mut self, path: &Path, sources: bool) -> Result<()> {
+    pub(crate) fn watch_path(&mut self, path: &Path, sources: bool) -> Result<()> {
         if path.is_dir() {
             return self.watch_tree(path, sources);
         }
@@ -730,7 +730,7 @@ impl Watcher {
 
     /// A build starts: from now until [`Self::build_finished`], a file that is
     /// not a source yet is one of its outputs.
-    pub fn build_started(&mut self) -> Result<()> {
+    pub(crate) fn build_started(&mut self) -> Result<()> {
         let mut sources: HashSet<PathBuf> = self.source_files.clone();
         for tree in &mut self.trees {
             if let Some(rules) = &mut tree.sources {
@@ -761,7 +761,7 @@ impl Watcher {
     /// is taken for the builds' own output from now on (a warning says so).
     /// Returns the late changes that still count (sources saved as the build
     /// ended) and the files taken for its own.
-    pub fn build_finished(&mut self, ran_to_end: bool) -> BuildSettled {
+    pub(crate) fn build_finished(&mut self, ran_to_end: bool) -> BuildSettled {
         let mut late = self.settle();
         self.building = None;
         let changed = std::mem::take(&mut self.changed_in_build);
@@ -794,7 +794,7 @@ impl Watcher {
 
     /// The module files of the run that just ended (the entry, the modules it
     /// used): a build's outputs, whatever else watches them.
-    pub fn modules_used(&mut self, modules: &[ModuleFile]) {
+    pub(crate) fn modules_used(&mut self, modules: &[ModuleFile]) {
         self.modules = modules.iter().map(|module| module.path.clone()).collect();
     }
 
@@ -831,7 +831,7 @@ impl Watcher {
     /// really changed. Never waits: a burst is whatever has arrived by now.
     /// `guest_writes` are the files the running guest announced it is about to
     /// write (see [`Self::process`]).
-    pub fn changes(
+    pub(crate) fn changes(
         &mut self,
         first: notify::Result<Event>,
         guest_writes: impl Iterator<Item = PathBuf>,
@@ -984,7 +984,7 @@ impl Watcher {
 
 /// What a build's end amounts to, once its last events are settled.
 #[derive(Debug, Default)]
-pub struct BuildSettled {
+pub(crate) struct BuildSettled {
     /// Changes seen as its last events were settled that still count.
     pub late: ChangeSet,
     /// Files that changed during it and are now taken for its own output:
@@ -994,7 +994,7 @@ pub struct BuildSettled {
 
 /// What a run's files amount to, once watched.
 #[derive(Debug, Default)]
-pub struct RunFiles {
+pub(crate) struct RunFiles {
     /// The files that already differ from what the run used (saved while it
     /// ran, before they were watched).
     pub changed: Vec<PathBuf>,

@@ -42,7 +42,7 @@ const TRAILER: usize = 16 + 8 + 16 + 8;
 const STALE: Duration = Duration::from_secs(3600);
 
 /// The on-disk cache of one session.
-pub struct DiskCache {
+pub(crate) struct DiskCache {
     dir: PathBuf,
     budget: u64,
     /// Hash of wasmtime's version and the engine's settings.
@@ -54,12 +54,12 @@ pub struct DiskCache {
 
 /// The name of a compiled wasm binary in the cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Key(u128);
+pub(crate) struct Key(u128);
 
 impl DiskCache {
     /// A cache in `dir` (created when first written) of at most `budget` bytes,
     /// for code compiled by `engine`.
-    pub fn new(dir: PathBuf, budget: u64, engine: &Engine) -> Self {
+    pub(crate) fn new(dir: PathBuf, budget: u64, engine: &Engine) -> Self {
         let mut hasher = Xxh3::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Self {
@@ -71,7 +71,7 @@ impl DiskCache {
     }
 
     /// The key of `wasm` compiled by this cache's engine.
-    pub fn key(&self, wasm: &[u8]) -> Key {
+    pub(crate) fn key(&self, wasm: &[u8]) -> Key {
         let mut hasher = Xxh3::new();
         hasher.update(&self.engine.to_le_bytes());
         hasher.update(wasm);
@@ -83,7 +83,7 @@ impl DiskCache {
     }
 
     /// The compiled code of `key`, if the cache holds an intact entry for it.
-    pub fn load(&self, engine: &Engine, kind: Kind, key: Key) -> Option<Artifact> {
+    pub(crate) fn load(&self, engine: &Engine, kind: Kind, key: Key) -> Option<Artifact> {
         let mut file = open_own_entry(&self.file(key))?;
         if !is_whole(&mut file, key) {
             return None;
@@ -111,7 +111,7 @@ impl DiskCache {
 
     /// Keeps `artifact` under `key`. Best effort: a cache that cannot be written
     /// only costs a later compile.
-    pub fn save(&mut self, key: Key, artifact: &Artifact) {
+    pub(crate) fn save(&mut self, key: Key, artifact: &Artifact) {
         let Ok(code) = artifact.serialize() else {
             return;
         };
@@ -194,7 +194,7 @@ impl DiskCache {
 /// owns it, or its group or others may write it, so an entry in it may be
 /// anyone's code. `None` also when it does not exist (it will be made private)
 /// or cannot be looked at (nothing can be loaded from it either).
-pub fn distrust(dir: &Path) -> Option<String> {
+pub(crate) fn distrust(dir: &Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     let meta = fs::metadata(dir).ok()?;
     let mode = meta.mode() & 0o7777;

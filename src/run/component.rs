@@ -23,7 +23,7 @@ use super::use_error::Site;
 /// The session's linker for components: WASI 0.2 (its waits on pollables and
 /// stdin cut short by the run's stop switch, the files it opens and changes
 /// noted) and `live:live`. No HTTP: nothing grants it.
-pub fn linker(engine: &Engine) -> Result<Linker<Host>> {
+pub(super) fn linker(engine: &Engine) -> Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     waits::shadow(&mut linker)?;
@@ -34,7 +34,11 @@ pub fn linker(engine: &Engine) -> Result<Linker<Host>> {
 
 /// Runs the entry `component`: its `wasi:cli/run`, or the call `invoke` spells
 /// in WAVE (`add(1, 2)`), whose results are printed in WAVE.
-pub fn run(store: &mut Store<Host>, component: &Component, invoke: Option<&str>) -> Result<()> {
+pub(super) fn run(
+    store: &mut Store<Host>,
+    component: &Component,
+    invoke: Option<&str>,
+) -> Result<()> {
     let call = invoke.map(invoke::Call::parse).transpose()?;
     run_parsed(store, component, call).map_err(|err| {
         // The entry's own call passed or got more values than the bound.

@@ -19,7 +19,7 @@ use super::instantiate;
 /// The session's linker of host functions: WASI preview 1 under both of its
 /// module names (with waits that a save can cut short, and the files a guest
 /// opens noted) and `live`.
-pub fn linker(engine: &Engine) -> Result<Linker<Host>> {
+pub(super) fn linker(engine: &Engine) -> Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |host: &mut Host| &mut host.wasi)?;
     wasmtime_wasi::p0::add_to_linker_sync(&mut linker, |host: &mut Host| &mut host.wasi)?;
@@ -31,7 +31,7 @@ pub fn linker(engine: &Engine) -> Result<Linker<Host>> {
 
 /// Runs the entry `module`: its `_start`, or the export `invoke` names, called
 /// with the guest's arguments.
-pub fn run(store: &mut Store<Host>, module: &Module, invoke: Option<&str>) -> Result<()> {
+pub(super) fn run(store: &mut Store<Host>, module: &Module, invoke: Option<&str>) -> Result<()> {
     let instance = instantiate::entry(store.as_context_mut(), module)?;
     if let Some(init) = entry_point(store, &instance, "_initialize")? {
         init.call(&mut *store, ())?;

@@ -40,13 +40,13 @@ const RIGHT_FD_WRITE: i64 = 1 << 6;
 /// The most files a run's reads and writes are noted for: past it the run's
 /// reads are no longer watched, and its writes are taken folder by folder.
 /// (CPython's start looks at a few hundred.)
-pub const NOTED_MAX: usize = 10_000;
+pub(super) const NOTED_MAX: usize = 10_000;
 /// The most bytes of names noted in one run.
-pub const NOTED_BYTES_MAX: usize = 4 << 20;
+pub(super) const NOTED_BYTES_MAX: usize = 4 << 20;
 
 /// What an open is for, from its flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
+pub(super) enum Access {
     /// A folder: later paths may be relative to it.
     Folder,
     /// Creating, truncating or writing a file.
@@ -65,7 +65,7 @@ impl Access {
 
     /// An open that asks for a `folder`, or else one that `writes` (creates,
     /// truncates, or may write).
-    pub fn of(folder: bool, writes: bool) -> Access {
+    pub(super) fn of(folder: bool, writes: bool) -> Access {
         if folder {
             Access::Folder
         } else if writes {
@@ -78,7 +78,7 @@ impl Access {
 
 /// What a call answered, as far as noting goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Answer {
+pub(super) enum Answer {
     /// It did what was asked.
     Done,
     /// No such file: looked for, so watched for its coming.
@@ -99,7 +99,7 @@ impl Answer {
 
 /// A directory the guest holds, as the host tells it apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Held {
+pub(super) enum Held {
     /// A WASI preview 1 descriptor number (core modules).
     Fd(u32),
     /// The representation of a component's `descriptor` resource (WASI 0.2),
@@ -116,7 +116,7 @@ impl Held {
 }
 
 /// What one run opened, and where its writes are announced.
-pub struct FileAccess {
+pub(super) struct FileAccess {
     /// The granted folder, and the path in it, of each directory descriptor
     /// the run holds.
     dirs: HashMap<Held, Beneath>,
@@ -156,7 +156,7 @@ pub struct FileAccess {
 impl FileAccess {
     /// Nothing opened yet; the preopens are descriptors 3, 4, ... in order.
     /// A preopen that cannot be opened here is not noted (the run says why).
-    pub fn new(preopens: &[Preopen], announce: Sender<PathBuf>) -> Self {
+    pub(super) fn new(preopens: &[Preopen], announce: Sender<PathBuf>) -> Self {
         let opened: Vec<(u32, Beneath)> = (FIRST_PREOPEN..)
             .zip(preopens)
             .filter_map(|(fd, preopen)| {
@@ -189,7 +189,7 @@ impl FileAccess {
     /// or that now is a file the guest wrote (renamed over it, or reached
     /// through a symlink to a file it wrote), is marked its own, seen as it is
     /// now: still watched for the user's saves.
-    pub fn read(&self) -> Vec<ReadFile> {
+    pub(super) fn read(&self) -> Vec<ReadFile> {
         self.read
             .iter()
             .map(|file| {
@@ -212,7 +212,7 @@ impl FileAccess {
     }
 
     /// What the run could not note, past the bounds, in words.
-    pub fn overflow(&self) -> Option<&str> {
+    pub(super) fn overflow(&self) -> Option<&str> {
         self.overflow.as_deref()
     }
 
@@ -234,7 +234,12 @@ impl FileAccess {
     /// Before a call that opens `name` under `dir` for `access`: announces a
     /// write, and returns the name to note after the call, copied (the memory
     /// goes to wasmtime-wasi next) only when this run has not noted it yet.
-    pub fn before_open(&mut self, dir: Held, name: &[u8], access: Access) -> Option<Vec<u8>> {
+    pub(super) fn before_open(
+        &mut self,
+        dir: Held,
+        name: &[u8],
+        access: Access,
+    ) -> Option<Vec<u8>> {
         if !self.is_new(dir, name, access) {
             return None;
         }
@@ -273,7 +278,7 @@ impl FileAccess {
     /// as opening with `O_TRUNC` already changes the file, and its events must
     /// find it known as the guest's own. Past the bounds, the whole granted
     /// folder is announced instead (once).
-    pub fn announce_write(&mut self, dir: Held, name: &[u8]) {
+    pub(super) fn announce_write(&mut self, dir: Held, name: &[u8]) {
         let Some(file) = self.named(dir, name) else {
             return;
         };
@@ -292,7 +297,7 @@ impl FileAccess {
 
     /// Remembers which file `name` under `dir` stands for now as one the
     /// guest wrote or moved.
-    pub fn remember_written(&mut self, dir: Held, name: &[u8]) {
+    pub(super) fn remember_written(&mut self, dir: Held, name: &[u8]) {
         if let Some(id) = self.named(dir, name).and_then(|file| file.identity())
             && !self.written_files.contains(&id)
             && self.room_for(16)
@@ -303,7 +308,7 @@ impl FileAccess {
 
     /// Notes what a call did with `name` under `dir`: `answer` is its result,
     /// `opened` the directory it returned (read only for a folder).
-    pub fn note(
+    pub(super) fn note(
         &mut self,
         dir: Held,
         name: &[u8],
@@ -357,7 +362,7 @@ impl FileAccess {
     /// (recorded by [`Self::hold`] and [`Self::note`]), or a granted folder
     /// itself (the same device and inode, read once per resource). `None`
     /// for any other folder: nothing under it is noted or announced.
-    pub fn held(&mut self, rep: u32, handle: &Arc<File>) -> Option<Held> {
+    pub(super) fn held(&mut self, rep: u32, handle: &Arc<File>) -> Option<Held> {
         let held = Held::Handle(rep);
         if let Some(known) = self.handles.get(&rep)
             && std::ptr::eq(known.as_ptr(), Arc::as_ptr(handle))
@@ -379,7 +384,7 @@ impl FileAccess {
     /// Records that resource `rep` now is the folder open as `handle`, which
     /// an `open-at` just returned: what `rep` stood for before is forgotten.
     /// [`Self::note`] (with [`Access::Folder`]) then says which folder it is.
-    pub fn hold(&mut self, rep: u32, handle: &Arc<File>) -> Held {
+    pub(super) fn hold(&mut self, rep: u32, handle: &Arc<File>) -> Held {
         let held = Held::Handle(rep);
         self.dirs.remove(&held);
         self.seen.remove(&held);

@@ -19,7 +19,7 @@ const RESERVE: u64 = 256;
 
 /// Bounds `table`, the resources of one run, to what the process can spare
 /// (the limit read once: a system call less on each run's path).
-pub fn bound(table: &mut ResourceTable) {
+pub(super) fn bound(table: &mut ResourceTable) {
     static LIMIT: OnceLock<Option<usize>> = OnceLock::new();
     if let Some(limit) = *LIMIT.get_or_init(guest_limit) {
         table.set_max_capacity(table.max_capacity().min(limit));

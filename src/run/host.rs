@@ -77,7 +77,7 @@ impl HostFunctions {
 
 /// The state of one store (`Store<Host>`): one run's WASI context, stop switch
 /// and module instances.
-pub struct Host {
+pub(super) struct Host {
     /// WASI preview 1 (also serves the older `wasi_unstable`), over the WASI
     /// 0.2 context and resource table that components use.
     pub wasi: WasiP1Ctx,
@@ -99,7 +99,7 @@ pub struct Host {
 
 impl Host {
     /// A fresh host state: nothing but what `sandbox` grants.
-    pub fn new(
+    pub(super) fn new(
         sandbox: &Sandbox,
         interrupt: Arc<Interrupt>,
         modules: Modules,
@@ -176,7 +176,7 @@ impl WasiView for Host {
 /// The caller's memory and the store's state, ready for one of wasmtime-wasi's
 /// own WASI functions: given the store's host-call fuel, as its linker does
 /// (the fuel bounds what the host copies out of the guest).
-pub fn memory_and_host<'a>(
+pub(super) fn memory_and_host<'a>(
     caller: &'a mut Caller<'_, Host>,
 ) -> wasmtime::Result<(&'a mut [u8], &'a mut Host)> {
     let fuel = caller.as_context_mut().hostcall_fuel();

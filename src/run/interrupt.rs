@@ -15,7 +15,7 @@ use wasmtime::Engine;
 
 /// Why a run was stopped before it finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
+pub(crate) enum StopReason {
     /// A watched file changed: the next run replaces this one.
     Change,
     /// The user pressed Ctrl-C.
@@ -25,7 +25,7 @@ pub enum StopReason {
 }
 
 /// The stop switch of one run. Each run gets a fresh one.
-pub struct Interrupt {
+pub(super) struct Interrupt {
     engine: Engine,
     reason: Mutex<Option<StopReason>>,
     wake: Condvar,
@@ -34,7 +34,7 @@ pub struct Interrupt {
 
 impl Interrupt {
     /// A switch for a run on `engine`.
-    pub fn new(engine: &Engine) -> Arc<Self> {
+    pub(super) fn new(engine: &Engine) -> Arc<Self> {
         Arc::new(Self {
             engine: engine.clone(),
             reason: Mutex::new(None),
@@ -47,7 +47,7 @@ impl Interrupt {
     /// Ctrl-C comes after it. Ctrl-C wins, so that a second one, while a run
     /// that cannot stop yet (a long compile) was already stopped by a save,
     /// is seen as the second and quits.
-    pub fn request(&self, reason: StopReason) {
+    pub(super) fn request(&self, reason: StopReason) {
         let mut recorded = self.lock();
         if recorded.is_none() || reason == StopReason::CtrlC {
             *recorded = Some(reason);
@@ -62,12 +62,12 @@ impl Interrupt {
     }
 
     /// Why the run was asked to stop, if it was.
-    pub fn reason(&self) -> Option<StopReason> {
+    pub(super) fn reason(&self) -> Option<StopReason> {
         *self.lock()
     }
 
     /// Sleeps for `duration` unless stopped first; a stop returns its reason.
-    pub fn sleep(&self, duration: Duration) -> Result<(), StopReason> {
+    pub(super) fn sleep(&self, duration: Duration) -> Result<(), StopReason> {
         let deadline = Instant::now().checked_add(duration);
         let mut reason = self.lock();
         loop {
@@ -90,7 +90,7 @@ impl Interrupt {
     }
 
     /// Resolves when the run is asked to stop, with the reason.
-    pub fn stopped(&self) -> impl Future<Output = StopReason> + '_ {
+    pub(super) fn stopped(&self) -> impl Future<Output = StopReason> + '_ {
         poll_fn(|cx| {
             if let Some(reason) = self.reason() {
                 return Poll::Ready(reason);
@@ -112,7 +112,7 @@ impl Interrupt {
     /// at once (reading a file) does not ask about a stop first: asking made
     /// a one-byte `fd_read` ~35% slower, and the guest's next instruction
     /// sees the stop anyway.
-    pub async fn or_stop<F: Future>(&self, work: F) -> Result<F::Output, StopReason> {
+    pub(super) async fn or_stop<F: Future>(&self, work: F) -> Result<F::Output, StopReason> {
         let mut work = std::pin::pin!(work);
         let mut stopped = std::pin::pin!(self.stopped());
         poll_fn(|cx| {
@@ -127,7 +127,7 @@ impl Interrupt {
     /// Runs `work` (one of wasmtime-wasi's waits) on this thread until it is
     /// done or the run is asked to stop, which ends the run as an epoch tick
     /// would.
-    pub fn until_stopped<F: Future>(&self, work: F) -> wasmtime::Result<F::Output> {
+    pub(super) fn until_stopped<F: Future>(&self, work: F) -> wasmtime::Result<F::Output> {
         wasmtime_wasi::runtime::in_tokio(self.or_stop(work))
             .map_err(|_| wasmtime::Trap::Interrupt.into())
     }

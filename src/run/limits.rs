@@ -20,7 +20,7 @@ const TABLE_ELEMENT_BYTES: u64 = 8;
 /// Without `--max-memory`, the most host memory the values crossing `use` may
 /// hold at once: enough that one call may copy what wasmtime lets it by
 /// default ([`ONE_CALL`], taking up to [`GROWTH`] times that while it is made).
-pub const VALUES_WITHOUT_CAP: u64 = GROWTH * ONE_CALL;
+pub(super) const VALUES_WITHOUT_CAP: u64 = GROWTH * ONE_CALL;
 
 /// wasmtime's own bound on what one host call copies out of a guest (its
 /// default hostcall fuel), as it counts it: the budget only ever lowers it.
@@ -33,7 +33,7 @@ const GROWTH: u64 = 3;
 
 /// A memory request the cap refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refusal {
+pub(super) struct Refusal {
     /// The total the run's memories and tables would have reached, in bytes.
     pub wanted: u64,
     /// The cap, in bytes.
@@ -44,7 +44,7 @@ pub struct Refusal {
 /// fails the instantiation; `memory.grow` or `table.grow` above it returns -1,
 /// as the spec allows.
 #[derive(Debug, Default)]
-pub struct MemoryCap {
+pub(super) struct MemoryCap {
     limit: Option<u64>,
     used: u64,
     peak: u64,
@@ -56,7 +56,7 @@ pub struct MemoryCap {
 
 impl MemoryCap {
     /// A cap of `limit` bytes, or none.
-    pub fn new(limit: Option<u64>) -> Self {
+    pub(super) fn new(limit: Option<u64>) -> Self {
         Self {
             limit,
             values: InFlight::new(limit.unwrap_or(VALUES_WITHOUT_CAP)),
@@ -65,12 +65,12 @@ impl MemoryCap {
     }
 
     /// The most the run's memories and tables held together, in bytes.
-    pub fn peak(&self) -> u64 {
+    pub(super) fn peak(&self) -> u64 {
         self.peak
     }
 
     /// The first request refused, if any.
-    pub fn refused(&self) -> Option<Refusal> {
+    pub(super) fn refused(&self) -> Option<Refusal> {
         self.refused
     }
 
@@ -102,7 +102,7 @@ impl MemoryCap {
 /// what fits in what is left ([`InFlight::fuel`], wasmtime's hostcall fuel),
 /// so a call that would pass the bound fails before its values are made.
 #[derive(Debug)]
-pub struct InFlight {
+pub(super) struct InFlight {
     limit: u64,
     held: u64,
     /// Per call in progress, outermost first: its caller's file and the bytes
@@ -118,7 +118,7 @@ impl Default for InFlight {
 
 /// A call whose values would pass the bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TooMuchInFlight {
+pub(super) struct TooMuchInFlight {
     /// The bound, in bytes.
     pub limit: u64,
     /// What the calls in progress held, in bytes.
@@ -133,7 +133,7 @@ pub struct TooMuchInFlight {
 
 impl InFlight {
     /// At most `limit` bytes of values in flight.
-    pub fn new(limit: u64) -> Self {
+    pub(super) fn new(limit: u64) -> Self {
         Self {
             limit,
             held: 0,
@@ -144,14 +144,14 @@ impl InFlight {
     /// What the next host call may copy out of a guest, as wasmtime counts
     /// it: as much as fits in what is left while the copy grows, and no more
     /// than wasmtime's own bound for one call.
-    pub fn fuel(&self) -> usize {
+    pub(super) fn fuel(&self) -> usize {
         let left = (self.limit.saturating_sub(self.held) / GROWTH).min(ONE_CALL);
         usize::try_from(left).unwrap_or(usize::MAX)
     }
 
     /// Holds the `bytes` of a call made by `caller` until [`InFlight::release`],
     /// or refuses them when they would pass the bound.
-    pub fn hold(&mut self, caller: &str, bytes: u64) -> Result<(), TooMuchInFlight> {
+    pub(super) fn hold(&mut self, caller: &str, bytes: u64) -> Result<(), TooMuchInFlight> {
         let held = self.held.saturating_add(bytes);
         if held > self.limit {
             return Err(self.refused(caller, Some(bytes)));
@@ -162,7 +162,7 @@ impl InFlight {
     }
 
     /// Lets go of the innermost call's values: it has returned.
-    pub fn release(&mut self) {
+    pub(super) fn release(&mut self) {
         if let Some((_, bytes)) = self.calls.pop() {
             self.held -= bytes;
         }
@@ -170,7 +170,7 @@ impl InFlight {
 
     /// The refusal of a call by `caller` of `passed` bytes (`None`: more than
     /// [`InFlight::fuel`] let it copy), while the calls in progress hold theirs.
-    pub fn refused(&self, caller: &str, passed: Option<u64>) -> TooMuchInFlight {
+    pub(super) fn refused(&self, caller: &str, passed: Option<u64>) -> TooMuchInFlight {
         let mut chain: Vec<String> = self.calls.iter().map(|(file, _)| file.clone()).collect();
         chain.push(caller.to_owned());
         TooMuchInFlight {

@@ -20,7 +20,7 @@ use escapes::Escapes;
 
 /// Gives the guest our stdout and stderr: each through the filter when it is
 /// a terminal, as is otherwise.
-pub fn inherit(wasi: &mut WasiCtxBuilder) {
+pub(super) fn inherit(wasi: &mut WasiCtxBuilder) {
     let (stdout, stderr) = terminals();
     if stdout {
         wasi.stdout(Terminal::new(Stream::Stdout));

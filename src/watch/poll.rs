@@ -29,7 +29,7 @@ use super::writing::being_written;
 const FRESH: Duration = Duration::from_secs(1);
 
 /// Looks at the watched paths every interval, on a thread of its own.
-pub struct StatPoller {
+pub(super) struct StatPoller {
     state: Arc<Mutex<State>>,
     /// Asks for a look now, numbered; dropped with the poller, the thread sees
     /// the channel close and ends.
@@ -41,7 +41,7 @@ const LOOK_DONE: &str = "live-wasm look done ";
 
 /// True when `event` says that look `number` (asked for through
 /// [`StatPoller::waker`]) is over: every event it found came before it.
-pub fn is_look_done(event: &Event, number: u64) -> bool {
+pub(super) fn is_look_done(event: &Event, number: u64) -> bool {
     event.info().and_then(|info| info.strip_prefix(LOOK_DONE)) == Some(&number.to_string())
 }
 
@@ -106,7 +106,7 @@ impl Stamp {
 
 impl StatPoller {
     /// A handle that makes the poller look at once, not at the next interval.
-    pub fn waker(&self) -> Sender<u64> {
+    pub(super) fn waker(&self) -> Sender<u64> {
         self.wake.clone()
     }
 }

@@ -19,7 +19,7 @@ const BUILD_FOLDERS: &[&str] = &["target", "node_modules", "zig-cache", ".zig-ca
 const IGNORE_FILES: &[&str] = &[".gitignore", ".ignore"];
 
 /// The ignore rules of a project folder.
-pub struct Sources {
+pub(super) struct Sources {
     root: PathBuf,
     /// One matcher per ignore file, deepest folder first.
     rules: Vec<Gitignore>,
@@ -29,7 +29,7 @@ pub struct Sources {
 
 /// What a look at a folder of the project found.
 #[derive(Debug, Default)]
-pub struct Survey {
+pub(super) struct Survey {
     /// The folders entered (the one looked at first): those to watch.
     pub folders: Vec<PathBuf>,
     /// The source files in them.
@@ -40,7 +40,7 @@ impl Sources {
     /// The rules of the project at `root` (absolute), and what is there: its
     /// ignore files are read top-down, each before the folder's entries are
     /// judged.
-    pub fn new(root: &Path) -> (Sources, Survey) {
+    pub(super) fn new(root: &Path) -> (Sources, Survey) {
         let mut sources = Sources {
             root: root.to_path_buf(),
             rules: Vec::new(),
@@ -53,7 +53,7 @@ impl Sources {
     /// The folders and source files under `dir` (itself included), entering
     /// no ignored folder nor build folder, and following no symlink; ignore
     /// files met on the way join the rules.
-    pub fn survey(&mut self, dir: &Path) -> Survey {
+    pub(super) fn survey(&mut self, dir: &Path) -> Survey {
         let mut survey = Survey::default();
         let mut folders = vec![dir.to_path_buf()];
         while let Some(folder) = folders.pop() {
@@ -88,13 +88,13 @@ impl Sources {
 
     /// True when `path` (absolute, a file) is a source: under the root, in no
     /// build folder, and not ignored.
-    pub fn admits(&self, path: &Path) -> bool {
+    pub(super) fn admits(&self, path: &Path) -> bool {
         self.judge(path, false)
     }
 
     /// True when `path` (absolute, a folder) may hold sources: under the root,
     /// in no build folder, and not ignored.
-    pub fn admits_folder(&self, path: &Path) -> bool {
+    pub(super) fn admits_folder(&self, path: &Path) -> bool {
         self.judge(path, true)
     }
 
@@ -126,7 +126,7 @@ impl Sources {
     }
 
     /// The source files there are now.
-    pub fn files(&mut self) -> HashSet<PathBuf> {
+    pub(super) fn files(&mut self) -> HashSet<PathBuf> {
         let root = self.root.clone();
         self.survey(&root).files.into_iter().collect()
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 /// not to be had (network file systems, a file someone else owns) we cannot
 /// tell, and say no: the file is then run as found, and again when it changes.
 #[cfg(target_os = "linux")]
-pub fn being_written(file: &Path) -> bool {
+pub(super) fn being_written(file: &Path) -> bool {
     use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .read(true)
@@ -20,7 +20,7 @@ pub fn being_written(file: &Path) -> bool {
 /// [`being_written`] of a file we opened for reading (and only for reading:
 /// a lease is refused on our own write access).
 #[cfg(target_os = "linux")]
-pub fn being_written_file(opened: &std::fs::File) -> bool {
+pub(super) fn being_written_file(opened: &std::fs::File) -> bool {
     use std::os::fd::AsRawFd;
     static IGNORE_LEASE_BREAKS: std::sync::Once = std::sync::Once::new();
     IGNORE_LEASE_BREAKS.call_once(ignore_lease_breaks);

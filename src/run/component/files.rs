@@ -108,7 +108,7 @@ fn access(open: OpenFlags, flags: DescriptorFlags) -> Access {
 
 /// Replaces the calls of `descriptor` that open, look up or change a name in
 /// `linker` with versions that note it.
-pub fn shadow(linker: &mut Linker<Host>) -> Result<()> {
+pub(super) fn shadow(linker: &mut Linker<Host>) -> Result<()> {
     linker.allow_shadowing(true);
     let mut types = linker.instance(TYPES)?;
     types.func_wrap(

@@ -15,11 +15,11 @@ use super::unversioned;
 use crate::run::host::Host;
 
 /// A parsed `--invoke` call, not yet checked against a component.
-pub struct Call(UntypedFuncCall<'static>);
+pub(super) struct Call(UntypedFuncCall<'static>);
 
 impl Call {
     /// Parses `text` as a WAVE function call.
-    pub fn parse(text: &str) -> Result<Call> {
+    pub(super) fn parse(text: &str) -> Result<Call> {
         UntypedFuncCall::parse(text)
             .map(|call| Call(call.into_owned()))
             .map_err(|err| {
@@ -31,7 +31,7 @@ impl Call {
     }
 
     /// Calls the function on `instance` of `component` and prints its results.
-    pub fn run(
+    pub(super) fn run(
         &self,
         store: &mut Store<Host>,
         component: &Component,

@@ -45,7 +45,7 @@ impl Failure {
 }
 
 /// Defines `live:live/live.use: func(name: string) -> result<_, use-error>`.
-pub fn add_to_linker(linker: &mut Linker<Host>) -> Result<()> {
+pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<()> {
     linker.instance(LIVE)?.func_wrap(
         "use",
         |mut store: StoreContextMut<'_, Host>, (name,): (String,)| {

@@ -25,7 +25,7 @@ const OUT_OF_HOSTCALL_FUEL: &str = "too much data is being copied between the ho
 /// The host bytes `values` hold: each value's own size, and what its strings,
 /// lists and names took (their capacity: wasmtime's copy of a list grows as it
 /// is made, up to twice the length).
-pub fn held(values: &[Val]) -> u64 {
+pub(super) fn held(values: &[Val]) -> u64 {
     values
         .iter()
         .map(|value| own(1).saturating_add(beyond(value)))
@@ -82,7 +82,7 @@ fn beyond(value: &Val) -> u64 {
 
 /// Sets what the next host call may copy out of a guest to what the bound
 /// leaves (once at the start of a run, then around each hop).
-pub fn set_fuel(mut store: StoreContextMut<'_, Host>) {
+pub(super) fn set_fuel(mut store: StoreContextMut<'_, Host>) {
     let fuel = store.data().memory.values.fuel();
     store.as_context_mut().set_hostcall_fuel(fuel);
 }
@@ -90,7 +90,7 @@ pub fn set_fuel(mut store: StoreContextMut<'_, Host>) {
 /// The refusal of the values `caller` passed or returned, when the error whose
 /// `causes` these are is wasmtime's refusal to copy them (out of hostcall
 /// fuel) and not yet named. `site` is the call in progress that saw it.
-pub fn refusal<'a>(
+pub(super) fn refusal<'a>(
     host: &Host,
     causes: impl Iterator<Item = &'a (dyn Error + 'static)>,
     site: &Site,

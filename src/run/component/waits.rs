@@ -30,7 +30,7 @@ type Read<T> = wasmtime::Result<(Result<T, streams::StreamError>,)>;
 
 /// Replaces `poll`, `[method]pollable.block` and the blocking reads of
 /// `[method]input-stream` in `linker`.
-pub fn shadow(linker: &mut Linker<Host>) -> Result<()> {
+pub(super) fn shadow(linker: &mut Linker<Host>) -> Result<()> {
     linker.allow_shadowing(true);
     let mut poll = linker.instance(POLL)?;
     poll.func_wrap(

@@ -6,7 +6,7 @@ use wasmtime::{FuncType, Val, ValType};
 
 /// Parses `args` (decimal or `0x` hex; floats as Rust reads them, `inf`, `nan`)
 /// into the parameters of `ty`; errors name the export and its signature.
-pub fn parse_args(name: &str, ty: &FuncType, args: &[String]) -> Result<Vec<Val>> {
+pub(super) fn parse_args(name: &str, ty: &FuncType, args: &[String]) -> Result<Vec<Val>> {
     let params: Vec<ValType> = ty.params().collect();
     let signature = params
         .iter()
@@ -76,7 +76,7 @@ fn parse_i64(text: &str) -> Result<i64> {
 }
 
 /// One line per result: integers in decimal, floats as Rust prints them.
-pub fn format_result(value: &Val) -> String {
+pub(super) fn format_result(value: &Val) -> String {
     match value {
         Val::I32(v) => v.to_string(),
         Val::I64(v) => v.to_string(),

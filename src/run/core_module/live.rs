@@ -13,7 +13,7 @@ use crate::run::problem::Problem;
 use crate::run::use_error::{BAD_NAME, OK, Site};
 
 /// Defines `live.use: (func (param i32 i32) (result i32))` in `linker`.
-pub fn add_to_linker(linker: &mut Linker<Host>) -> Result<()> {
+pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<()> {
     linker.func_wrap(
         "live",
         "use",

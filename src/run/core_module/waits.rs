@@ -75,7 +75,7 @@ impl Abi {
 
 /// Replaces `poll_oneoff` and `fd_read` of both WASI preview 1 namespaces in
 /// `linker`.
-pub fn shadow(linker: &mut Linker<Host>) -> Result<()> {
+pub(super) fn shadow(linker: &mut Linker<Host>) -> Result<()> {
     linker.allow_shadowing(true);
     for abi in [Abi::Preview1, Abi::Unstable] {
         linker.func_wrap(

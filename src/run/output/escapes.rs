@@ -43,7 +43,7 @@ enum State {
 /// Filters what a guest writes to a terminal. One per stream, kept across
 /// writes: a sequence may be split between two.
 #[derive(Debug)]
-pub struct Escapes {
+pub(super) struct Escapes {
     state: State,
     /// The CSI sequence so far, `ESC [` included.
     held: Vec<u8>,
@@ -63,7 +63,7 @@ impl Default for Escapes {
 
 impl Escapes {
     /// Appends to `out` what of `input` may reach the terminal.
-    pub fn filter(&mut self, input: &[u8], out: &mut Vec<u8>) {
+    pub(super) fn filter(&mut self, input: &[u8], out: &mut Vec<u8>) {
         out.reserve(input.len());
         for &byte in input {
             self.byte(byte, out);
