@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use crate::source;
 
 /// Import module names served by the host, never by a file.
-pub(crate) const HOST_NAMESPACES: &[&str] = &["wasi_snapshot_preview1", "wasi_unstable", "live"];
+pub(crate) const HOST_MODULES: &[&str] = &["wasi_snapshot_preview1", "wasi_unstable", "live"];
 
-/// True when `module` names a host namespace rather than another module.
-pub(crate) fn is_host_namespace(module: &str) -> bool {
-    HOST_NAMESPACES.contains(&module)
+/// True when `module` names one of the host's modules rather than a module file.
+pub(crate) fn is_host_module(module: &str) -> bool {
+    HOST_MODULES.contains(&module)
 }
 
 /// How messages name a file: relative to the root when it is inside it.

@@ -1,6 +1,6 @@
 //! `use`: modules that link modules, on demand, one instance per name per run.
 //!
-//! An import from a module that is not a host namespace names another module
+//! An import from a module that is not one of the host's names another module
 //! file (see [`crate::names`]). A function import is bound to a trampoline of the
 //! same type that instantiates its module when first called, so a dependency
 //! nobody calls is never loaded, and a program runs up to the first call of a
@@ -61,7 +61,7 @@ impl Kind for Module {
         }
         let only_host = self
             .imports()
-            .all(|import| names::is_host_namespace(import.module()));
+            .all(|import| names::is_host_module(import.module()));
         // An import the host does not define: the usual path says which.
         if only_host && let Ok(pre) = functions.core.instantiate_pre(self) {
             if let Some(hash) = hash {
@@ -120,7 +120,7 @@ fn import_extern(
         import: format!("{}::{}", import.module(), import.name()),
     };
     let target = import.module();
-    if names::is_host_namespace(target) {
+    if names::is_host_module(target) {
         let functions = Arc::clone(&store.data().functions);
         return functions
             .core
