@@ -3,6 +3,8 @@
 //! would otherwise run.
 //!
 //! `cargo bench --bench save_to_output [-- --saves N --pause MS --reloads N --only TEXT]`
+//! (`LIVE_WASM_BENCH_BASELINE=path/to/another/live-wasm` measures that build
+//! too, save by save beside this one)
 //!
 //! Each scenario saves a file N times after a pause (250 ms: a person saves
 //! after a moment's thought, when the machine's threads have gone idle), then N
@@ -42,6 +44,12 @@ fn main() {
         options.saves,
         support::live_wasm().to_string_lossy()
     );
+    if let Some(baseline) = support::baseline() {
+        println!(
+            "baseline, interleaved save by save: {}",
+            baseline.to_string_lossy()
+        );
+    }
     if let Err(why) = &peers {
         println!("peers not measured: {why}");
     }

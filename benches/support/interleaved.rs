@@ -1,6 +1,8 @@
 //! Save-to-output of several loops on the same edits, interleaved save by
-//! save: live-wasm, the floor (see [`super::floor`]) and, where they are on
-//! PATH, `watchexec` restarting `wasmtime run`. Each loop has a folder of its
+//! save: live-wasm, the floor (see [`super::floor`]), another build of
+//! live-wasm when `LIVE_WASM_BENCH_BASELINE` names one (see
+//! [`super::baseline`]) and, where they are on PATH, `watchexec` restarting
+//! `wasmtime run`. Each loop has a folder of its
 //! own holding the same files; the saves go to each in turn, after a pause (as
 //! a person saves) or back to back, so that a change in the machine's speed
 //! touches every loop alike.
@@ -10,7 +12,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{Samples, Save, Session, floor, ms, on_path, percentile, save};
+use super::{Samples, Save, Session, baseline, floor, ms, on_path, percentile, save};
 
 /// What a person does in one scenario: the files they start from, the one they
 /// edit, and how each loop runs them.
@@ -63,6 +65,8 @@ impl Peers {
 enum Kind {
     Floor,
     Live,
+    /// The build `LIVE_WASM_BENCH_BASELINE` names.
+    Baseline,
     /// `watchexec -r --debounce 0 -- wasmtime run`.
     WatchexecNoDebounce,
     /// `watchexec -r -- wasmtime run`: its default debounce (50 ms).
@@ -89,9 +93,13 @@ impl Loop {
         }
         let edited = Path::new(&scenario.edited);
         let session = match kind {
-            Kind::Live => {
+            Kind::Live | Kind::Baseline => {
                 let args: Vec<&str> = scenario.live_args.iter().map(String::as_str).collect();
-                Session::start(folder.path(), &args)
+                let binary = match kind {
+                    Kind::Baseline => baseline().expect("a baseline loop has its build"),
+                    _ => super::live_wasm(),
+                };
+                Session::start_binary(&binary, folder.path(), &[], &args)
             }
             Kind::Floor => {
                 let mut command = floor::command(edited);
@@ -127,7 +135,7 @@ impl Loop {
         session.output(&first);
         // A runaway's first run never ends: its status line comes with the
         // first save.
-        if kind == Kind::Live && scenario.stages {
+        if matches!(kind, Kind::Live | Kind::Baseline) && scenario.stages {
             session.status_line();
         }
         Loop {
@@ -150,8 +158,8 @@ impl Loop {
         save(&file, contents, scenario.how);
         let printed = self.session.output(&expected);
         let (compile, run) = match self.kind {
-            Kind::Live if scenario.stages => self.session.status(),
-            Kind::Live => {
+            Kind::Live | Kind::Baseline if scenario.stages => self.session.status(),
+            Kind::Live | Kind::Baseline => {
                 self.session.status_line();
                 (f64::NAN, f64::NAN)
             }
@@ -182,6 +190,8 @@ pub struct Measured {
 pub struct Figures {
     pub floor: Samples,
     pub live: Samples,
+    /// The baseline build's, when one is measured.
+    pub baseline: Option<Samples>,
     /// The two watchexec loops, or why they did not run.
     pub peers: Result<(Samples, Samples), String>,
 }
@@ -199,6 +209,9 @@ pub fn measure(
         (Err(why), _) | (_, Err(why)) => Err(why.clone()),
     };
     let mut kinds = vec![Kind::Floor, Kind::Live];
+    if baseline().is_some() {
+        kinds.push(Kind::Baseline);
+    }
     if peers.is_ok() {
         kinds.extend([Kind::WatchexecNoDebounce, Kind::Watchexec]);
     }
@@ -226,12 +239,18 @@ pub fn measure(
             .map(|each| std::mem::take(&mut each.samples));
         let floor = taken.next().expect("the floor");
         let live = taken.next().expect("live-wasm");
+        let baseline = baseline().map(|_| taken.next().expect("the baseline"));
         let peers = match (&peers, taken.next(), taken.next()) {
             (Ok(_), Some(no_debounce), Some(debounced)) => Ok((no_debounce, debounced)),
             (Err(why), ..) => Err(why.clone()),
             _ => unreachable!("two peer loops when peers are found"),
         };
-        figures.push(Figures { floor, live, peers });
+        figures.push(Figures {
+            floor,
+            live,
+            baseline,
+            peers,
+        });
     }
     let back_to_back = figures.pop().expect("two spacings");
     let paused = figures.pop().expect("two spacings");
@@ -243,19 +262,26 @@ pub fn measure(
 }
 
 /// Prints one spacing's table: every figure as `floor + X ms`, with the
-/// peers' p50 and how many times live-wasm's it is.
+/// baseline's p50 and p95 the same way, and the peers' p50 and how many times
+/// live-wasm's it is.
 pub fn print_table(title: &str, rows: &[(&str, &Figures)]) {
+    let baseline = rows.iter().any(|(_, figures)| figures.baseline.is_some());
     println!("{title}");
     println!();
+    let (baseline_head, baseline_rule) = match baseline {
+        true => (" baseline p50 ms | baseline p95 ms |", "---:|---:|"),
+        false => ("", ""),
+    };
     println!(
-        "| scenario | floor p50 / p95 ms | live-wasm p50 ms | live-wasm p95 ms | compile p50 | run p50 \
-         | `watchexec -r --debounce 0 -- wasmtime run` p50 | `watchexec -r -- wasmtime run` p50 |"
+        "| scenario | floor p50 / p95 ms | live-wasm p50 ms | live-wasm p95 ms |{baseline_head} \
+         compile p50 | run p50 | `watchexec -r --debounce 0 -- wasmtime run` p50 | \
+         `watchexec -r -- wasmtime run` p50 |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|{baseline_rule}---:|---:|---:|---:|");
     for (label, figures) in rows {
         let floor = |p| percentile(&figures.floor.total, p);
         let live = |p| percentile(&figures.live.total, p);
-        let over = |p| format!("{:.2} + {:.2}", floor(p), live(p) - floor(p));
+        let over = |value: f64, p| format!("{:.2} + {:.2}", floor(p), value - floor(p));
         let peer = |samples: &Samples| {
             let p50 = samples.p50();
             format!("{p50:.2} ({:.1}x)", p50 / live(50.0))
@@ -264,12 +290,19 @@ pub fn print_table(title: &str, rows: &[(&str, &Figures)]) {
             Ok((no_debounce, debounced)) => (peer(no_debounce), peer(debounced)),
             Err(why) => (format!("not run: {why}"), String::new()),
         };
+        let baseline = match &figures.baseline {
+            Some(samples) => {
+                let base = |p| percentile(&samples.total, p);
+                format!(" {} | {} |", over(base(50.0), 50.0), over(base(95.0), 95.0))
+            }
+            None => String::new(),
+        };
         println!(
-            "| {label} | {:.2} / {:.2} | {} | {} | {} | {} | {no_debounce} | {debounced} |",
+            "| {label} | {:.2} / {:.2} | {} | {} |{baseline} {} | {} | {no_debounce} | {debounced} |",
             floor(50.0),
             floor(95.0),
-            over(50.0),
-            over(95.0),
+            over(live(50.0), 50.0),
+            over(live(95.0), 95.0),
             stage(&figures.live.compile),
             stage(&figures.live.run),
         );

@@ -109,6 +109,14 @@ pub fn live_wasm() -> std::ffi::OsString {
         .unwrap_or_else(|| env!("CARGO_BIN_EXE_live-wasm").into())
 }
 
+/// Another build to measure beside [`live_wasm`], save by save in the same
+/// run (`LIVE_WASM_BENCH_BASELINE`: the code before a change, say), so that the
+/// machine's changing speed touches both alike.
+#[allow(dead_code)] // Only the benches that compare builds use it.
+pub fn baseline() -> Option<std::ffi::OsString> {
+    std::env::var_os("LIVE_WASM_BENCH_BASELINE")
+}
+
 /// A running session, its stdout and stderr lines stamped the moment they
 /// can be read.
 pub struct Session {
@@ -128,8 +136,18 @@ impl Session {
     /// in every scenario, which a person's edits are not, so a shared cache
     /// would answer what the bench means to compile.
     pub fn start_with_env(dir: &Path, env: &[(String, String)], args: &[&str]) -> Session {
+        Self::start_binary(&live_wasm(), dir, env, args)
+    }
+
+    /// A session of the live-wasm binary `binary`.
+    pub fn start_binary(
+        binary: &std::ffi::OsStr,
+        dir: &Path,
+        env: &[(String, String)],
+        args: &[&str],
+    ) -> Session {
         let cache = tempfile::tempdir().expect("tempdir");
-        let mut command = Command::new(live_wasm());
+        let mut command = Command::new(binary);
         command
             .args(args)
             .env("XDG_CACHE_HOME", cache.path())
