@@ -136,6 +136,13 @@ impl Modules {
         self.ready.get(name)
     }
 
+    /// The file of this run's instance `name` (relative to the root), or the
+    /// name itself before it is instantiated.
+    pub(super) fn file_of(&self, name: &str) -> String {
+        self.ready(name)
+            .map_or_else(|| name.to_owned(), |ready| ready.file.clone())
+    }
+
     /// Keeps `name`'s instance for the rest of the run.
     pub(super) fn insert(&mut self, name: &str, ready: Ready) {
         self.ready.insert(name.to_owned(), ready);

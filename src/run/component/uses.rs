@@ -218,7 +218,7 @@ impl Trampoline {
         let called = self.forward(store.as_context_mut(), ty, params, results);
         // A refusal inside names the chain as it stood, this call in it.
         let called = called.map_err(|err| {
-            let provider = self.provider_file(&store);
+            let provider = store.data().modules.file_of(&self.provider);
             match values::refusal(store.data(), err.chain(), &self.site, &provider) {
                 Some(refusal) => refusal.into(),
                 None => err,
@@ -227,15 +227,6 @@ impl Trampoline {
         store.data_mut().memory.values.release();
         values::set_fuel(store.as_context_mut());
         called
-    }
-
-    /// The provider's file, or its name before it is instantiated.
-    fn provider_file(&self, store: &StoreContextMut<'_, Host>) -> String {
-        store
-            .data()
-            .modules
-            .ready(&self.provider)
-            .map_or_else(|| self.provider.clone(), |ready| ready.file.clone())
     }
 
     /// Calls the provider's function, resolved and checked once per run.
@@ -270,7 +261,7 @@ impl Trampoline {
         if !same_signature(ty, &found) {
             return Err(UseError::TypeMismatch {
                 site: self.site.clone(),
-                file: self.provider_file(&store),
+                file: store.data().modules.file_of(&self.provider),
                 expected: signature(ty),
                 found: signature(&found),
             }
@@ -286,7 +277,7 @@ impl Trampoline {
         store: &mut StoreContextMut<'_, Host>,
         instance: Instance,
     ) -> Result<Func, UseError> {
-        let file = self.provider_file(store);
+        let file = store.data().modules.file_of(&self.provider);
         let missing = |export: String| UseError::MissingExport {
             site: self.site.clone(),
             file: file.clone(),

@@ -99,14 +99,6 @@ pub(crate) fn instance(
     instantiate::instance::<Module>(store, name, site)
 }
 
-/// The file of this run's instance `name`, relative to the root.
-fn file_of(store: &StoreContextMut<'_, Host>, name: &str) -> String {
-    let modules = &store.data().modules;
-    modules
-        .ready(name)
-        .map_or_else(|| name.to_owned(), |ready| ready.file.clone())
-}
-
 /// What one import of `file` is bound to: a host item, a trampoline, or another
 /// module's export.
 fn import_extern(
@@ -147,7 +139,7 @@ fn import_extern(
         }
         other => {
             let instance = instance(store.as_context_mut(), target, &site())?;
-            let provider = file_of(&store, target);
+            let provider = store.data().modules.file_of(target);
             instance
                 .get_export(&mut store, import.name())
                 .ok_or_else(|| {
@@ -178,7 +170,7 @@ fn trampoline(
             Some(func) => *func,
             None => {
                 let instance = instance(caller.as_context_mut(), &target, &site)?;
-                let file = file_of(&caller.as_context_mut(), &target);
+                let file = caller.data().modules.file_of(&target);
                 let func = export_func(
                     caller.as_context_mut(),
                     instance,
