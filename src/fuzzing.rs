@@ -25,6 +25,7 @@ use serde_json::Value;
 
 use crate::plan::{Plan, StdinSource};
 use crate::report::Reporter;
+pub use crate::run::ProblemKind;
 use crate::run::{Runner, Runtime};
 
 /// Fuel of every run: enough for a few hundred thousand instructions.
@@ -62,22 +63,6 @@ const OUTSIDE_MODULE: &str = r#"(module
   (func (export "f"))
   (func (export "_start")))
 "#;
-
-/// The problem kinds the status lines and events may name (`run/problem.rs`).
-const PROBLEM_KINDS: &[&str] = &[
-    "syntax",
-    "validation",
-    "not-found",
-    "bad-name",
-    "invalid",
-    "link",
-    "cycle",
-    "trap",
-    "timeout",
-    "out-of-fuel",
-    "memory",
-    "error",
-];
 
 /// One `--once` session over a scratch root, run as often as wanted.
 pub struct Harness {
@@ -317,8 +302,9 @@ impl Run {
     ///   nothing but `--timeout` stopped the run;
     /// - it kept its limits: fuel, memory, and time (the running part within
     ///   `--timeout` and [`SLACK`], all of it within [`HANG`]);
-    /// - `live.use` codes are the documented ones, problem kinds are known,
-    ///   and a cycle is said as `a -> b -> a`;
+    /// - `live.use` codes are the documented ones, and a cycle is said as
+    ///   `a -> b -> a` (that every problem kind is one of ours is checked as
+    ///   the events are read);
     /// - nothing outside the root was loaded: every compiled file is a plain
     ///   path beneath it, and none reached through the escaping symlinks.
     pub fn check(&self) -> Result<()> {
@@ -358,10 +344,7 @@ impl Run {
             }
         }
         for problem in self.problems() {
-            if !PROBLEM_KINDS.contains(&problem.kind.as_str()) {
-                bail!("problem kind {}", problem.kind);
-            }
-            if problem.kind == "cycle" {
+            if problem.kind == ProblemKind::Cycle {
                 check_cycle(&problem.message)?;
             }
         }
@@ -400,7 +383,7 @@ impl Run {
                 run.outcome.clone(),
                 run.exit_code,
                 run.trap.clone(),
-                run.error.as_ref().map(|problem| problem.kind.clone()),
+                run.error.as_ref().map(|problem| problem.kind),
                 run.use_codes.clone(),
             )
         };
@@ -418,7 +401,12 @@ impl Run {
         }
         // Files that failed to load are not cached: they are compiled again.
         let failed: Vec<&String> = (first.problems())
-            .filter(|problem| matches!(problem.kind.as_str(), "syntax" | "validation" | "invalid"))
+            .filter(|problem| {
+                matches!(
+                    problem.kind,
+                    ProblemKind::Syntax | ProblemKind::Validation | ProblemKind::Invalid
+                )
+            })
             .filter_map(|problem| problem.file.as_ref())
             .collect();
         for loaded in &self.loaded {
@@ -450,9 +438,20 @@ fn text_field(event: &Value, field: &str) -> Result<String> {
         .to_owned())
 }
 
+/// The kind an event names, which must be one of [`ProblemKind::ALL`].
+fn kind(word: &str) -> Result<ProblemKind> {
+    match ProblemKind::ALL
+        .into_iter()
+        .find(|kind| kind.as_str() == word)
+    {
+        Some(kind) => Ok(kind),
+        None => bail!("problem kind {word}"),
+    }
+}
+
 fn problem(event: &Value) -> Result<Problem> {
     Ok(Problem {
-        kind: text_field(event, "kind")?,
+        kind: kind(&text_field(event, "kind")?)?,
         file: event["file"].as_str().map(str::to_owned),
         message: text_field(event, "message")?,
     })
@@ -461,8 +460,8 @@ fn problem(event: &Value) -> Result<Problem> {
 /// A problem an `error` or `use-failed` event tells.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    /// `syntax`, `not-found`, `cycle`, ...
-    pub kind: String,
+    /// What sort of problem: the event's `kind` is one of ours.
+    pub kind: ProblemKind,
     /// The file at fault, relative to the root, when known.
     pub file: Option<String>,
     /// What went wrong, in one line.

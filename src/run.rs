@@ -53,6 +53,9 @@ pub(crate) use interrupt::StopReason;
 pub(crate) use modules::Compiled;
 pub(crate) use notes::Note;
 pub(crate) use problem::Problem;
+// The fuzzing harness checks the events' kinds against it.
+#[cfg(feature = "fuzzing")]
+pub use problem::ProblemKind;
 
 use interrupt::Interrupt;
 

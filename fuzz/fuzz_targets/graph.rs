@@ -20,7 +20,7 @@ use std::sync::LazyLock;
 
 use arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use live_wasm::fuzzing::{ESCAPES, Harness};
+use live_wasm::fuzzing::{ESCAPES, Harness, ProblemKind};
 
 static WAT: LazyLock<Harness> = LazyLock::new(|| Harness::new("main.wat").expect("harness"));
 static WASM: LazyLock<Harness> = LazyLock::new(|| Harness::new("main.wasm").expect("harness"));
@@ -159,7 +159,7 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     for problem in run.problems() {
-        if problem.kind != "syntax" {
+        if problem.kind != ProblemKind::Syntax {
             continue;
         }
         let Some(text) = problem.file.as_ref().and_then(|file| files.get(file)) else {

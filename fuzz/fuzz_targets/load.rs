@@ -13,7 +13,7 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use live_wasm::fuzzing::{Harness, Run};
+use live_wasm::fuzzing::{Harness, ProblemKind, Run};
 
 static WAT: LazyLock<Harness> = LazyLock::new(|| Harness::new("main.wat").expect("harness"));
 static WASM: LazyLock<Harness> = LazyLock::new(|| Harness::new("main.wasm").expect("harness"));
@@ -39,11 +39,11 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-fn entry_problem(run: &Run) -> Option<&str> {
+fn entry_problem(run: &Run) -> Option<ProblemKind> {
     run.error
         .as_ref()
         .filter(|problem| problem.file.as_deref() == Some("main.wat"))
-        .map(|problem| problem.kind.as_str())
+        .map(|problem| problem.kind)
 }
 
 fn check_wat(run: &Run, bytes: &[u8]) {
@@ -53,12 +53,12 @@ fn check_wat(run: &Run, bytes: &[u8]) {
             let kind = entry_problem(run);
             assert_ne!(
                 kind,
-                Some("syntax"),
+                Some(ProblemKind::Syntax),
                 "text the wat crate parses: {:?}",
                 run.error
             );
             if wasmparser::Validator::new().validate_all(&wasm).is_ok() {
-                assert_ne!(kind, Some("validation"), "a valid module: {:?}", run.error);
+                assert_ne!(kind, Some(ProblemKind::Validation), "a valid module: {:?}", run.error);
             }
         }
     }

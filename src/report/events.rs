@@ -150,7 +150,7 @@ fn clip_strings(value: &mut Value) {
 /// kind, file, line, col and message: the fields every problem has.
 fn problem_fields(problem: &Problem) -> Value {
     json!({
-        "kind": problem.kind, "file": problem.file,
+        "kind": problem.kind.as_str(), "file": problem.file,
         "line": problem.place.map(|(line, _)| line), "col": problem.place.map(|(_, col)| col),
         "message": problem.message,
     })

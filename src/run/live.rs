@@ -8,7 +8,7 @@ use super::host::Host;
 use super::link::instance;
 use super::notes::Note;
 use super::outcome::trap_words;
-use super::problem::Problem;
+use super::problem::{Problem, ProblemKind};
 use super::use_error::{BAD_NAME, OK, Site, TRAPPED, UseError};
 use crate::names::{BadName, MAX_NAME_LEN};
 
@@ -25,7 +25,7 @@ pub fn add_to_linker(linker: &mut Linker<Host>) -> Result<()> {
                     say_failed(
                         &caller,
                         BAD_NAME,
-                        Problem::new("bad-name", &message),
+                        Problem::new(ProblemKind::BadName, &message),
                         message,
                     );
                     return Ok(BAD_NAME);
@@ -57,7 +57,12 @@ fn code_for(caller: &Caller<'_, Host>, err: wasmtime::Error) -> wasmtime::Result
                 "live.use: the module's start trapped: {}",
                 trap_words(*trap)
             );
-            say_failed(caller, TRAPPED, Problem::new("trap", &message), message);
+            say_failed(
+                caller,
+                TRAPPED,
+                Problem::new(ProblemKind::Trap, &message),
+                message,
+            );
             Ok(TRAPPED)
         }
         // `proc_exit` in a start function, or a host call that failed.

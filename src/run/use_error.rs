@@ -4,7 +4,7 @@ use std::fmt;
 
 use super::describe::size;
 use super::limits::{TooMuchInFlight, VALUES_WITHOUT_CAP};
-use super::problem::Problem;
+use super::problem::{Problem, ProblemKind};
 use crate::names::{self, BadName};
 
 // The codes `live.use` returns (documented in `wit/README.md`).
@@ -267,20 +267,20 @@ impl UseError {
                 ..
             } => {
                 let kind = match (place, validation) {
-                    (Some(_), true) => "validation",
-                    (Some(_), false) => "syntax",
-                    (None, _) => "invalid",
+                    (Some(_), true) => ProblemKind::Validation,
+                    (Some(_), false) => ProblemKind::Syntax,
+                    (None, _) => ProblemKind::Invalid,
                 };
                 (kind, Some(file.clone()), *place)
             }
-            UseError::NotFound { site, .. } => ("not-found", importer(site), None),
-            UseError::BadName { site, .. } => ("bad-name", importer(site), None),
-            UseError::Cycle { site, .. } => ("cycle", importer(site), None),
+            UseError::NotFound { site, .. } => (ProblemKind::NotFound, importer(site), None),
+            UseError::BadName { site, .. } => (ProblemKind::BadName, importer(site), None),
+            UseError::Cycle { site, .. } => (ProblemKind::Cycle, importer(site), None),
             UseError::MissingExport { site, .. }
             | UseError::TypeMismatch { site, .. }
             | UseError::UnknownHostImport { site }
-            | UseError::Unlinkable { site, .. } => ("link", importer(site), None),
-            UseError::ValuesTooLarge { site, .. } => ("memory", importer(site), None),
+            | UseError::Unlinkable { site, .. } => (ProblemKind::Link, importer(site), None),
+            UseError::ValuesTooLarge { site, .. } => (ProblemKind::Memory, importer(site), None),
         };
         Problem {
             file,

@@ -10,7 +10,7 @@ use super::link::instance;
 use crate::run::host::Host;
 use crate::run::notes::Note;
 use crate::run::outcome::trap_words;
-use crate::run::problem::Problem;
+use crate::run::problem::{Problem, ProblemKind};
 use crate::run::use_error::{self, Site, UseError};
 
 /// The interface as `wit/live.wit` declares it.
@@ -71,7 +71,11 @@ fn failure(store: &StoreContextMut<'_, Host>, err: wasmtime::Error) -> wasmtime:
             Some(Trap::Interrupt | Trap::OutOfFuel) | None => return Err(err),
             Some(trap) => {
                 let message = format!("live.use: the component trapped: {}", trap_words(*trap));
-                (use_error::TRAPPED, Problem::new("trap", &message), message)
+                (
+                    use_error::TRAPPED,
+                    Problem::new(ProblemKind::Trap, &message),
+                    message,
+                )
             }
         }
     };
