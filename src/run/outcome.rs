@@ -8,6 +8,20 @@ use wasmtime_wasi::I32Exit;
 use super::interrupt::{Interrupt, StopReason};
 use super::use_error::UseError;
 
+// `--once` exit statuses of our own choosing; the fuzzing harness checks
+// the events against them.
+
+/// The run could not get going (the module could not be loaded, linked or
+/// instantiated).
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
+pub const EXIT_ERROR: i32 = 1;
+/// The guest trapped or ran out of fuel: 128 + SIGABRT, as `wasmtime run`.
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
+pub const EXIT_TRAP: i32 = 134;
+/// The run went over `--timeout`, as `timeout(1)`.
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
+pub const EXIT_TIMEOUT: i32 = 124;
+
 /// How a run ended.
 #[derive(Debug)]
 pub enum Outcome {
@@ -70,16 +84,16 @@ impl Outcome {
     }
 
     /// The process exit status for `--once`, as `wasmtime run` chooses it:
-    /// the guest's own status, 134 (128 + SIGABRT) for a trap, 1 for an error;
-    /// 124 for a timeout, as `timeout(1)`.
+    /// the guest's own status, [`EXIT_TRAP`] for a trap, [`EXIT_ERROR`] for
+    /// an error; [`EXIT_TIMEOUT`] for a timeout, as `timeout(1)`.
     pub fn exit_code(&self) -> i32 {
         match self {
             Outcome::Success => 0,
             Outcome::Exit(code) => *code,
-            Outcome::Trap { .. } | Outcome::OutOfFuel(_) => 134,
-            Outcome::TimedOut(_) => 124,
+            Outcome::Trap { .. } | Outcome::OutOfFuel(_) => EXIT_TRAP,
+            Outcome::TimedOut(_) => EXIT_TIMEOUT,
             Outcome::Stopped(_) => 130,
-            Outcome::Failed(_) => 1,
+            Outcome::Failed(_) => EXIT_ERROR,
         }
     }
 }
