@@ -6,16 +6,24 @@
 //!
 //! ```no_run
 //! use clap::Parser;
-//! let plan = live_wasm::cli::Cli::parse().into_plan()?;
-//! let status = live_wasm::session::run(plan)?;
+//! let cli = live_wasm::cli::Cli::parse();
+//! let json = cli.events_on_stderr();
+//! let status = cli
+//!     .into_plan()
+//!     .and_then(live_wasm::session::run)
+//!     .unwrap_or_else(|err| {
+//!         live_wasm::session::fatal(&err, json);
+//!         2
+//!     });
 //! std::process::exit(status);
-//! # Ok::<(), anyhow::Error>(())
 //! ```
 //!
 //! The public API is [`cli`] (flags to a [`plan::Plan`]), [`plan`] (build one by
-//! hand) and [`session::run`]; the binary also calls [`move_code`] first,
-//! which a program embedding the session may call too. Inside, rooms with one concern each, data
-//! flowing one way, no room importing from a room above it:
+//! hand), [`session::run`] and [`session::fatal`] (says the error that ended
+//! it, as the session says everything else); the binary also calls
+//! [`move_code`] first, which a program embedding the session may call too.
+//! Inside, rooms with one concern each, data flowing one way, no room
+//! importing from a room above it:
 //!
 //! ```text
 //! cli -> plan -> session -> watch  (which files really changed)
@@ -28,7 +36,7 @@
 //! run, watch -> beneath (files a guest named, looked at beneath their folder)
 //! ```
 
-#![warn(missing_docs, clippy::unwrap_used)]
+#![warn(missing_docs, unreachable_pub, clippy::unwrap_used)]
 
 pub mod cli;
 pub mod plan;

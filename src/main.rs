@@ -14,15 +14,7 @@ fn main() {
         .into_plan()
         .and_then(live_wasm::session::run)
         .unwrap_or_else(|err| {
-            let message = format!("{err:#}");
-            if json {
-                eprintln!(
-                    "{}",
-                    serde_json::json!({"event": "fatal", "message": message})
-                );
-            } else {
-                eprintln!("live-wasm: error: {message}");
-            }
+            live_wasm::session::fatal(&err, json);
             2
         });
     std::process::exit(status);

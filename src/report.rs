@@ -1,5 +1,6 @@
 //! The runner's one voice: everything live-wasm itself says goes through the
-//! [`Reporter`], which hands it to the status lines and to the JSON events.
+//! [`Reporter`], which hands it to the status lines and to the JSON events;
+//! the error that ends the session goes through [`fatal`], which needs no plan.
 //!
 //! Guest output goes straight to our stdout and stderr; this room never touches
 //! it. With `--events json` the events take the place of the status lines on
@@ -102,6 +103,19 @@ impl Reporter {
         self.events.run_finished(run, built, report, &description);
         self.status
             .run_finished(run, trigger, built, report, &description);
+    }
+}
+
+/// Says the error that ends the session, in the form the user asked for, with
+/// or without the session's reporter (the plan may not have been made): a
+/// `fatal` event when `json` (JSON events on stderr), else
+/// `live-wasm: error: ...`; the chain of causes on one line.
+pub fn fatal(err: &anyhow::Error, json: bool) {
+    let message = format!("{err:#}");
+    if json {
+        events::fatal(&message);
+    } else {
+        status::fatal(&message);
     }
 }
 

@@ -58,6 +58,11 @@ pub(crate) use interrupt::StopReason;
 pub(crate) use modules::Compiled;
 pub(crate) use notes::Note;
 pub(crate) use problem::Problem;
+// The fuzzing harness checks the events against them.
+#[cfg(feature = "fuzzing")]
+pub use outcome::{EXIT_ERROR, EXIT_TIMEOUT, EXIT_TRAP};
+#[cfg(feature = "fuzzing")]
+pub use problem::ProblemKind;
 
 use interrupt::Interrupt;
 

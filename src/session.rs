@@ -20,6 +20,8 @@ use crate::signals::{self, Signal};
 use crate::watch::Trigger;
 use crate::watch::Watcher;
 
+pub use crate::report::fatal;
+
 /// The exit status of a watch session ended by Ctrl-C (128 + SIGINT).
 pub const EXIT_CTRL_C: i32 = 130;
 

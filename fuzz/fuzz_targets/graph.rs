@@ -7,7 +7,7 @@
 //! is done twice: the second must be served by the compile cache and end the
 //! same way.
 //!
-//! Invariants, besides those every run keeps (`live_wasm::fuzzing::Run::check`):
+//! Invariants, besides those every run keeps (`live_wasm_fuzz::Run::check`):
 //! - every module loaded is one we laid, under the file `N` resolves to
 //!   (`N.wat`, else `N.wasm`);
 //! - a module laid as text that the `wat` crate parses is never called a
@@ -20,7 +20,7 @@ use std::sync::LazyLock;
 
 use arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use live_wasm::fuzzing::{ESCAPES, Harness};
+use live_wasm_fuzz::{ESCAPES, Harness, ProblemKind};
 
 static WAT: LazyLock<Harness> = LazyLock::new(|| Harness::new("main.wat").expect("harness"));
 static WASM: LazyLock<Harness> = LazyLock::new(|| Harness::new("main.wasm").expect("harness"));
@@ -159,7 +159,7 @@ fuzz_target!(|data: &[u8]| {
         );
     }
     for problem in run.problems() {
-        if problem.kind != "syntax" {
+        if problem.kind != ProblemKind::Syntax {
             continue;
         }
         let Some(text) = problem.file.as_ref().and_then(|file| files.get(file)) else {

@@ -21,7 +21,7 @@ use std::sync::LazyLock;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use live_wasm::fuzzing::{Harness, OUTSIDE_EXIT};
+use live_wasm_fuzz::{Harness, OUTSIDE_EXIT};
 
 static HARNESS: LazyLock<Harness> = LazyLock::new(|| Harness::new("main.wat").expect("harness"));
 

@@ -2,7 +2,7 @@
 //! the entry `main.wat` or `main.wasm`; the entry is run once (twice: the
 //! second run must be served by the compile cache and end the same way).
 //!
-//! Invariants, besides those every run keeps (`live_wasm::fuzzing::Run::check`):
+//! Invariants, besides those every run keeps (`live_wasm_fuzz::Run::check`):
 //! - `.wat`: text the `wat` crate cannot parse is an error; text it parses is
 //!   never called a syntax error (our parse adds DWARF line tables), and a
 //!   module that also validates is never called a validation error;
@@ -13,7 +13,7 @@
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use live_wasm::fuzzing::{Harness, Run};
+use live_wasm_fuzz::{Harness, ProblemKind, Run};
 
 static WAT: LazyLock<Harness> = LazyLock::new(|| Harness::new("main.wat").expect("harness"));
 static WASM: LazyLock<Harness> = LazyLock::new(|| Harness::new("main.wasm").expect("harness"));
@@ -39,11 +39,11 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-fn entry_problem(run: &Run) -> Option<&str> {
+fn entry_problem(run: &Run) -> Option<ProblemKind> {
     run.error
         .as_ref()
         .filter(|problem| problem.file.as_deref() == Some("main.wat"))
-        .map(|problem| problem.kind.as_str())
+        .map(|problem| problem.kind)
 }
 
 fn check_wat(run: &Run, bytes: &[u8]) {
@@ -53,12 +53,17 @@ fn check_wat(run: &Run, bytes: &[u8]) {
             let kind = entry_problem(run);
             assert_ne!(
                 kind,
-                Some("syntax"),
+                Some(ProblemKind::Syntax),
                 "text the wat crate parses: {:?}",
                 run.error
             );
             if wasmparser::Validator::new().validate_all(&wasm).is_ok() {
-                assert_ne!(kind, Some("validation"), "a valid module: {:?}", run.error);
+                assert_ne!(
+                    kind,
+                    Some(ProblemKind::Validation),
+                    "a valid module: {:?}",
+                    run.error
+                );
             }
         }
     }

@@ -132,6 +132,16 @@ impl Events {
     }
 }
 
+/// `fatal`: the session could not start, or broke; to stderr, as there may be
+/// no plan saying where events go.
+pub(super) fn fatal(message: &str) {
+    let mut event = json!({"event": "fatal", "message": message});
+    clip_strings(&mut event);
+    let _ = std::io::stderr()
+        .lock()
+        .write_all(format!("{event}\n").as_bytes());
+}
+
 /// The longest string an event carries whole, in bytes: a backtrace fits,
 /// a guest's megabyte-long export name does not.
 const MAX_STRING: usize = 64 * 1024;
@@ -151,7 +161,7 @@ fn clip_strings(value: &mut Value) {
 /// kind, file, line, col and message: the fields every problem has.
 fn problem_fields(problem: &Problem) -> Value {
     json!({
-        "kind": problem.kind, "file": problem.file,
+        "kind": problem.kind.as_str(), "file": problem.file,
         "line": problem.place.map(|(line, _)| line), "col": problem.place.map(|(_, col)| col),
         "message": problem.message,
     })

@@ -6,13 +6,13 @@ use std::fmt::Write as _;
 use super::interrupt::StopReason;
 use super::limits::{Refusal, size};
 use super::outcome::{Frame, Outcome, trap_words};
-use super::problem::Problem;
+use super::problem::{Problem, ProblemKind};
 use super::use_error::UseError;
 
 /// A run's end in words, for people and for tools, so the status line and the
 /// `run-finished` / `error` events can never tell different stories.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Description {
+pub(crate) struct Description {
     /// One word for tools: `ok`, `exit`, `trap`, `timeout`, `out-of-fuel`,
     /// `stopped-by-change`, `stopped-by-ctrl-c`, `error`.
     pub outcome: &'static str,
@@ -33,7 +33,7 @@ pub struct Description {
 
 /// How a run went, in one of three colours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// It ran to its end (a zero exit included).
     Good,
     /// Stopped from outside: a save or Ctrl-C. Not a failure.
@@ -45,7 +45,7 @@ pub enum Verdict {
 impl Outcome {
     /// Describes the run's end; `refused` is a memory request `--max-memory`
     /// turned down during the run, which makes even a clean end a failure.
-    pub fn describe(&self, refused: Option<Refusal>) -> Description {
+    pub(super) fn describe(&self, refused: Option<Refusal>) -> Description {
         let mut description = self.describe_alone();
         if let Some(refusal) = refused {
             description.detail.insert_str(
@@ -60,7 +60,7 @@ impl Outcome {
             );
             if description.verdict == Verdict::Failed {
                 description.problem = Some(Problem::new(
-                    "memory",
+                    ProblemKind::Memory,
                     format!(
                         "the run asked for {} bytes of memory, over --max-memory {}",
                         refusal.wanted, refusal.limit
@@ -109,7 +109,7 @@ impl Outcome {
                         place: source.and_then(|place| {
                             Some((place.line? as usize, place.col.unwrap_or(0) as usize))
                         }),
-                        ..Problem::new("trap", words.clone())
+                        ..Problem::new(ProblemKind::Trap, words.clone())
                     }),
                     detail: backtrace(frames),
                     ..plain("trap", format!("trap: {words}"), Verdict::Failed)
@@ -129,7 +129,10 @@ impl Outcome {
             Outcome::TimedOut(after) => {
                 let after = humantime::format_duration(*after);
                 Description {
-                    problem: Some(Problem::new("timeout", format!("stopped after {after}"))),
+                    problem: Some(Problem::new(
+                        ProblemKind::Timeout,
+                        format!("stopped after {after}"),
+                    )),
                     ..plain(
                         "timeout",
                         format!("timed out: stopped after {after} (--timeout)"),
@@ -139,7 +142,7 @@ impl Outcome {
             }
             Outcome::OutOfFuel(budget) => Description {
                 problem: Some(Problem::new(
-                    "out-of-fuel",
+                    ProblemKind::OutOfFuel,
                     format!("used all {budget} units"),
                 )),
                 ..plain(
@@ -163,7 +166,7 @@ impl Outcome {
 fn failure_problem(err: &anyhow::Error) -> Problem {
     match err.downcast_ref::<UseError>() {
         Some(use_error) => use_error.problem(),
-        None => Problem::new("error", format!("{err:#}")),
+        None => Problem::new(ProblemKind::Error, format!("{err:#}")),
     }
 }
 
@@ -209,7 +212,7 @@ mod tests {
 
         let failed = Outcome::Failed(anyhow::anyhow!("no")).describe(Some(refusal));
         let problem = failed.problem.expect("a problem");
-        assert_eq!(problem.kind, "memory");
+        assert_eq!(problem.kind, ProblemKind::Memory);
         assert_eq!(
             problem.message,
             "the run asked for 262144 bytes of memory, over --max-memory 196608"

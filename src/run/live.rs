@@ -6,7 +6,7 @@ use wasmtime::Trap;
 
 use super::notes::{Note, Notes};
 use super::outcome::trap_words;
-use super::problem::Problem;
+use super::problem::{Problem, ProblemKind};
 use super::use_error::{TRAPPED, UseError};
 
 /// The code of a failed `use` (`wit/README.md`), its detail said as a note;
@@ -20,7 +20,7 @@ pub(super) fn failed_use(notes: &Notes, err: wasmtime::Error) -> wasmtime::Resul
             Some(Trap::Interrupt | Trap::OutOfFuel) | None => return Err(err),
             Some(trap) => {
                 let message = format!("live.use: its start trapped: {}", trap_words(*trap));
-                (TRAPPED, Problem::new("trap", &message), message)
+                (TRAPPED, Problem::new(ProblemKind::Trap, &message), message)
             }
         }
     };

@@ -8,7 +8,7 @@ use super::problem::Problem;
 
 /// Something a run said on its way.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Note {
+pub(crate) enum Note {
     /// A `live.use` failed; the guest got `code` and goes on.
     UseFailed {
         /// The negative code the guest got.
@@ -22,16 +22,16 @@ pub enum Note {
 
 /// Where a run's notes go.
 #[derive(Clone)]
-pub struct Notes(Sender<Note>);
+pub(super) struct Notes(Sender<Note>);
 
 impl Notes {
     /// Notes sent to `sender`.
-    pub fn new(sender: Sender<Note>) -> Self {
+    pub(super) fn new(sender: Sender<Note>) -> Self {
         Self(sender)
     }
 
     /// Says `note`; nobody listening (the session is over) is not an error.
-    pub fn say(&self, note: Note) {
+    pub(super) fn say(&self, note: Note) {
         let _ = self.0.send(note);
     }
 }

@@ -8,9 +8,23 @@ use wasmtime_wasi::I32Exit;
 use super::interrupt::{Interrupt, StopReason};
 use super::use_error::UseError;
 
+// `--once` exit statuses of our own choosing; the fuzzing harness checks
+// the events against them.
+
+/// The run could not get going (the module could not be loaded, linked or
+/// instantiated).
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
+pub const EXIT_ERROR: i32 = 1;
+/// The guest trapped or ran out of fuel: 128 + SIGABRT, as `wasmtime run`.
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
+pub const EXIT_TRAP: i32 = 134;
+/// The run went over `--timeout`, as `timeout(1)`.
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
+pub const EXIT_TIMEOUT: i32 = 124;
+
 /// How a run ended.
 #[derive(Debug)]
-pub enum Outcome {
+pub(super) enum Outcome {
     /// `_start` returned, or the module had nothing to run.
     Success,
     /// The guest called `proc_exit`.
@@ -36,7 +50,7 @@ pub enum Outcome {
 impl Outcome {
     /// Classifies the error that ended a run; `frame` turns wasmtime's frames
     /// into ours (naming modules and files).
-    pub fn from_error(
+    pub(super) fn from_error(
         err: anyhow::Error,
         interrupt: &Interrupt,
         timeout: Option<Duration>,
@@ -70,23 +84,23 @@ impl Outcome {
     }
 
     /// The process exit status for `--once`, as `wasmtime run` chooses it:
-    /// the guest's own status, 134 (128 + SIGABRT) for a trap, 1 for an error;
-    /// 124 for a timeout, as `timeout(1)`.
-    pub fn exit_code(&self) -> i32 {
+    /// the guest's own status, [`EXIT_TRAP`] for a trap, [`EXIT_ERROR`] for
+    /// an error; [`EXIT_TIMEOUT`] for a timeout, as `timeout(1)`.
+    pub(super) fn exit_code(&self) -> i32 {
         match self {
             Outcome::Success => 0,
             Outcome::Exit(code) => *code,
-            Outcome::Trap { .. } | Outcome::OutOfFuel(_) => 134,
-            Outcome::TimedOut(_) => 124,
+            Outcome::Trap { .. } | Outcome::OutOfFuel(_) => EXIT_TRAP,
+            Outcome::TimedOut(_) => EXIT_TIMEOUT,
             Outcome::Stopped(_) => 130,
-            Outcome::Failed(_) => 1,
+            Outcome::Failed(_) => EXIT_ERROR,
         }
     }
 }
 
 /// One frame of a trap's backtrace.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Frame {
+pub(super) struct Frame {
     /// The module's name (its name section, else its file stem).
     pub module: String,
     /// The function's name, or `func[N]` when the module has no name for it.
@@ -99,7 +113,7 @@ pub struct Frame {
 
 /// A place in a source file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourcePlace {
+pub(super) struct SourcePlace {
     /// The file, as the guest's debug info names it.
     pub file: String,
     /// 1-based line, when known.
@@ -122,7 +136,7 @@ impl std::fmt::Display for SourcePlace {
 }
 
 /// A trap's kind in words, without wasmtime's "wasm trap: " prefix.
-pub fn trap_words(kind: Trap) -> String {
+pub(super) fn trap_words(kind: Trap) -> String {
     match kind {
         Trap::StackOverflow => "stack overflow (call stack exhausted: endless recursion?)".into(),
         _ => {
@@ -133,7 +147,7 @@ pub fn trap_words(kind: Trap) -> String {
 }
 
 /// Our frame of wasmtime's: `label` names the module, `name_file` the source file.
-pub fn frame(
+pub(super) fn frame(
     info: &wasmtime::FrameInfo,
     label: &dyn Fn(&Module) -> String,
     name_file: &dyn Fn(&str) -> String,

@@ -3,28 +3,28 @@
 use std::fmt;
 
 use super::limits::{TooMuchInFlight, VALUES_WITHOUT_CAP, size};
-use super::problem::Problem;
+use super::problem::{Problem, ProblemKind};
 use crate::names::{self, BadName};
 
 // The codes `live.use` returns (documented in `wit/README.md`).
 
 /// The module is ready (it was, or is now, instantiated in this run).
-pub const OK: i32 = 0;
+pub(super) const OK: i32 = 0;
 /// Neither `N.wat` nor `N.wasm` exists.
-pub const NOT_FOUND: i32 = -1;
+pub(super) const NOT_FOUND: i32 = -1;
 /// The file is not a valid module, or its imports cannot be satisfied.
-pub const INVALID: i32 = -2;
+pub(super) const INVALID: i32 = -2;
 /// Its start function (or `_initialize`) trapped.
-pub const TRAPPED: i32 = -3;
+pub(super) const TRAPPED: i32 = -3;
 /// It needs, while being instantiated, a module that is waiting for it.
-pub const CYCLE: i32 = -4;
+pub(super) const CYCLE: i32 = -4;
 /// The name is refused, or (pointer, length) is not inside the caller's memory,
 /// or it is not UTF-8.
-pub const BAD_NAME: i32 = -5;
+pub(super) const BAD_NAME: i32 = -5;
 
 /// The import that asked for a module: `test.wat imports testmod::function`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Site {
+pub(super) struct Site {
     /// The importing file, relative to the root, when known.
     pub file: Option<String>,
     /// `module::name` of the import, or `live.use("name")` for the explicit form.
@@ -33,7 +33,7 @@ pub struct Site {
 
 impl Site {
     /// The explicit form, `live.use("name")`, the guest's name quoted short.
-    pub fn live_use(name: &str) -> Self {
+    pub(super) fn live_use(name: &str) -> Self {
         Self {
             file: None,
             import: format!("live.use({})", names::quoted(name)),
@@ -41,7 +41,7 @@ impl Site {
     }
 
     /// The run's entry: nobody imported it, so messages name no site.
-    pub fn entry() -> Self {
+    pub(super) fn entry() -> Self {
         Self {
             file: None,
             import: String::new(),
@@ -64,7 +64,7 @@ impl fmt::Display for Site {
 
 /// A failure to provide a module or one of its exports.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UseError {
+pub(super) enum UseError {
     /// The name is not a plain relative path inside the root.
     BadName {
         /// Who asked.
@@ -239,7 +239,7 @@ impl std::error::Error for UseError {}
 
 impl UseError {
     /// The negative code `live.use` returns for this failure (see `wit/live.wit`).
-    pub fn code(&self) -> i32 {
+    pub(super) fn code(&self) -> i32 {
         match self {
             UseError::NotFound { .. } => NOT_FOUND,
             UseError::Invalid { .. }
@@ -256,7 +256,7 @@ impl UseError {
 
 impl UseError {
     /// The failure as a [`Problem`]: its kind, the file at fault, and where.
-    pub fn problem(&self) -> Problem {
+    pub(super) fn problem(&self) -> Problem {
         let importer = |site: &Site| site.file.clone();
         let (kind, file, place) = match self {
             UseError::Invalid {
@@ -266,20 +266,20 @@ impl UseError {
                 ..
             } => {
                 let kind = match (place, validation) {
-                    (Some(_), true) => "validation",
-                    (Some(_), false) => "syntax",
-                    (None, _) => "invalid",
+                    (Some(_), true) => ProblemKind::Validation,
+                    (Some(_), false) => ProblemKind::Syntax,
+                    (None, _) => ProblemKind::Invalid,
                 };
                 (kind, Some(file.clone()), *place)
             }
-            UseError::NotFound { site, .. } => ("not-found", importer(site), None),
-            UseError::BadName { site, .. } => ("bad-name", importer(site), None),
-            UseError::Cycle { site, .. } => ("cycle", importer(site), None),
+            UseError::NotFound { site, .. } => (ProblemKind::NotFound, importer(site), None),
+            UseError::BadName { site, .. } => (ProblemKind::BadName, importer(site), None),
+            UseError::Cycle { site, .. } => (ProblemKind::Cycle, importer(site), None),
             UseError::MissingExport { site, .. }
             | UseError::TypeMismatch { site, .. }
             | UseError::UnknownHostImport { site }
-            | UseError::Unlinkable { site, .. } => ("link", importer(site), None),
-            UseError::ValuesTooLarge { site, .. } => ("memory", importer(site), None),
+            | UseError::Unlinkable { site, .. } => (ProblemKind::Link, importer(site), None),
+            UseError::ValuesTooLarge { site, .. } => (ProblemKind::Memory, importer(site), None),
         };
         Problem {
             file,

@@ -295,6 +295,19 @@ fn warnings_and_fatal_errors_are_json_too() {
 }
 
 #[test]
+fn a_fatal_error_line_shows_escape_sequences_not_obeys_them() {
+    let dir = Dir::new();
+    dir.write("main.wat", &print("hi"));
+    let (status, _, stderr) = once(&dir, &["--dir", "no\u{1b}[2Jdir", "main.wat"]);
+    assert_eq!(status, 2);
+    assert!(
+        stderr.starts_with("live-wasm: error: ") && stderr.contains("no\\u{1b}[2Jdir"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "{stderr}");
+}
+
+#[test]
 fn a_watch_session_under_events_json_writes_only_json() {
     let dir = Dir::new();
     let mut live = live_wasm(&dir, &["--events", "json", "main.wat"]);

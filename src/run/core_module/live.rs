@@ -9,7 +9,7 @@ use crate::names::{BadName, MAX_NAME_LEN};
 use crate::run::host::Host;
 use crate::run::live::failed_use;
 use crate::run::notes::Note;
-use crate::run::problem::Problem;
+use crate::run::problem::{Problem, ProblemKind};
 use crate::run::use_error::{BAD_NAME, OK, Site};
 
 /// Defines `live.use: (func (param i32 i32) (result i32))` in `linker`.
@@ -24,7 +24,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<()> {
                     let message = format!("live.use({ptr:#x}, {len}): {why}");
                     caller.data().notes.say(Note::UseFailed {
                         code: BAD_NAME,
-                        problem: Problem::new("bad-name", &message),
+                        problem: Problem::new(ProblemKind::BadName, &message),
                         detail: message,
                     });
                     return Ok(BAD_NAME);
