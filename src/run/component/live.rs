@@ -3,11 +3,11 @@
 //! called function would.
 
 use anyhow::Result;
-use wasmtime::component::{ComponentType, Linker, Lower};
+use wasmtime::component::{Component, ComponentType, Linker, Lower};
 use wasmtime::{AsContextMut, StoreContextMut};
 
-use super::uses::instance;
 use crate::run::host::Host;
+use crate::run::instantiate;
 use crate::run::live::failed_use;
 use crate::run::use_error::{self, Site};
 
@@ -50,7 +50,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<()> {
         "use",
         |mut store: StoreContextMut<'_, Host>, (name,): (String,)| {
             let site = Site::live_use(&name);
-            match instance(store.as_context_mut(), &name, &site) {
+            match instantiate::instance::<Component>(store.as_context_mut(), &name, &site) {
                 Ok(_) => Ok((Ok(()),)),
                 Err(err) => {
                     failed_use(&store.data().notes, err).map(|code| (Err(Failure::of_code(code)),))

@@ -74,16 +74,6 @@ impl Kind for Component {
     }
 }
 
-/// The instance of component `name` in this run, instantiated now if this run
-/// has not yet. `site` is who asked, for error messages.
-pub(crate) fn instance(
-    store: StoreContextMut<'_, Host>,
-    name: &str,
-    site: &Site,
-) -> wasmtime::Result<Instance> {
-    instantiate::instance::<Component>(store, name, site)
-}
-
 /// `component` (from `file`) linked to the host's functions and to
 /// trampolines for what it imports from siblings.
 fn prelink(
@@ -255,7 +245,8 @@ impl Trampoline {
         mut store: StoreContextMut<'_, Host>,
         ty: &ComponentFunc,
     ) -> wasmtime::Result<Func> {
-        let instance = instance(store.as_context_mut(), &self.provider, &self.site)?;
+        let instance =
+            instantiate::instance::<Component>(store.as_context_mut(), &self.provider, &self.site)?;
         let func = self.export(&mut store, instance)?;
         let found = func.ty(&store);
         if !same_signature(ty, &found) {

@@ -2,11 +2,11 @@
 //! an import. Its ABI is documented in `wit/live.wit`.
 
 use anyhow::Result;
-use wasmtime::{AsContextMut, Caller, Extern, Linker};
+use wasmtime::{AsContextMut, Caller, Extern, Linker, Module};
 
-use super::uses::instance;
 use crate::names::{BadName, MAX_NAME_LEN};
 use crate::run::host::Host;
+use crate::run::instantiate;
 use crate::run::live::failed_use;
 use crate::run::notes::Note;
 use crate::run::problem::{Problem, ProblemKind};
@@ -31,7 +31,7 @@ pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> Result<()> {
                 }
             };
             let site = Site::live_use(&name);
-            match instance(caller.as_context_mut(), &name, &site) {
+            match instantiate::instance::<Module>(caller.as_context_mut(), &name, &site) {
                 Ok(_) => Ok(OK),
                 Err(err) => failed_use(&caller.data().notes, err),
             }

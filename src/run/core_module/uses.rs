@@ -89,16 +89,6 @@ impl Kind for Module {
     }
 }
 
-/// The instance of module `name` in this run, instantiating it now if this run
-/// has not yet. `site` is who asked, for error messages.
-pub(crate) fn instance(
-    store: StoreContextMut<'_, Host>,
-    name: &str,
-    site: &Site,
-) -> wasmtime::Result<Instance> {
-    instantiate::instance::<Module>(store, name, site)
-}
-
 /// What one import of `file` is bound to: a host item, a trampoline, or another
 /// module's export.
 fn import_extern(
@@ -138,7 +128,8 @@ fn import_extern(
             )))
         }
         other => {
-            let instance = instance(store.as_context_mut(), target, &site())?;
+            let instance =
+                instantiate::instance::<Module>(store.as_context_mut(), target, &site())?;
             let provider = store.data().modules.file_of(target);
             instance
                 .get_export(&mut store, import.name())
@@ -169,7 +160,8 @@ fn trampoline(
         let func = match bound.get() {
             Some(func) => *func,
             None => {
-                let instance = instance(caller.as_context_mut(), &target, &site)?;
+                let instance =
+                    instantiate::instance::<Module>(caller.as_context_mut(), &target, &site)?;
                 let file = caller.data().modules.file_of(&target);
                 let func = export_func(
                     caller.as_context_mut(),
