@@ -233,8 +233,6 @@ fn millis(duration: Duration) -> String {
     }
 }
 
-/// Writes `text` (whole lines) to stderr in one `write`, so a line of ours is
-/// never cut by the guest's stderr output written at the same moment.
 /// `live-wasm: error: ...`: the session could not start, or broke. Not a
 /// status line: it ends the program, so it stands out as the usual
 /// `program: error:` line, and says it even under `--quiet`.
@@ -243,6 +241,8 @@ pub(super) fn fatal(message: &str) {
     to_stderr(&format!("live-wasm: error: {}\n", lines.join("\n")));
 }
 
+/// Writes `text` (whole lines) to stderr in one `write`, so a line of ours is
+/// never cut by the guest's stderr output written at the same moment.
 fn to_stderr(text: &str) {
     let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
