@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser};
 
 use crate::plan::{
-    BuildPlan, Compiler, EngineOptions, EventsTarget, Limits, Network, Plan, Preopen, Presentation,
+    BuildPlan, Compiler, DiffMode, EngineOptions, EventsTarget, Limits, Network, Plan, Preopen, Presentation,
     Sandbox, StdinSource, WatcherKind,
 };
 
@@ -168,9 +168,24 @@ struct SandboxArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Presentation")]
 struct PresentationArgs {
-    /// Clear the screen before each run.
+    /// Clear the screen for each run, once it has something to show; a save
+    /// that fails to build or link leaves the last run's output on screen,
+    /// marked stale, under its error.
     #[arg(long, short = 'c')]
     clear: bool,
+
+    /// After each run, show how its output, exit and fuel differ from the
+    /// previous run's; `--diff=only` shows the difference instead of the
+    /// output (the first run's output in full).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "WHEN",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "after"
+    )]
+    diff: Option<DiffMode>,
 
     /// Print only guest output and errors, no status lines.
     #[arg(long, short = 'q')]
@@ -333,6 +348,7 @@ impl Cli {
             },
             presentation: Presentation {
                 clear: self.presentation.clear,
+                diff: self.presentation.diff,
                 quiet: self.presentation.quiet,
                 events: match (self.presentation.events, self.presentation.events_file) {
                     (_, Some(file)) => Some(EventsTarget::File(cwd.join(file))),

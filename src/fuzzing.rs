@@ -3,6 +3,8 @@
 //! harness itself (scratch roots, the events read back, the invariants) is
 //! `fuzz/src/lib.rs`, on the public API.
 
+use std::sync::Arc;
+
 use anyhow::Result;
 
 use crate::plan::Plan;
@@ -23,14 +25,16 @@ pub struct Once {
 impl Once {
     /// The session of `plan`, its runner thread started.
     pub fn new(plan: Plan) -> Result<Self> {
-        let runner = Runner::spawn(Runtime::new(&plan)?)?;
+        let screen = Arc::default();
+        let transcripts = crate::session::transcripts(&plan);
+        let runner = Runner::spawn(Runtime::new(&plan, screen, transcripts)?)?;
         Ok(Self { plan, runner })
     }
 
     /// Runs the entry once, as `live-wasm --once` does (its events written
     /// afresh), and returns the exit status.
     pub fn run(&self) -> Result<i32> {
-        let mut reporter = Reporter::new(&self.plan)?;
+        let mut reporter = Reporter::new(&self.plan, Arc::default())?;
         crate::session::once(&self.plan, &self.runner, &mut reporter)
     }
 }

@@ -61,11 +61,14 @@ pub mod internals {
 mod beneath;
 mod build;
 mod cache;
+mod diff;
 mod engine;
 mod huge_pages;
 mod names;
 mod report;
 mod run;
+mod screen;
 mod signals;
 mod source;
+mod transcript;
 mod watch;

@@ -123,12 +123,23 @@ pub enum StdinSource {
 /// Presentation switches.
 #[derive(Debug, Clone, Default)]
 pub struct Presentation {
-    /// Clear the screen before each run.
+    /// Clear the screen for each run, once it has something to show.
     pub clear: bool,
+    /// Compare each run's output with the previous run's.
+    pub diff: Option<DiffMode>,
     /// Status lines off: only guest output and errors.
     pub quiet: bool,
     /// Machine-readable events, and where they go.
     pub events: Option<EventsTarget>,
+}
+
+/// How `--diff` shows a run's difference from the previous one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiffMode {
+    /// After the output, which streams as it comes.
+    After,
+    /// Instead of the output.
+    Only,
 }
 
 /// Where `--events json` writes.

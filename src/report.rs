@@ -13,13 +13,17 @@ mod status;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use crate::build::Built;
-use crate::plan::{EventsTarget, Plan};
-use crate::run::{Note, RunReport, StopReason};
+use crate::diff::{self, Compared, Diff};
+use crate::plan::{DiffMode, EventsTarget, Plan};
+use crate::run::{Note, RunReport, StopReason, Verdict};
+use crate::screen::Screen;
+use crate::transcript::Transcript;
 use crate::watch::Trigger;
 use events::Events;
 use status::StatusLines;
@@ -28,11 +32,39 @@ use status::StatusLines;
 pub(crate) struct Reporter {
     status: StatusLines,
     events: Events,
+    screen: Arc<Screen>,
+    /// `--diff`, and how.
+    diff: Option<DiffMode>,
+    /// The last run that ran: what `--diff` compares with, what `--clear`
+    /// shows again when a save does not get as far as running.
+    last_ran: Option<LastRun>,
+    /// The run whose build cleared the screen: its run does not clear again.
+    cleared_by_build: Option<u64>,
+}
+
+/// A run that ran, as the next one is compared with it.
+struct LastRun {
+    run: u64,
+    output: Transcript,
+    ended: String,
+    fuel: Option<u64>,
+}
+
+impl LastRun {
+    fn compared(&self) -> Compared<'_> {
+        Compared {
+            run: self.run,
+            output: &self.output,
+            ended: &self.ended,
+            fuel: self.fuel,
+        }
+    }
 }
 
 impl Reporter {
-    /// The voice of `plan`'s session (opening `--events-file`, if given).
-    pub(crate) fn new(plan: &Plan) -> Result<Self> {
+    /// The voice of `plan`'s session (opening `--events-file`, if given),
+    /// sharing `screen` with the guests.
+    pub(crate) fn new(plan: &Plan, screen: Arc<Screen>) -> Result<Self> {
         let out: Option<Box<dyn Write + Send>> = match &plan.presentation.events {
             None => None,
             Some(EventsTarget::Stderr) => Some(Box::new(std::io::stderr())),
@@ -43,9 +75,19 @@ impl Reporter {
             }
         };
         Ok(Self {
-            status: StatusLines::new(plan),
+            status: StatusLines::new(plan, Arc::clone(&screen)),
             events: Events::new(out, &plan.root),
+            screen,
+            diff: plan.presentation.diff,
+            last_ran: None,
+            cleared_by_build: None,
         })
+    }
+
+    /// Whether the next run's output is to be shown as it comes: not under
+    /// `--diff=only` once there is a run to compare it with.
+    pub(crate) fn shows_output(&self) -> bool {
+        self.diff != Some(DiffMode::Only) || self.last_ran.is_none()
     }
 
     /// The entry does not exist yet: say so once, and wait.
@@ -55,9 +97,13 @@ impl Reporter {
     }
 
     /// A build is about to start.
+    /// The screen is cleared at once: what the build prints cannot wait for
+    /// it.
     pub(crate) fn build_started(&mut self, run: u64, trigger: &Trigger) {
         self.events.build_started(run, trigger);
-        self.status.run_started();
+        self.screen.clear_before_next();
+        self.screen.before_output();
+        self.cleared_by_build = Some(run);
     }
 
     /// A build has ended: by itself, or `stopped`.
@@ -70,12 +116,17 @@ impl Reporter {
     ) {
         self.events.build_finished(run, built, stopped);
         self.status.build_finished(run, trigger, built, stopped);
+        if stopped.is_none() && !built.success {
+            self.show_last_output_again();
+        }
     }
 
     /// A run is about to start.
     pub(crate) fn run_started(&mut self, run: u64, trigger: &Trigger) {
         self.events.run_started(run, trigger);
-        self.status.run_started();
+        if self.cleared_by_build != Some(run) {
+            self.screen.clear_before_next();
+        }
     }
 
     /// Something a run said on its way.
@@ -90,19 +141,60 @@ impl Reporter {
         self.status.warning(message);
     }
 
-    /// A run has finished (after a build that took `built`, if there was one).
-    /// Events first: whoever sees the status line finds them written.
+    /// A run has finished (after a build that took `built`, if there was one),
+    /// having printed `output` (when noted). Events first: whoever sees the
+    /// status line finds them written.
     pub(crate) fn run_finished(
         &mut self,
         run: u64,
         trigger: &Trigger,
         built: Option<Duration>,
         report: &RunReport,
+        output: Option<Transcript>,
     ) {
         let description = report.describe();
-        self.events.run_finished(run, built, report, &description);
+        // It ran, whatever its end, unless it could not get going or was
+        // stopped part way (its output is not the program's).
+        let ran = description.outcome != "error" && description.verdict != Verdict::Stopped;
+        let diff: Option<Diff> = match (self.diff, &self.last_ran, &output) {
+            (Some(_), Some(last), Some(output)) if ran => {
+                let now = Compared {
+                    run,
+                    output,
+                    ended: &description.summary,
+                    fuel: report.fuel_used,
+                };
+                Some(diff::compare(&last.compared(), &now))
+            }
+            _ => None,
+        };
+        (self.events).run_finished(run, built, report, &description, diff.as_ref());
         self.status
-            .run_finished(run, trigger, built, report, &description);
+            .run_finished(run, trigger, built, report, &description, diff.as_ref());
+        match output {
+            Some(output) if ran => {
+                self.last_ran = Some(LastRun {
+                    run,
+                    output,
+                    ended: description.summary,
+                    fuel: report.fuel_used,
+                });
+            }
+            Some(output) if description.outcome == "error" && output.is_empty() => {
+                self.show_last_output_again();
+            }
+            _ => {}
+        }
+    }
+
+    /// Under `--clear`, after a save that did not get as far as running: the
+    /// last run's output again, under the error, marked stale.
+    fn show_last_output_again(&mut self) {
+        let Some(last) = self.last_ran.as_ref().filter(|_| self.screen.clears()) else {
+            return;
+        };
+        self.status.stale(last.run, &last.output);
+        crate::run::show_again(&last.output);
     }
 }
 

@@ -34,7 +34,7 @@ mod problem;
 mod use_error;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -45,7 +45,9 @@ use wasmtime::{Engine, Store, Trap};
 use crate::beneath::ReadFile;
 use crate::cache::{Artifact, DiskCache, ModuleCache};
 use crate::plan::{Limits, Plan, Sandbox};
+use crate::screen::Screen;
 use crate::source::ModuleFile;
+use crate::transcript::Transcript;
 use files::FileAccess;
 use host::{Host, HostFunctions};
 use limits::{MemoryCap, Refusal};
@@ -57,6 +59,7 @@ pub(crate) use describe::{Description, Verdict};
 pub(crate) use interrupt::StopReason;
 pub(crate) use modules::Compiled;
 pub(crate) use notes::Note;
+pub(crate) use output::show_again;
 pub(crate) use problem::Problem;
 // The fuzzing harness checks the events against them.
 #[cfg(feature = "fuzzing")]
@@ -88,6 +91,8 @@ pub(crate) struct RunReport {
     pub(crate) fuel_used: Option<u64>,
     /// The most memory (linear memories and tables) the run held, in bytes.
     pub(crate) peak_memory: u64,
+    /// What the guest printed, when the session notes it.
+    pub(crate) output: Option<Transcript>,
 }
 
 impl RunReport {
@@ -111,11 +116,26 @@ pub(crate) struct Runtime {
     sandbox: Sandbox,
     limits: Limits,
     invoke: Option<String>,
+    screen: Arc<Screen>,
+    /// Note what guests print (`--diff`), with its tail in order (`--clear`).
+    transcripts: Option<Transcripts>,
+}
+
+/// What of a guest's output each run notes ([`Transcript`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Transcripts {
+    /// Its tail, in order, to show it again.
+    pub(crate) replay: bool,
 }
 
 impl Runtime {
-    /// Builds the engine and defines the host functions, once.
-    pub(crate) fn new(plan: &Plan) -> Result<Self> {
+    /// Builds the engine and defines the host functions, once; guests' output
+    /// goes to `screen`, and is noted as `transcripts` says.
+    pub(crate) fn new(
+        plan: &Plan,
+        screen: Arc<Screen>,
+        transcripts: Option<Transcripts>,
+    ) -> Result<Self> {
         let engine = crate::engine::new_engine(&plan.engine, plan.limits.fuel.is_some())?;
         let functions = Arc::new(HostFunctions::new(
             core_module::linker(&engine)?,
@@ -133,17 +153,27 @@ impl Runtime {
             sandbox: plan.sandbox.clone(),
             limits: plan.limits,
             invoke: plan.invoke.clone(),
+            screen,
+            transcripts,
         })
     }
 
-    /// Runs the entry once, from a clean state; `interrupt` can stop it from
-    /// another thread, and what it says on the way goes to `notes`.
-    fn run(&self, interrupt: Arc<Interrupt>, notes: Notes, writes: Sender<PathBuf>) -> RunReport {
+    /// Runs the entry once, from a clean state, as `request` says; what it says
+    /// on the way goes to `notes`.
+    fn run(&self, request: &Request, notes: Notes, writes: Sender<PathBuf>) -> RunReport {
         let started = Instant::now();
+        let interrupt = Arc::clone(&request.interrupt);
+        let transcript = (self.transcripts)
+            .map(|what| Arc::new(Mutex::new(Transcript::new(what.replay))));
+        let sink = output::Sink {
+            screen: Arc::clone(&self.screen),
+            transcript: transcript.clone(),
+            echo: request.echo,
+        };
         let modules = Modules::new(Arc::clone(&self.module_files));
         let memory = MemoryCap::new(self.limits.max_memory);
         let files = FileAccess::new(&self.sandbox.preopens, writes);
-        let store = self.new_store(Arc::clone(&interrupt), modules, memory, notes, files);
+        let store = self.new_store(Arc::clone(&interrupt), modules, memory, notes, files, &sink);
         let mut store = match store {
             Ok(store) => store,
             Err(err) => {
@@ -158,6 +188,7 @@ impl Runtime {
                     compiled: Vec::new(),
                     fuel_used: None,
                     peak_memory: 0,
+                    output: transcript.map(noted),
                 };
             }
         };
@@ -191,6 +222,7 @@ impl Runtime {
             compiled: host.modules.compiled().to_vec(),
             fuel_used,
             peak_memory: host.memory.peak(),
+            output: transcript.map(noted),
         }
     }
 
@@ -201,17 +233,18 @@ impl Runtime {
         memory: MemoryCap,
         notes: Notes,
         files: FileAccess,
+        output: &output::Sink,
     ) -> Result<Store<Host>> {
-        let functions = Arc::clone(&self.functions);
-        let host = Host::new(
-            &self.sandbox,
+        let host = Host {
+            wasi: Host::wasi_context(&self.sandbox, output)?,
             interrupt,
             modules,
             memory,
             notes,
-            functions,
+            args: self.sandbox.args.clone(),
+            functions: Arc::clone(&self.functions),
             files,
-        )?;
+        };
         let mut store = Store::new(&self.engine, host);
         store.set_epoch_deadline(1);
         store.limiter(|host| &mut host.memory);
@@ -236,11 +269,28 @@ impl Runtime {
     }
 }
 
+/// What the guest printed, taken from the run's context (which may still hold
+/// the transcript) and its last lines ended.
+fn noted(transcript: Arc<Mutex<Transcript>>) -> Transcript {
+    let mut transcript = transcript.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut noted = std::mem::take(&mut *transcript);
+    noted.finish();
+    noted
+}
+
+/// A run to do.
+struct Request {
+    /// How to stop it from another thread.
+    interrupt: Arc<Interrupt>,
+    /// Whether the guest's output is shown as it comes.
+    echo: bool,
+}
+
 /// The runner thread: runs one request at a time, off the session's thread, so
 /// the session stays free to notice a save or Ctrl-C and stop a run.
 pub(crate) struct Runner {
     engine: Engine,
-    requests: Sender<Arc<Interrupt>>,
+    requests: Sender<Request>,
     notes: Receiver<Note>,
     writes: Receiver<PathBuf>,
     reports: Receiver<RunReport>,
@@ -289,7 +339,7 @@ impl Runner {
     /// Starts the thread that will run `runtime`'s entry on request.
     pub(crate) fn spawn(runtime: Runtime) -> Result<Self> {
         let engine = runtime.engine.clone();
-        let (requests, incoming) = unbounded::<Arc<Interrupt>>();
+        let (requests, incoming) = unbounded::<Request>();
         let (said, notes) = unbounded();
         let (wrote, writes) = unbounded();
         let (finished, reports) = unbounded();
@@ -298,9 +348,9 @@ impl Runner {
             .spawn(move || {
                 let _small_compiles = crate::engine::compile_small_modules_here();
                 let mut stack = crate::huge_pages::HugeStack::new(RUNNER_STACK);
-                for interrupt in incoming {
+                for request in incoming {
                     let report = stack
-                        .run(|| runtime.run(interrupt, Notes::new(said.clone()), wrote.clone()));
+                        .run(|| runtime.run(&request, Notes::new(said.clone()), wrote.clone()));
                     let compiled_long = report.compile >= BIG_COMPILE;
                     if finished.send(report).is_err() {
                         break;
@@ -330,11 +380,16 @@ impl Runner {
         let _ = self.thread.join();
     }
 
-    /// Starts a run; its report will come on [`Self::reports`].
-    pub(crate) fn start(&self) -> Result<Stop> {
+    /// Starts a run, its output shown as it comes when `echo`; its report
+    /// will come on [`Self::reports`].
+    pub(crate) fn start(&self, echo: bool) -> Result<Stop> {
         let interrupt = Interrupt::new(&self.engine);
+        let request = Request {
+            interrupt: Arc::clone(&interrupt),
+            echo,
+        };
         self.requests
-            .send(Arc::clone(&interrupt))
+            .send(request)
             .context("the runner thread has stopped")?;
         Ok(Stop(interrupt))
     }

@@ -7,6 +7,7 @@
 //! build -> run -> report.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -15,7 +16,8 @@ use crossbeam_channel::{Receiver, after, at, never, select};
 use crate::build::{Build, Patience};
 use crate::plan::{BuildPlan, EventsTarget, Plan};
 use crate::report::Reporter;
-use crate::run::{RunReport, Runner, Runtime, Stop, StopReason};
+use crate::run::{RunReport, Runner, Runtime, Stop, StopReason, Transcripts};
+use crate::screen::Screen;
 use crate::signals::{self, Signal};
 use crate::watch::Trigger;
 use crate::watch::Watcher;
@@ -29,8 +31,9 @@ pub const EXIT_CTRL_C: i32 = 130;
 /// guest's, else [`EXIT_CTRL_C`] when the user quits, 128 + the signal's number
 /// when SIGTERM or SIGHUP ends it.
 pub fn run(plan: Plan) -> Result<i32> {
-    let runner = Runner::spawn(Runtime::new(&plan)?)?;
-    let mut reporter = Reporter::new(&plan)?;
+    let screen = Arc::new(Screen::new(&plan));
+    let runner = Runner::spawn(Runtime::new(&plan, Arc::clone(&screen), transcripts(&plan))?)?;
+    let mut reporter = Reporter::new(&plan, screen)?;
     for warning in &plan.warnings {
         reporter.warning(warning);
     }
@@ -41,6 +44,13 @@ pub fn run(plan: Plan) -> Result<i32> {
     } else {
         watch(&plan, &runner, &mut reporter)
     }
+}
+
+/// What of a guest's output each run notes: enough to compare runs under
+/// `--diff`, to show the last output again under `--clear`; nothing else.
+pub(crate) fn transcripts(plan: &Plan) -> Option<Transcripts> {
+    let clear = plan.presentation.clear && !plan.once;
+    (plan.presentation.diff.is_some() || clear).then_some(Transcripts { replay: clear })
 }
 
 /// `--once`: one build and one run, the guest's status as ours (1 when the
@@ -74,7 +84,7 @@ pub(crate) fn once(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Res
         });
     }
     reporter.run_started(1, &Trigger::Start);
-    let stop = runner.start()?;
+    let stop = runner.start(true)?;
     let deadline = plan.limits.timeout.map_or_else(never, after);
     loop {
         select! {
@@ -84,8 +94,8 @@ pub(crate) fn once(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Res
                 }
             }
             recv(runner.reports()) -> report => {
-                let report = report.context("the runner thread has stopped")?;
-                finished(runner, reporter, 1, &Trigger::Start, built, &report);
+                let mut report = report.context("the runner thread has stopped")?;
+                finished(runner, reporter, 1, &Trigger::Start, built, &mut report);
                 return Ok(report.exit_code());
             }
             recv(deadline) -> _ => stop.request(StopReason::Timeout),
@@ -306,14 +316,14 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
                 }
             }
             recv(runner.reports()) -> report => {
-                let report = report.context("the runner thread has stopped")?;
+                let mut report = report.context("the runner thread has stopped")?;
                 let Some(run) = running.take() else { continue };
                 // Watched before the status line says the run is over: a save
                 // made after that line is always seen.
                 let writes = runner.writes().try_iter();
                 watcher.modules_used(&report.modules);
                 let watched = watcher.run_finished(&report.modules, &report.read, writes);
-                finished(runner, reporter, runs, &run.trigger, run.built, &report);
+                finished(runner, reporter, runs, &run.trigger, run.built, &mut report);
                 match watched {
                     Ok(watched) => {
                         for warning in report.unwatched.iter().chain(&watched.unwatched) {
@@ -341,7 +351,7 @@ fn start_run(
 ) -> Result<Running> {
     reporter.run_started(number, &trigger);
     Ok(Running {
-        stop: runner.start()?,
+        stop: runner.start(reporter.shows_output())?,
         trigger,
         built,
         deadline: plan.limits.timeout.map_or_else(never, after),
@@ -366,17 +376,19 @@ fn start_build(plan: &Plan, build: &BuildPlan) -> Build {
     Build::start(&build.command, &build.dir, capture)
 }
 
-/// Says the rest of what run `number` said on its way, then how it ended.
+/// Says the rest of what run `number` said on its way, then how it ended
+/// (handing the reporter what it printed).
 fn finished(
     runner: &Runner,
     reporter: &mut Reporter,
     number: u64,
     trigger: &Trigger,
     built: Option<Duration>,
-    report: &RunReport,
+    report: &mut RunReport,
 ) {
     for note in runner.notes().try_iter() {
         reporter.note(number, &note);
     }
-    reporter.run_finished(number, trigger, built, report);
+    let output = report.output.take();
+    reporter.run_finished(number, trigger, built, report, output);
 }

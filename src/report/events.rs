@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use crate::build::Built;
+use crate::diff::{Diff, StreamDiff};
 use crate::run::{Description, Note, Problem, RunReport, StopReason};
 use crate::watch::Trigger;
 
@@ -69,6 +70,17 @@ impl Events {
         }));
     }
 
+    /// `diff`: how the run differs from the last one that ran.
+    fn diff(&mut self, run: u64, diff: &Diff) {
+        self.emit(json!({
+            "event": "diff", "run": run, "against": diff.against,
+            "output_unchanged": diff.output_unchanged(),
+            "stdout": stream_diff(&diff.stdout), "stderr": stream_diff(&diff.stderr),
+            "ended_before": diff.ended_before,
+            "fuel_before": diff.fuel.map(|(before, _)| before),
+        }));
+    }
+
     /// `use-failed`: a `live.use` the guest survived.
     pub(super) fn note(&mut self, run: u64, note: &Note) {
         match note {
@@ -87,14 +99,15 @@ impl Events {
         self.emit(json!({"event": "warning", "message": message}));
     }
 
-    /// `compiled` for each module loaded, `error` if the run failed, then
-    /// `run-finished`.
+    /// `compiled` for each module loaded, `error` if the run failed, `diff`
+    /// under `--diff`, then `run-finished`.
     pub(super) fn run_finished(
         &mut self,
         run: u64,
         built: Option<std::time::Duration>,
         report: &RunReport,
         described: &Description,
+        diff: Option<&Diff>,
     ) {
         for module in &report.compiled {
             self.emit(json!({
@@ -108,6 +121,9 @@ impl Events {
             error["event"] = json!("error");
             error["run"] = json!(run);
             self.emit(error);
+        }
+        if let Some(diff) = diff {
+            self.diff(run, diff);
         }
         self.emit(json!({
             "event": "run-finished", "run": run, "outcome": described.outcome,
@@ -164,6 +180,25 @@ fn problem_fields(problem: &Problem) -> Value {
         "kind": problem.kind.as_str(), "file": problem.file,
         "line": problem.place.map(|(line, _)| line), "col": problem.place.map(|(_, col)| col),
         "message": problem.message,
+    })
+}
+
+/// One stream's part of a `diff` event.
+fn stream_diff(diff: &StreamDiff) -> Value {
+    let hunks: Vec<Value> = (diff.hunks.iter())
+        .map(|hunk| {
+            let lines: Vec<Value> = (hunk.lines.iter())
+                .map(|line| {
+                    json!({"change": line.change.as_str(), "line": line.number, "text": line.text})
+                })
+                .collect();
+            json!({"unchanged_before": hunk.unchanged_before, "lines": lines})
+        })
+        .collect();
+    json!({
+        "added": diff.added, "removed": diff.removed, "hunks": hunks,
+        "not_shown": diff.not_shown, "unchanged_after": diff.unchanged_after,
+        "coarse": diff.coarse,
     })
 }
 

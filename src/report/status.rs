@@ -3,15 +3,19 @@
 //! output.
 
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
 
 use crate::build::Built;
+use crate::diff::{Change, Diff, StreamDiff};
 use crate::plan::{EventsTarget, Plan};
 use crate::run::{Description, Note, RunReport, StopReason, Verdict};
+use crate::screen::Screen;
+use crate::transcript::{TEXT_BUDGET, Transcript};
 use crate::watch::Trigger;
 
 /// Writes status lines for a session rooted at `root`.
@@ -26,12 +30,13 @@ pub(super) struct StatusLines {
     quiet: bool,
     /// `--once` speaks only when something went wrong, as `wasmtime run` does.
     once: bool,
-    clear: bool,
+    /// Cleared, under `--clear`, before the first line of a run.
+    screen: Arc<Screen>,
     colour: bool,
 }
 
 impl StatusLines {
-    pub(super) fn new(plan: &Plan) -> Self {
+    pub(super) fn new(plan: &Plan, screen: Arc<Screen>) -> Self {
         let colour =
             anstream::AutoStream::choice(&std::io::stderr()) != anstream::ColorChoice::Never;
         Self {
@@ -40,7 +45,7 @@ impl StatusLines {
             silent: plan.presentation.events == Some(EventsTarget::Stderr),
             quiet: plan.presentation.quiet,
             once: plan.once,
-            clear: plan.presentation.clear,
+            screen,
             colour,
         }
     }
@@ -60,13 +65,6 @@ impl StatusLines {
                 ),
                 "",
             );
-        }
-    }
-
-    pub(super) fn run_started(&self) {
-        if self.clear && !self.silent && std::io::stderr().is_terminal() {
-            // Clear the screen and the scrollback, cursor home.
-            to_stderr("\x1b[2J\x1b[3J\x1b[H");
         }
     }
 
@@ -130,6 +128,7 @@ impl StatusLines {
         built: Option<Duration>,
         report: &RunReport,
         description: &Description,
+        diff: Option<&Diff>,
     ) {
         let failed = description.verdict == Verdict::Failed;
         if self.silent || ((self.quiet || self.once) && !failed) {
@@ -140,6 +139,12 @@ impl StatusLines {
             let _ = write!(line, "#{number} {}: ", self.trigger(trigger));
         }
         line.push_str(&description.summary);
+        if let Some(before) = diff.and_then(|diff| diff.ended_before.as_ref()) {
+            let _ = write!(line, " (#{} {before})", diff.map_or(0, |diff| diff.against));
+        }
+        if let Some(diff) = diff {
+            let _ = write!(line, " · {}", changed_lines(diff));
+        }
         if !self.once {
             if let Some(built) = built {
                 let _ = write!(line, " · build {}", millis(built));
@@ -153,6 +158,9 @@ impl StatusLines {
             let out_of_fuel = description.outcome == "out-of-fuel";
             if let Some(fuel) = report.fuel_used.filter(|_| !out_of_fuel) {
                 let _ = write!(line, " · fuel {fuel}");
+                if let Some((before, now)) = diff.and_then(|diff| diff.fuel) {
+                    let _ = write!(line, " ({:+})", i128::from(now) - i128::from(before));
+                }
             }
         }
         let tone = match description.verdict {
@@ -160,7 +168,80 @@ impl StatusLines {
             Verdict::Stopped => Tone::Notice,
             Verdict::Failed => Tone::Bad,
         };
-        self.say(tone, &line, &description.detail);
+        let diff_lines = diff.map(|diff| self.diff_lines(diff)).unwrap_or_default();
+        self.say_with(tone, &line, &description.detail, &diff_lines);
+    }
+
+    /// Under `--clear`, before the last run's output shown again: it is stale.
+    pub(super) fn stale(&self, run: u64, output: &Transcript) {
+        if self.silent {
+            return;
+        }
+        let mut line = format!(
+            "stale: the output of #{run}, the last run, until a save runs again"
+        );
+        if let Some((_, dropped)) = output.replay().filter(|(_, dropped)| *dropped > 0) {
+            let _ = write!(line, " (its first {dropped} bytes are not kept)");
+        }
+        self.say(Tone::Notice, &line, "");
+    }
+
+    /// The changed lines of `diff`, under the status line: a little context
+    /// around each change, the unchanged stretches folded; the guest's text
+    /// made safe, its own colours dropped, ours added on a terminal.
+    fn diff_lines(&self, diff: &Diff) -> String {
+        let mut text = String::new();
+        let both = !diff.stderr.unchanged();
+        for (name, stream) in [("stdout", &diff.stdout), ("stderr", &diff.stderr)] {
+            if stream.unchanged() {
+                continue;
+            }
+            if both {
+                let _ = writeln!(text, "  {name}:");
+            }
+            self.stream_lines(&mut text, name, stream);
+        }
+        text
+    }
+
+    fn stream_lines(&self, text: &mut String, name: &str, stream: &StreamDiff) {
+        let fold = |text: &mut String, lines: usize| {
+            if lines > 0 {
+                let s = if lines == 1 { "" } else { "s" };
+                let _ = writeln!(text, "  ⋯ {lines} unchanged line{s}");
+            }
+        };
+        for hunk in &stream.hunks {
+            fold(text, hunk.unchanged_before);
+            for line in &hunk.lines {
+                let shown = match &line.text {
+                    Some(shown) => {
+                        super::printable(&anstream::adapter::strip_str(shown).to_string())
+                    }
+                    None => format!(
+                        "(line {}: not kept, past the first {} MiB of {name})",
+                        line.number,
+                        TEXT_BUDGET >> 20
+                    ),
+                };
+                let style = match (self.colour, line.change) {
+                    (false, _) | (true, Change::Same) => Style::new(),
+                    (true, Change::Removed) => AnsiColor::Red.on_default(),
+                    (true, Change::Added) => AnsiColor::Green.on_default(),
+                };
+                let _ = writeln!(text, "  {style}{} {shown}{style:#}", line.change.mark());
+            }
+        }
+        fold(text, stream.unchanged_after);
+        if stream.not_shown > 0 {
+            let _ = writeln!(text, "  ⋯ and {} more changed lines", stream.not_shown);
+        }
+        if stream.coarse {
+            let _ = writeln!(
+                text,
+                "  (compared coarsely: too different to compare in time)"
+            );
+        }
     }
 
     fn trigger(&self, trigger: &Trigger) -> String {
@@ -188,6 +269,12 @@ impl StatusLines {
     /// `NO_COLOR` or when piped: anstream decides, as for clap), and the lines
     /// of `detail` indented under it; all in one write.
     fn say(&self, tone: Tone, line: &str, detail: &str) {
+        self.say_with(tone, line, detail, "");
+    }
+
+    /// [`Self::say`], then `more`: lines of ours, made safe already.
+    fn say_with(&self, tone: Tone, line: &str, detail: &str, more: &str) {
+        self.screen.before_output();
         let (prefix, style) = match self.colour {
             true => (Style::new().dimmed(), tone.style()),
             false => (Style::new(), Style::new()),
@@ -197,8 +284,23 @@ impl StatusLines {
         for detail in detail.lines() {
             let _ = writeln!(text, "  {}", super::printable(detail));
         }
+        text.push_str(more);
         to_stderr(&text);
     }
+}
+
+/// The status line's words for how the output changed.
+fn changed_lines(diff: &Diff) -> String {
+    if diff.output_unchanged() {
+        return "output unchanged".to_owned();
+    }
+    let mut words = Vec::new();
+    for (name, stream) in [("stdout", &diff.stdout), ("stderr", &diff.stderr)] {
+        if !stream.unchanged() {
+            words.push(format!("{name} +{} -{}", stream.added, stream.removed));
+        }
+    }
+    format!("{} against #{}", words.join(", "), diff.against)
 }
 
 /// How a status line should catch the eye.
@@ -266,7 +368,7 @@ mod tests {
             silent: false,
             quiet: false,
             once: false,
-            clear: false,
+            screen: Arc::default(),
             colour: false,
         };
         let changed = Trigger::Changed(vec!["/p/out/lib/m.wat".into(), "/p/src/main.c".into()]);

@@ -98,23 +98,16 @@ pub(super) struct Host {
 }
 
 impl Host {
-    /// A fresh host state: nothing but what `sandbox` grants.
-    pub(super) fn new(
-        sandbox: &Sandbox,
-        interrupt: Arc<Interrupt>,
-        modules: Modules,
-        memory: MemoryCap,
-        notes: Notes,
-        functions: Arc<HostFunctions>,
-        files: FileAccess,
-    ) -> Result<Self> {
+    /// A fresh WASI context for a run's host: nothing but what `sandbox`
+    /// grants, its output going to `output`.
+    pub(super) fn wasi_context(sandbox: &Sandbox, output: &output::Sink) -> Result<WasiP1Ctx> {
         let mut wasi = WasiCtxBuilder::new();
         // File operations run on the runner's thread, as `wasmtime run` does,
         // not on a thread pool: a hop to another thread per call made each
         // `path_open` cost ~45 µs instead of ~1.5 µs. (Set before the preopens,
         // which take it.)
         wasi.allow_blocking_current_thread(true);
-        output::inherit(&mut wasi);
+        output::connect(&mut wasi, output);
         wasi.args(&sandbox.args);
         if sandbox.network.inherit {
             // TCP and UDP are off in wasmtime-wasi until allowed; `wasmtime run`
@@ -153,16 +146,7 @@ impl Host {
         }
         let mut wasi = wasi.build_p1();
         handles::bound(wasi.ctx().table);
-        Ok(Self {
-            wasi,
-            interrupt,
-            modules,
-            memory,
-            notes,
-            args: sandbox.args.clone(),
-            functions,
-            files,
-        })
+        Ok(wasi)
     }
 }
 

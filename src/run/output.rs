@@ -2,7 +2,9 @@
 //! [`escapes`] filter when ours is a terminal, so that a guest prints text and
 //! colours but cannot drive the terminal (write the clipboard, clear the
 //! screen, move the cursor over what we said). A pipe or a file gets every
-//! byte untouched.
+//! byte untouched. When the session compares runs (`--diff`) or shows the last
+//! output again (`--clear`), what the guest prints is also noted in the run's
+//! [`Transcript`]; under `--diff=only` it is only noted.
 
 mod escapes;
 
@@ -16,22 +18,62 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 use wasmtime_wasi_io::bytes::Bytes;
 
+use crate::screen::Screen;
+use crate::transcript::{Stream, Transcript};
 use escapes::Escapes;
 
-/// Gives the guest our stdout and stderr: each through the filter when it is
-/// a terminal, as is otherwise.
-pub(super) fn inherit(wasi: &mut WasiCtxBuilder) {
+/// Where one run's guest output goes.
+#[derive(Clone)]
+pub(super) struct Sink {
+    /// The terminal, to clear before the first thing shown (`--clear`).
+    pub(super) screen: Arc<Screen>,
+    /// Where the output is noted, if anywhere.
+    pub(super) transcript: Option<Arc<Mutex<Transcript>>>,
+    /// Whether the output is shown as it comes.
+    pub(super) echo: bool,
+}
+
+/// Gives the guest our stdout and stderr as `sink` says: each through the
+/// filter when it is a terminal, as is otherwise (wasmtime-wasi's own, when
+/// nothing else is to be done with it).
+pub(super) fn connect(wasi: &mut WasiCtxBuilder, sink: &Sink) {
     let (stdout, stderr) = terminals();
-    if stdout {
-        wasi.stdout(Terminal::new(Stream::Stdout));
+    let ours = sink.transcript.is_some() || !sink.echo || sink.screen.clears();
+    if stdout || ours {
+        wasi.stdout(GuestStream::new(Stream::Stdout, stdout, sink));
     } else {
         wasi.inherit_stdout();
     }
-    if stderr {
-        wasi.stderr(Terminal::new(Stream::Stderr));
+    if stderr || ours {
+        wasi.stderr(GuestStream::new(Stream::Stderr, stderr, sink));
     } else {
         wasi.inherit_stderr();
     }
+}
+
+/// Shows again what a run printed (its tail, in order), through fresh filters
+/// where ours is a terminal.
+pub(crate) fn show_again(transcript: &Transcript) {
+    let Some((chunks, _)) = transcript.replay() else {
+        return;
+    };
+    let (stdout, stderr) = terminals();
+    let mut filters = (Escapes::default(), Escapes::default());
+    for (stream, bytes) in chunks {
+        let (terminal, filter) = match stream {
+            Stream::Stdout => (stdout, &mut filters.0),
+            Stream::Stderr => (stderr, &mut filters.1),
+        };
+        let mut shown = Vec::new();
+        let bytes = if terminal {
+            filter.filter(bytes, &mut shown);
+            &shown
+        } else {
+            bytes
+        };
+        let _ = write_to(stream, bytes);
+    }
+    let _ = std::io::stdout().flush();
 }
 
 /// Whether our stdout and our stderr are terminals: asked once (two system
@@ -46,40 +88,53 @@ fn terminals() -> (bool, bool) {
     })
 }
 
-/// One of our output streams.
-#[derive(Debug, Clone, Copy)]
-enum Stream {
-    Stdout,
-    Stderr,
+/// Writes `bytes` to our `stream`, in full.
+fn write_to(stream: Stream, bytes: &[u8]) -> std::io::Result<()> {
+    match stream {
+        Stream::Stdout => std::io::stdout().lock().write_all(bytes),
+        Stream::Stderr => std::io::stderr().lock().write_all(bytes),
+    }
 }
 
-/// Our stdout or stderr, a terminal, as a guest's: what it writes passes the
-/// filter, unbuffered. Every stream the guest opens on it shares one filter
-/// (a sequence may be split across writes), new with each run's context.
+/// Our stdout or stderr as a guest's: what it writes is noted, and shown
+/// through the filter on a terminal, unbuffered. Every stream the guest opens
+/// on it shares one filter (a sequence may be split across writes), new with
+/// each run's context.
 #[derive(Clone)]
-struct Terminal {
+struct GuestStream {
     stream: Stream,
-    escapes: Arc<Mutex<Escapes>>,
+    /// The filter, on a terminal.
+    escapes: Option<Arc<Mutex<Escapes>>>,
+    sink: Sink,
 }
 
-impl Terminal {
-    fn new(stream: Stream) -> Self {
+impl GuestStream {
+    fn new(stream: Stream, terminal: bool, sink: &Sink) -> Self {
         Self {
             stream,
-            escapes: Arc::default(),
+            escapes: terminal.then(Arc::default),
+            sink: sink.clone(),
         }
     }
 
-    /// Filters `bytes` and writes what passes, in full.
-    fn write_filtered(&self, bytes: &[u8]) -> std::io::Result<()> {
-        let mut escapes = self.escapes.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Notes `bytes` and shows them (what passes the filter), in full.
+    fn write(&self, bytes: &[u8]) -> std::io::Result<()> {
+        if let Some(transcript) = &self.sink.transcript {
+            let mut transcript = transcript.lock().unwrap_or_else(PoisonError::into_inner);
+            transcript.write(self.stream, bytes);
+        }
+        if !self.sink.echo {
+            return Ok(());
+        }
+        self.sink.screen.before_output();
+        let Some(escapes) = &self.escapes else {
+            return write_to(self.stream, bytes);
+        };
+        let mut escapes = escapes.lock().unwrap_or_else(PoisonError::into_inner);
         let mut shown = Vec::new();
         escapes.filter(bytes, &mut shown);
         // Written under the lock: two streams' pieces stay in order.
-        match self.stream {
-            Stream::Stdout => std::io::stdout().lock().write_all(&shown),
-            Stream::Stderr => std::io::stderr().lock().write_all(&shown),
-        }
+        write_to(self.stream, &shown)
     }
 
     fn flush(&self) -> std::io::Result<()> {
@@ -99,13 +154,13 @@ fn stream_error(err: std::io::Error) -> StreamError {
     }
 }
 
-impl IsTerminal for Terminal {
+impl IsTerminal for GuestStream {
     fn is_terminal(&self) -> bool {
-        true
+        self.escapes.is_some()
     }
 }
 
-impl StdoutStream for Terminal {
+impl StdoutStream for GuestStream {
     fn p2_stream(&self) -> Box<dyn OutputStream> {
         Box::new(self.clone())
     }
@@ -116,17 +171,17 @@ impl StdoutStream for Terminal {
 }
 
 #[wasmtime_wasi::async_trait]
-impl Pollable for Terminal {
+impl Pollable for GuestStream {
     async fn ready(&mut self) {}
 }
 
-impl OutputStream for Terminal {
+impl OutputStream for GuestStream {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.write_filtered(&bytes).map_err(stream_error)
+        GuestStream::write(self, &bytes).map_err(stream_error)
     }
 
     fn flush(&mut self) -> StreamResult<()> {
-        Terminal::flush(self).map_err(stream_error)
+        GuestStream::flush(self).map_err(stream_error)
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
@@ -135,17 +190,17 @@ impl OutputStream for Terminal {
     }
 }
 
-impl tokio::io::AsyncWrite for Terminal {
+impl tokio::io::AsyncWrite for GuestStream {
     fn poll_write(
         self: Pin<&mut Self>,
         _: &mut Context<'_>,
         bytes: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Poll::Ready(self.write_filtered(bytes).map(|()| bytes.len()))
+        Poll::Ready(GuestStream::write(&self, bytes).map(|()| bytes.len()))
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Terminal::flush(&self))
+        Poll::Ready(GuestStream::flush(&self))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {

@@ -2,13 +2,19 @@
 
 /// A WASI command that prints `line` then does `then` (WAT instructions).
 pub fn print_then(line: &str, then: &str) -> String {
-    let text = format!("{line}\n");
+    command(&format!("{line}\n"), "", then)
+}
+
+/// A WASI command that does `before` (WAT instructions; `(call $sleep
+/// (i64.const SECONDS))` sleeps), then prints `text` (whole lines or not),
+/// then does `after`.
+pub fn command(text: &str, before: &str, after: &str) -> String {
     format!(
         r#"(module
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll_oneoff (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
-  (memory (export "memory") 1)
+  (memory (export "memory") {pages})
   (data (i32.const 1024) "{escaped}")
   (func $print
     (i32.store (i32.const 0) (i32.const 1024))
@@ -24,12 +30,26 @@ pub fn print_then(line: &str, then: &str) -> String {
     (i32.store16 (i32.const 104) (i32.const 0))
     (drop (call $poll_oneoff (i32.const 64) (i32.const 128) (i32.const 1) (i32.const 160))))
   (func (export "_start")
+    {before}
     (call $print)
-    {then}))
+    {after}))
 "#,
-        escaped = line.replace('\\', "\\\\").replace('"', "\\\"") + "\\n",
+        pages = (1024 + text.len()) / 65536 + 1,
+        escaped = wat_string(text),
         len = text.len(),
     )
+}
+
+/// `text` as the inside of a WAT string: quotes, backslashes and anything
+/// but printable ASCII escaped by byte.
+pub fn wat_string(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'"' | b'\\' => format!("\\{}", byte as char),
+            b' '..=b'~' => (byte as char).to_string(),
+            _ => format!("\\{byte:02x}"),
+        })
+        .collect()
 }
 
 /// A WASI command that prints `line`.

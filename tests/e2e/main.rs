@@ -28,4 +28,5 @@ mod trust;
 mod uses;
 mod waits;
 mod watch;
+mod what_changed;
 mod words;

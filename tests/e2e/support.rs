@@ -308,6 +308,22 @@ impl LiveWasm {
         }
     }
 
+    /// Reads the rest of the session's output, to its end (once it has
+    /// exited), into what [`Self::stdout_seen`] shows.
+    pub fn read_to_end(&mut self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("the output did not end; {}", self.transcript())
+                }
+            }
+        }
+    }
+
     /// Everything read from the session so far, for a failure message or a check.
     pub fn transcript(&mut self) -> String {
         while let Ok(line) = self.lines.try_recv() {
@@ -460,6 +476,104 @@ pub fn once_on_terminal(dir: &Dir, args: &[&str]) -> (i32, Vec<u8>, Vec<u8>) {
     };
     let [stdout, stderr] = readers.map(|reader| reader.join().expect("terminal reader"));
     (status.code().unwrap_or(-1), stdout, stderr)
+}
+
+/// A watch session with its stdout and stderr on one terminal, as a person
+/// runs it: every byte that reaches the terminal, with when it came.
+pub struct OnTerminal {
+    child: std::process::Child,
+    received: std::sync::Arc<std::sync::Mutex<Vec<(Instant, Vec<u8>)>>>,
+}
+
+/// Starts `live-wasm ARGS` in `dir` on a terminal of its own.
+pub fn live_wasm_on_terminal(dir: &Dir, args: &[&str]) -> OnTerminal {
+    let (master, terminal) = pseudo_terminal();
+    let mut command = dir.command();
+    command
+        .args(args)
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(terminal.try_clone().expect("dup terminal")))
+        .stderr(Stdio::from(terminal));
+    let child = command.spawn().expect("start live-wasm");
+    drop(command);
+    let received: std::sync::Arc<std::sync::Mutex<Vec<(Instant, Vec<u8>)>>> = std::sync::Arc::default();
+    let sink = std::sync::Arc::clone(&received);
+    thread::spawn(move || {
+        let mut master = std::fs::File::from(master);
+        let mut buffer = [0; 64 * 1024];
+        // Reading a terminal whose other side has closed fails (EIO): the end.
+        while let Ok(read @ 1..) = master.read(&mut buffer) {
+            let mut received = sink.lock().expect("terminal bytes");
+            received.push((Instant::now(), buffer[..read].to_vec()));
+        }
+    });
+    OnTerminal { child, received }
+}
+
+/// What a terminal shows after the last clear.
+pub const CLEAR: &str = "\x1b[2J\x1b[3J\x1b[H";
+
+impl OnTerminal {
+    /// Everything the terminal received so far, as text (`\r\n` as `\n`).
+    pub fn text(&self) -> String {
+        let received = self.received.lock().expect("terminal bytes");
+        let bytes: Vec<u8> = received.iter().flat_map(|(_, bytes)| bytes.clone()).collect();
+        String::from_utf8_lossy(&bytes).replace("\r\n", "\n")
+    }
+
+    /// What the terminal shows: what came after the last clear.
+    pub fn screen(&self) -> String {
+        let text = self.text();
+        match text.rfind(CLEAR) {
+            Some(at) => text[at + CLEAR.len()..].to_owned(),
+            None => text,
+        }
+    }
+
+    /// Waits until the screen satisfies `wanted` and returns it; panics with
+    /// what the terminal received if it does not within [`WAIT`].
+    pub fn expect_screen(&self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let screen = self.screen();
+            if wanted(&screen) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; the terminal received:\n{:?}",
+                self.text()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// When the terminal received the byte at `offset` of everything.
+    pub fn received_at(&self, offset: usize) -> Instant {
+        let received = self.received.lock().expect("terminal bytes");
+        let mut start = 0;
+        for (when, bytes) in received.iter() {
+            start += bytes.len();
+            if offset < start {
+                return *when;
+            }
+        }
+        panic!("nothing received at {offset}")
+    }
+
+    /// Everything received, as bytes.
+    pub fn bytes(&self) -> Vec<u8> {
+        let received = self.received.lock().expect("terminal bytes");
+        received.iter().flat_map(|(_, bytes)| bytes.clone()).collect()
+    }
+}
+
+impl Drop for OnTerminal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A new pseudo-terminal: (its master side, its terminal side).
