@@ -11,8 +11,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser};
 
 use crate::plan::{
-    BuildPlan, Compiler, DiffMode, EngineOptions, EventsTarget, Limits, Network, Plan, Preopen, Presentation,
-    Sandbox, StdinSource, WatcherKind,
+    BuildPlan, Compiler, DiffMode, EngineOptions, EventsTarget, Limits, Network, Plan, Preopen,
+    Presentation, Sandbox, StdinSource, WatcherKind,
 };
 
 /// Live coding with WebAssembly: every save re-runs ENTRY from a clean state, in a sandbox.

@@ -33,6 +33,8 @@
 //!                        -> report (the one voice: status lines or JSON events)
 //!                        -> signals (Ctrl-C, SIGTERM, SIGHUP as events)
 //! run -> cache -> source, engine, names
+//! run -> transcript (what a guest printed), screen (`--clear`) <- report
+//! report -> diff (`--diff`: a run against the last) -> transcript
 //! run, watch -> beneath (files a guest named, looked at beneath their folder)
 //! ```
 

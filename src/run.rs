@@ -163,8 +163,8 @@ impl Runtime {
     fn run(&self, request: &Request, notes: Notes, writes: Sender<PathBuf>) -> RunReport {
         let started = Instant::now();
         let interrupt = Arc::clone(&request.interrupt);
-        let transcript = (self.transcripts)
-            .map(|what| Arc::new(Mutex::new(Transcript::new(what.replay))));
+        let transcript =
+            (self.transcripts).map(|what| Arc::new(Mutex::new(Transcript::new(what.replay))));
         let sink = output::Sink {
             screen: Arc::clone(&self.screen),
             transcript: transcript.clone(),

@@ -32,7 +32,11 @@ pub const EXIT_CTRL_C: i32 = 130;
 /// when SIGTERM or SIGHUP ends it.
 pub fn run(plan: Plan) -> Result<i32> {
     let screen = Arc::new(Screen::new(&plan));
-    let runner = Runner::spawn(Runtime::new(&plan, Arc::clone(&screen), transcripts(&plan))?)?;
+    let runner = Runner::spawn(Runtime::new(
+        &plan,
+        Arc::clone(&screen),
+        transcripts(&plan),
+    )?)?;
     let mut reporter = Reporter::new(&plan, screen)?;
     for warning in &plan.warnings {
         reporter.warning(warning);
@@ -49,7 +53,10 @@ pub fn run(plan: Plan) -> Result<i32> {
 /// What of a guest's output each run notes: enough to compare runs under
 /// `--diff`, to show the last output again under `--clear`; nothing else.
 pub(crate) fn transcripts(plan: &Plan) -> Option<Transcripts> {
-    let clear = plan.presentation.clear && !plan.once;
+    if plan.once {
+        return None;
+    }
+    let clear = plan.presentation.clear;
     (plan.presentation.diff.is_some() || clear).then_some(Transcripts { replay: clear })
 }
 

@@ -177,9 +177,8 @@ impl StatusLines {
         if self.silent {
             return;
         }
-        let mut line = format!(
-            "stale: the output of #{run}, the last run, until a save runs again"
-        );
+        let mut line =
+            format!("stale: the output of #{run}, the last run, until a save runs again");
         if let Some((_, dropped)) = output.replay().filter(|(_, dropped)| *dropped > 0) {
             let _ = write!(line, " (its first {dropped} bytes are not kept)");
         }

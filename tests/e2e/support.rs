@@ -497,7 +497,8 @@ pub fn live_wasm_on_terminal(dir: &Dir, args: &[&str]) -> OnTerminal {
         .stderr(Stdio::from(terminal));
     let child = command.spawn().expect("start live-wasm");
     drop(command);
-    let received: std::sync::Arc<std::sync::Mutex<Vec<(Instant, Vec<u8>)>>> = std::sync::Arc::default();
+    let received: std::sync::Arc<std::sync::Mutex<Vec<(Instant, Vec<u8>)>>> =
+        std::sync::Arc::default();
     let sink = std::sync::Arc::clone(&received);
     thread::spawn(move || {
         let mut master = std::fs::File::from(master);
@@ -518,7 +519,10 @@ impl OnTerminal {
     /// Everything the terminal received so far, as text (`\r\n` as `\n`).
     pub fn text(&self) -> String {
         let received = self.received.lock().expect("terminal bytes");
-        let bytes: Vec<u8> = received.iter().flat_map(|(_, bytes)| bytes.clone()).collect();
+        let bytes: Vec<u8> = received
+            .iter()
+            .flat_map(|(_, bytes)| bytes.clone())
+            .collect();
         String::from_utf8_lossy(&bytes).replace("\r\n", "\n")
     }
 
@@ -565,7 +569,10 @@ impl OnTerminal {
     /// Everything received, as bytes.
     pub fn bytes(&self) -> Vec<u8> {
         let received = self.received.lock().expect("terminal bytes");
-        received.iter().flat_map(|(_, bytes)| bytes.clone()).collect()
+        received
+            .iter()
+            .flat_map(|(_, bytes)| bytes.clone())
+            .collect()
     }
 }
 

@@ -48,7 +48,10 @@ fn diff_marks_exactly_the_changed_line_of_a_thousand() {
     );
 
     // The same output from other code: said in a word, no lines.
-    dir.write("main.wat", &command(&numbered(1000, Some(500)), "(nop)", ""));
+    dir.write(
+        "main.wat",
+        &command(&numbered(1000, Some(500)), "(nop)", ""),
+    );
     let status = session.expect_run(3, "main.wat changed: ok · output unchanged · ");
     assert!(!status.contains("against"), "{status}");
 }
@@ -59,10 +62,7 @@ fn diff_compares_how_runs_end_and_says_it_in_events() {
     let events = dir.path("events.jsonl");
     let events_arg = events.to_str().expect("utf-8 path");
     dir.write("main.wat", &print("same"));
-    let mut session = live_wasm(
-        &dir,
-        &["--diff", "--events-file", events_arg, "main.wat"],
-    );
+    let mut session = live_wasm(&dir, &["--diff", "--events-file", events_arg, "main.wat"]);
     session.expect_run(1, "start: ok");
     dir.write("main.wat", &print_then_exit("same", 3));
     session.expect_run(2, "main.wat changed: exit 3 (#1 ok) · output unchanged");
@@ -115,7 +115,9 @@ fn a_failed_save_under_clear_leaves_the_last_output_on_screen_marked_stale() {
         screen.contains("#2 main.wat changed: error") && screen.ends_with("alpha\nbeta\n")
     });
     let error = screen.find("#2 main.wat changed: error").expect("error");
-    let stale = screen.find("stale: the output of #1").expect("marked stale");
+    let stale = screen
+        .find("stale: the output of #1")
+        .expect("marked stale");
     let output = screen.find("alpha\nbeta").expect("the last output");
     assert!(error < stale && stale < output, "{screen:?}");
 
@@ -124,7 +126,10 @@ fn a_failed_save_under_clear_leaves_the_last_output_on_screen_marked_stale() {
         screen.contains("#3 main.wat changed: ok")
     });
     assert!(screen.starts_with("gamma\n"), "{screen:?}");
-    assert!(!screen.contains("stale") && !screen.contains("alpha"), "{screen:?}");
+    assert!(
+        !screen.contains("stale") && !screen.contains("alpha"),
+        "{screen:?}"
+    );
 }
 
 #[test]
@@ -136,7 +141,10 @@ fn clear_waits_until_the_run_has_something_to_show() {
 
     // A run that shows nothing for two seconds: the screen keeps the last
     // output until its first line, and is cleared just before it.
-    dir.write("main.wat", &command("second\n", "(call $sleep (i64.const 2))", ""));
+    dir.write(
+        "main.wat",
+        &command("second\n", "(call $sleep (i64.const 2))", ""),
+    );
     session.expect_screen("the second run", |screen| {
         screen.starts_with("second\n") && screen.contains("#2 main.wat changed: ok")
     });
