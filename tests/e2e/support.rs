@@ -482,8 +482,11 @@ pub fn once_on_terminal(dir: &Dir, args: &[&str]) -> (i32, Vec<u8>, Vec<u8>) {
 /// runs it: every byte that reaches the terminal, with when it came.
 pub struct OnTerminal {
     child: std::process::Child,
-    received: std::sync::Arc<std::sync::Mutex<Vec<(Instant, Vec<u8>)>>>,
+    received: Received,
 }
+
+/// What a terminal received, piece by piece, with when each came.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(Instant, Vec<u8>)>>>;
 
 /// Starts `live-wasm ARGS` in `dir` on a terminal of its own.
 pub fn live_wasm_on_terminal(dir: &Dir, args: &[&str]) -> OnTerminal {
@@ -497,8 +500,7 @@ pub fn live_wasm_on_terminal(dir: &Dir, args: &[&str]) -> OnTerminal {
         .stderr(Stdio::from(terminal));
     let child = command.spawn().expect("start live-wasm");
     drop(command);
-    let received: std::sync::Arc<std::sync::Mutex<Vec<(Instant, Vec<u8>)>>> =
-        std::sync::Arc::default();
+    let received = Received::default();
     let sink = std::sync::Arc::clone(&received);
     thread::spawn(move || {
         let mut master = std::fs::File::from(master);
