@@ -2,6 +2,8 @@
 //! without them, interleaved save by save.
 //!
 //! `cargo bench --bench what_changed [-- --saves N --pause MS --lines N]`
+//! (`LIVE_WASM_BENCH_BASELINE=path/to/another/live-wasm` adds that build
+//! without flags, interleaved too: the code before a change)
 //!
 //! Two guests: a small edit of a module that prints one line, and a module
 //! that prints `--lines` lines (100,000), one `fd_write` per line as a
@@ -46,6 +48,17 @@ fn main() {
     measure(&title, saves, pause, &many);
 }
 
+/// What is compared: (label, binary, flags); the first is the reference.
+fn sessions() -> Vec<(String, std::ffi::OsString, &'static [&'static str])> {
+    let mut sessions: Vec<_> = (FLAGS.iter())
+        .map(|(label, flags)| (label.to_string(), live_wasm(), *flags))
+        .collect();
+    if let Some(baseline) = support::baseline() {
+        sessions.push(("no flags, baseline build".to_owned(), baseline, &[]));
+    }
+    sessions
+}
+
 /// A session of one flag set, its status lines read as they come.
 struct Session {
     child: Child,
@@ -55,11 +68,11 @@ struct Session {
 }
 
 impl Session {
-    fn start(flags: &[&str], source: &str) -> Session {
+    fn start(binary: &std::ffi::OsStr, flags: &[&str], source: &str) -> Session {
         let dir = tempfile::tempdir().expect("tempdir");
         let cache = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("main.wat"), source).expect("write main.wat");
-        let mut child = Command::new(live_wasm())
+        let mut child = Command::new(binary)
             .args(flags)
             .arg("main.wat")
             .env("XDG_CACHE_HOME", cache.path())
@@ -122,10 +135,11 @@ impl Drop for Session {
 /// Saves `source(i)` `saves` times to a session of each flag set in turn and
 /// prints the save-to-status-line times and the memory.
 fn measure(title: &str, saves: usize, pause: Duration, source: &dyn Fn(usize) -> String) {
-    let sessions: Vec<Session> = (FLAGS.iter())
-        .map(|(_, flags)| Session::start(flags, &source(0)))
+    let compared = sessions();
+    let sessions: Vec<Session> = (compared.iter())
+        .map(|(_, binary, flags)| Session::start(binary, flags, &source(0)))
         .collect();
-    let mut times: Vec<Vec<f64>> = vec![Vec::new(); FLAGS.len()];
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); sessions.len()];
     for i in 1..=saves {
         let contents = source(i);
         for (session, times) in sessions.iter().zip(&mut times) {
@@ -141,7 +155,7 @@ fn measure(title: &str, saves: usize, pause: Duration, source: &dyn Fn(usize) ->
         "", "p50", "p95", "p50 diff", "peak MiB", "now MiB"
     );
     let reference = percentile(&times[0], 50.0);
-    for (((name, _), times), session) in FLAGS.iter().zip(&times).zip(&sessions) {
+    for (((name, _, _), times), session) in compared.iter().zip(&times).zip(&sessions) {
         let p50 = percentile(times, 50.0);
         let (peak, now) = session.memory();
         println!(
