@@ -19,6 +19,7 @@
 mod component;
 mod core_module;
 mod describe;
+mod determinism;
 mod files;
 mod handles;
 mod host;
@@ -46,6 +47,7 @@ use crate::beneath::ReadFile;
 use crate::cache::{Artifact, DiskCache, ModuleCache};
 use crate::plan::{Limits, Plan, Sandbox};
 use crate::source::ModuleFile;
+use determinism::Determinism;
 use files::FileAccess;
 use host::{Host, HostFunctions};
 use limits::{MemoryCap, Refusal};
@@ -117,9 +119,11 @@ impl Runtime {
     /// Builds the engine and defines the host functions, once.
     pub(crate) fn new(plan: &Plan) -> Result<Self> {
         let engine = crate::engine::new_engine(&plan.engine, plan.limits.fuel.is_some())?;
+        let determinism = Determinism::new(plan);
         let functions = Arc::new(HostFunctions::new(
-            core_module::linker(&engine)?,
-            component::linker(&engine)?,
+            core_module::linker(&engine, determinism.as_ref())?,
+            component::linker(&engine, determinism.as_ref())?,
+            determinism,
         ));
         let disk = (plan.engine.cache_dir.clone())
             .map(|dir| DiskCache::new(dir, plan.engine.cache_size, &engine));

@@ -12,6 +12,7 @@ use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use super::determinism::{Determinism, VirtualClock};
 use super::files::FileAccess;
 use super::handles;
 use super::interrupt::Interrupt;
@@ -33,6 +34,9 @@ pub(super) struct HostFunctions {
     /// What each file was linked to, with the hash of the version linked: a
     /// new version is linked again, and the old one's code let go.
     prelinked: Mutex<HashMap<String, (ContentHash, Prelinked)>>,
+    /// `--deterministic`, which the linkers were built for (their clocks
+    /// shadowed): each run's clocks and randomness.
+    determinism: Option<Determinism>,
 }
 
 /// A module file linked to the host's functions (and a component's to
@@ -46,12 +50,17 @@ pub(super) enum Prelinked {
 }
 
 impl HostFunctions {
-    /// Both linkers; nothing linked to them yet.
-    pub(super) fn new(core: Linker<Host>, component: component::Linker<Host>) -> Self {
+    /// Both linkers, built for `determinism`; nothing linked to them yet.
+    pub(super) fn new(
+        core: Linker<Host>,
+        component: component::Linker<Host>,
+        determinism: Option<Determinism>,
+    ) -> Self {
         Self {
             core,
             component,
             prelinked: Mutex::new(HashMap::new()),
+            determinism,
         }
     }
 
@@ -95,10 +104,14 @@ pub(super) struct Host {
     pub functions: Arc<HostFunctions>,
     /// The files the guest opened through WASI.
     pub files: FileAccess,
+    /// `--deterministic`: the run's virtual time, which its sleeps move.
+    pub clock: Option<Arc<VirtualClock>>,
 }
 
 impl Host {
-    /// A fresh host state: nothing but what `sandbox` grants.
+    /// A fresh host state: nothing but what `sandbox` grants (with virtual
+    /// time and seeded randomness when the host functions were built for
+    /// `--deterministic`).
     pub(super) fn new(
         sandbox: &Sandbox,
         interrupt: Arc<Interrupt>,
@@ -151,6 +164,8 @@ impl Host {
                 wasi.stdin(MemoryInputPipe::new(bytes));
             }
         }
+        let clock =
+            (functions.determinism.as_ref()).map(|determinism| determinism.start_run(&mut wasi));
         let mut wasi = wasi.build_p1();
         handles::bound(wasi.ctx().table);
         Ok(Self {
@@ -162,6 +177,7 @@ impl Host {
             args: sandbox.args.clone(),
             functions,
             files,
+            clock,
         })
     }
 }
