@@ -42,10 +42,17 @@ impl Reporter {
                 )?))
             }
         };
+        let seed = plan.sandbox.determinism.map(|determinism| determinism.seed);
         Ok(Self {
             status: StatusLines::new(plan),
-            events: Events::new(out, &plan.root),
+            events: Events::new(out, &plan.root, seed),
         })
+    }
+
+    /// Runs are deterministic (`--deterministic`), from `seed`: said once, at
+    /// the start. (The events give the seed in each `run-started`.)
+    pub(crate) fn deterministic(&mut self, seed: u64) {
+        self.status.deterministic(seed);
     }
 
     /// The entry does not exist yet: say so once, and wait.
