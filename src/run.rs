@@ -13,7 +13,7 @@
 //! run.rs -> core_module/, component/   (each kind's host functions, entry, `use`)
 //!        -> instantiate -> host        (the store's state, the host functions)
 //!                       -> modules     (files, names, instances of one run)
-//!        -> files, limits, interrupt, notes, output, outcome, describe, ...
+//!        -> files, limits, interrupt, determinism, notes, output, outcome, ...
 //! ```
 
 mod component;

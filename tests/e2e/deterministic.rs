@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::component_wat;
 use crate::guests::print;
+use crate::languages::{Session, start_built};
 use crate::support::{Dir, LiveWasm, Stream, live_wasm, once};
 
 /// The virtual wall clock's start, in nanoseconds since the Unix epoch.
@@ -386,4 +387,45 @@ fn run_started_events_give_the_seed() {
         (code, stdout.as_str(), stderr.as_str()),
         (0, "seeded\n", "")
     );
+}
+
+/// `guest-examples/clock-and-dice/` (Rust, built by cargo): the same output
+/// after a save that changes nothing it prints; one line changed after a save
+/// that changes that line.
+#[test]
+fn the_clock_and_dice_example_prints_the_same_on_every_save() {
+    let entry = "target/wasm32-wasip1/debug/clock-and-dice.wasm";
+    let Some(Session {
+        mut live,
+        dir,
+        _turn,
+    }) = start_built(
+        "clock-and-dice",
+        &["--deterministic", entry],
+        "Clock and dice",
+    )
+    else {
+        return;
+    };
+    let rest = |live: &mut LiveWasm| -> Vec<String> {
+        (0..4).map(|_| live.expect(Stream::Out, |_| true)).collect()
+    };
+    let first = rest(&mut live);
+    live.expect_run(1, "start: ok · build ");
+    assert_eq!(
+        first[..2],
+        ["now: 2000-01-01 00:00:00.000000000 UTC", "slept: 200ms"]
+    );
+
+    let source = dir.read("src/main.rs");
+    dir.write("src/main.rs", &format!("{source}// Saved again.\n"));
+    live.expect_stdout("Clock and dice");
+    assert_eq!(rest(&mut live), first);
+    live.expect_run(2, "src/main.rs changed: ok · build ");
+
+    let renamed = source.replace("\"Clock and dice\"", "\"Clock and dice, again\"");
+    dir.write("src/main.rs", &renamed);
+    live.expect_stdout("Clock and dice, again");
+    assert_eq!(rest(&mut live), first);
+    live.expect_run(3, "src/main.rs changed: ok · build ");
 }
