@@ -14,8 +14,10 @@
 //! `wasi:random/insecure`, `insecure-seed`) is a ChaCha12 generator seeded from
 //! one seed (`--seed`), each with a seed of its own drawn from it.
 //!
-//! The host's time is still what a poll mixing clocks with file descriptors or
-//! sockets waits on: such a poll waits in real time and moves no clock.
+//! What comes from outside is not virtual: a poll mixing clocks with file
+//! descriptors or sockets waits in real time for whichever comes first (a
+//! WASI 0.1 one is wasmtime-wasi's own and moves no clock; a 0.2 one moves it
+//! when its deadline comes first).
 
 use std::future::poll_fn;
 use std::pin::{Pin, pin};
