@@ -147,11 +147,10 @@ struct EngineArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Deterministic runs")]
 struct DeterminismArgs {
-    /// Give the guest virtual clocks, starting at 2000-01-01T00:00:00Z (and 0)
-    /// in every run and moving only with its sleeps (and, with `--fuel`, with
-    /// the fuel it uses), and randomness drawn from `--seed`; compile with NaNs
-    /// canonicalised and relaxed SIMD deterministic. Sleeps still take their
-    /// time and still stop on a save.
+    /// Same code, same output: the guest's clocks are virtual (from
+    /// 2000-01-01T00:00:00Z, and 0, in every run; moved only by its sleeps,
+    /// and with `--fuel` by its work) and its randomness comes from `--seed`;
+    /// NaNs are canonicalised. Sleeps still take their time and stop on a save.
     #[arg(long)]
     deterministic: bool,
 
