@@ -100,6 +100,7 @@ fn engine(incremental_cache: bool) -> Result<Engine> {
         incremental_cache,
         cache_dir: None,
         cache_size: 0,
+        deterministic: false,
     };
     new_engine(&options, false)
 }

@@ -11,8 +11,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser};
 
 use crate::plan::{
-    BuildPlan, Compiler, DiffMode, EngineOptions, EventsTarget, Limits, Network, Plan, Preopen,
-    Presentation, Sandbox, StdinSource, WatcherKind,
+    BuildPlan, Compiler, Determinism, DiffMode, EngineOptions, EventsTarget, Limits, Network, Plan,
+    Preopen, Presentation, Sandbox, StdinSource, WatcherKind,
 };
 
 /// Live coding with WebAssembly: every save re-runs ENTRY from a clean state, in a sandbox.
@@ -89,6 +89,10 @@ pub struct Cli {
     #[command(flatten)]
     engine: EngineArgs,
 
+    /// What the guest sees of time and chance.
+    #[command(flatten)]
+    determinism: DeterminismArgs,
+
     /// How runs are shown.
     #[command(flatten)]
     presentation: PresentationArgs,
@@ -137,6 +141,31 @@ struct EngineArgs {
     /// Bound the disk cache: past SIZE the entries used least recently go.
     #[arg(long, value_name = "SIZE", value_parser = parse_bytes, default_value = "1GiB")]
     cache_size: u64,
+}
+
+/// Same code, same output: what the guest sees of time and chance, fixed.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Deterministic runs")]
+struct DeterminismArgs {
+    /// Same code, same output: the guest's clocks are virtual (from
+    /// 2000-01-01T00:00:00Z, and 0, in every run; moved only by its sleeps,
+    /// and with `--fuel` by its work) and its randomness comes from `--seed`;
+    /// NaNs are canonicalised. Sleeps still take their time and stop on a save.
+    #[arg(long)]
+    deterministic: bool,
+
+    /// The seed of the guest's randomness (default 0); implies `--deterministic`.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+}
+
+impl DeterminismArgs {
+    /// `--deterministic`, or a `--seed` (which implies it).
+    fn resolve(&self) -> Option<Determinism> {
+        (self.deterministic || self.seed.is_some()).then(|| Determinism {
+            seed: self.seed.unwrap_or(0),
+        })
+    }
 }
 
 /// What the guest may reach. Nothing is granted unless asked for.
@@ -313,6 +342,7 @@ impl Cli {
             watch.push(file.clone());
         }
 
+        let determinism = self.determinism.resolve();
         let build = self.build.map(|command| BuildPlan {
             command,
             dir: cwd.clone(),
@@ -334,6 +364,7 @@ impl Cli {
                 preopens,
                 stdin,
                 network: parse_network(&self.sandbox.wasi)?,
+                determinism,
             },
             limits: Limits {
                 timeout: self.limits.timeout,
@@ -345,6 +376,7 @@ impl Cli {
                 incremental_cache: !self.engine.no_incremental_cache,
                 cache_dir,
                 cache_size: self.engine.cache_size,
+                deterministic: determinism.is_some(),
             },
             presentation: Presentation {
                 clear: self.presentation.clear,
@@ -530,6 +562,29 @@ mod tests {
     #[test]
     fn verify_cli() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_seed_makes_a_run_deterministic() {
+        let determinism = |args: &[&str]| {
+            let mut all = vec!["live-wasm"];
+            all.extend(args);
+            let cli = Cli::try_parse_from(all).expect("parses");
+            cli.determinism
+                .resolve()
+                .map(|determinism| determinism.seed)
+        };
+        assert_eq!(determinism(&["m.wat"]), None);
+        assert_eq!(determinism(&["--deterministic", "m.wat"]), Some(0));
+        assert_eq!(determinism(&["--seed", "7", "m.wat"]), Some(7));
+        assert_eq!(
+            determinism(&["--deterministic", "--seed=18446744073709551615", "m.wat"]),
+            Some(u64::MAX)
+        );
+        let mut negative = vec!["live-wasm", "--seed", "-1", "m.wat"];
+        assert!(Cli::try_parse_from(&negative).is_err());
+        negative[2] = "lots";
+        assert!(Cli::try_parse_from(&negative).is_err());
     }
 
     #[test]

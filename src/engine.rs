@@ -17,6 +17,17 @@ pub fn new_engine(options: &EngineOptions, consume_fuel: bool) -> Result<Engine>
     let mut config = Config::new();
     config.epoch_interruption(true);
     config.consume_fuel(consume_fuel);
+    if options.deterministic {
+        // What the spec leaves to the machine, fixed: the bits of a NaN an
+        // operation makes, and what relaxed SIMD gives for edge inputs. Both
+        // compilers take the first (Winch checks it at each float operation);
+        // Winch has no relaxed SIMD at all (a module using it fails to
+        // compile), so the second is Cranelift's alone. Both change the
+        // compatibility hash, so code compiled without them, in the disk
+        // cache, is not loaded (`cache/disk.rs`).
+        config.cranelift_nan_canonicalization(true);
+        config.relaxed_simd_deterministic(true);
+    }
     config.wasm_backtrace_details(WasmBacktraceDetails::Enable);
     // Only for native unwinders (debuggers, the `backtrace` crate); wasmtime's
     // own backtraces and host panics do without. Registering and
@@ -176,10 +187,58 @@ mod tests {
                 incremental_cache: true,
                 cache_dir: None,
                 cache_size: 0,
+                deterministic: false,
             };
             let engine = new_engine(&options, false).expect("engine");
             let wasm = wat::parse_str("(module (func (export \"f\")))").expect("wat");
             wasmtime::Module::new(&engine, wasm).expect("compiles");
+        }
+    }
+
+    /// The bits of the NaN `0/0` makes, in `f32` and in each lane of an
+    /// `f32x4`, compiled by an engine with `options`.
+    fn nan_bits(options: &EngineOptions) -> (u32, u32) {
+        let engine = new_engine(options, false).expect("engine");
+        let wasm = wat::parse_str(
+            r#"(module
+              (func (export "scalar") (param f32) (result i32)
+                (i32.reinterpret_f32 (f32.div (local.get 0) (local.get 0))))
+              (func (export "lane") (param f32) (result i32)
+                (i32x4.extract_lane 0 (f32x4.div (f32x4.splat (local.get 0)) (f32x4.splat (local.get 0))))))"#,
+        )
+        .expect("wat");
+        let module = wasmtime::Module::new(&engine, wasm).expect("compiles");
+        let mut store = wasmtime::Store::new(&engine, ());
+        store.set_epoch_deadline(1);
+        let instance = wasmtime::Instance::new(&mut store, &module, &[]).expect("instance");
+        let mut call = |name: &str| {
+            let func = instance
+                .get_typed_func::<f32, i32>(&mut store, name)
+                .expect("export");
+            // The zero comes in as an argument: nothing to fold at compile time.
+            func.call(&mut store, 0.0).expect("call") as u32
+        };
+        (call("scalar"), call("lane"))
+    }
+
+    #[test]
+    fn a_deterministic_engine_makes_canonical_nans_with_either_compiler() {
+        const CANONICAL: u32 = 0x7fc0_0000;
+        for compiler in [Compiler::Cranelift, Compiler::Winch] {
+            let mut options = EngineOptions {
+                compiler,
+                incremental_cache: false,
+                cache_dir: None,
+                cache_size: 0,
+                deterministic: true,
+            };
+            assert_eq!(nan_bits(&options), (CANONICAL, CANONICAL), "{compiler:?}");
+            // x86's own NaN has the sign bit set: canonicalising is what
+            // made the difference.
+            if cfg!(target_arch = "x86_64") {
+                options.deterministic = false;
+                assert_eq!(nan_bits(&options).0, 0xffc0_0000, "{compiler:?}");
+            }
         }
     }
 }

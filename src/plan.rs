@@ -86,6 +86,24 @@ pub struct Sandbox {
     pub stdin: StdinSource,
     /// What of the host's network a component may use (WASI 0.2 sockets).
     pub network: Network,
+    /// `--deterministic`: virtual clocks and seeded randomness, the same in every run.
+    pub determinism: Option<Determinism>,
+}
+
+/// What `--deterministic` gives the guest in place of the host's time and
+/// randomness (see `run/determinism`): clocks that start at the same instant
+/// in every run and move only with its sleeps (and its fuel), and every
+/// source of randomness drawn from one seed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Determinism {
+    /// Where every source of randomness starts (`--seed`).
+    pub seed: u64,
+}
+
+impl Determinism {
+    /// Where the guest's wall clock starts in every run, in seconds since the
+    /// Unix epoch: 2000-01-01T00:00:00Z. (Its monotonic clock starts at 0.)
+    pub const WALL_CLOCK_START: u64 = 946_684_800;
 }
 
 /// The network grants of `-S`: none by default.
@@ -162,6 +180,9 @@ pub struct EngineOptions {
     pub cache_dir: Option<PathBuf>,
     /// How many bytes the disk cache may hold.
     pub cache_size: u64,
+    /// Compile for the same results on every machine (`--deterministic`):
+    /// NaNs canonicalised, relaxed SIMD given its deterministic lowering.
+    pub deterministic: bool,
 }
 
 /// A code generator.

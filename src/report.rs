@@ -74,14 +74,21 @@ impl Reporter {
                 )?))
             }
         };
+        let seed = plan.sandbox.determinism.map(|determinism| determinism.seed);
         Ok(Self {
             status: StatusLines::new(plan, Arc::clone(&screen)),
-            events: Events::new(out, &plan.root),
+            events: Events::new(out, &plan.root, seed),
             screen,
             diff: plan.presentation.diff,
             last_ran: None,
             cleared_by_build: None,
         })
+    }
+
+    /// Runs are deterministic (`--deterministic`), from `seed`: said once, at
+    /// the start. (The events give the seed in each `run-started`.)
+    pub(crate) fn deterministic(&mut self, seed: u64) {
+        self.status.deterministic(seed);
     }
 
     /// Whether the next run's output is to be shown as it comes: not under

@@ -13,12 +13,13 @@
 //! run.rs -> core_module/, component/   (each kind's host functions, entry, `use`)
 //!        -> instantiate -> host        (the store's state, the host functions)
 //!                       -> modules     (files, names, instances of one run)
-//!        -> files, limits, interrupt, notes, output, outcome, describe, ...
+//!        -> files, limits, interrupt, determinism, notes, output, outcome, ...
 //! ```
 
 mod component;
 mod core_module;
 mod describe;
+mod determinism;
 mod files;
 mod handles;
 mod host;
@@ -48,6 +49,7 @@ use crate::plan::{Limits, Plan, Sandbox};
 use crate::screen::Screen;
 use crate::source::ModuleFile;
 use crate::transcript::Transcript;
+use determinism::Determinism;
 use files::FileAccess;
 use host::{Host, HostFunctions};
 use limits::{MemoryCap, Refusal};
@@ -137,9 +139,11 @@ impl Runtime {
         transcripts: Option<Transcripts>,
     ) -> Result<Self> {
         let engine = crate::engine::new_engine(&plan.engine, plan.limits.fuel.is_some())?;
+        let determinism = Determinism::new(plan);
         let functions = Arc::new(HostFunctions::new(
-            core_module::linker(&engine)?,
-            component::linker(&engine)?,
+            core_module::linker(&engine, determinism.as_ref())?,
+            component::linker(&engine, determinism.as_ref())?,
+            determinism,
         ));
         let disk = (plan.engine.cache_dir.clone())
             .map(|dir| DiskCache::new(dir, plan.engine.cache_size, &engine));
@@ -235,8 +239,10 @@ impl Runtime {
         files: FileAccess,
         output: &output::Sink,
     ) -> Result<Store<Host>> {
+        let (wasi, clock) = Host::wasi_context(&self.sandbox, output, &self.functions)?;
         let host = Host {
-            wasi: Host::wasi_context(&self.sandbox, output)?,
+            wasi,
+            clock,
             interrupt,
             modules,
             memory,

@@ -41,6 +41,9 @@ pub fn run(plan: Plan) -> Result<i32> {
     for warning in &plan.warnings {
         reporter.warning(warning);
     }
+    if let Some(determinism) = plan.sandbox.determinism {
+        reporter.deterministic(determinism.seed);
+    }
     if plan.once {
         let status = once(&plan, &runner, &mut reporter);
         runner.finish();

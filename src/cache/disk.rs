@@ -412,6 +412,24 @@ mod tests {
     }
 
     #[test]
+    fn code_compiled_for_deterministic_runs_has_keys_of_its_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let wasm = wat::parse_str("(module)").expect("wat");
+        let key = |deterministic| {
+            let options = crate::plan::EngineOptions {
+                deterministic,
+                ..Default::default()
+            };
+            let engine = crate::engine::new_engine(&options, false).expect("engine");
+            DiskCache::new(dir.path().to_path_buf(), u64::MAX, &engine).key(&wasm)
+        };
+        // NaN canonicalisation is in the code: without it, a deterministic
+        // session must not load it.
+        assert_ne!(key(true), key(false));
+        assert_eq!(key(true), key(true));
+    }
+
+    #[test]
     fn a_full_cache_evicts_the_least_recently_used() {
         let dir = tempfile::tempdir().expect("tempdir");
         let engine = Engine::default();

@@ -17,14 +17,18 @@ use crate::watch::Trigger;
 pub(super) struct Events {
     out: Option<Box<dyn Write + Send>>,
     root: PathBuf,
+    /// `--deterministic`: the seed, given in each `run-started`.
+    seed: Option<u64>,
 }
 
 impl Events {
-    /// Events written to `out` (none: dropped), naming files relative to `root`.
-    pub(super) fn new(out: Option<Box<dyn Write + Send>>, root: &Path) -> Self {
+    /// Events written to `out` (none: dropped), naming files relative to
+    /// `root`; runs are deterministic from `seed`, if given.
+    pub(super) fn new(out: Option<Box<dyn Write + Send>>, root: &Path, seed: Option<u64>) -> Self {
         Self {
             out,
             root: root.to_path_buf(),
+            seed,
         }
     }
 
@@ -36,7 +40,8 @@ impl Events {
 
     /// `build-started`: the run's number and what triggered it.
     pub(super) fn build_started(&mut self, run: u64, trigger: &Trigger) {
-        self.started("build-started", run, trigger);
+        let event = self.started("build-started", run, trigger);
+        self.emit(event);
     }
 
     /// `build-finished`: how the build ended, and its output when captured (null
@@ -55,19 +60,24 @@ impl Events {
         }));
     }
 
-    /// `run-started`: the run's number and what triggered it.
+    /// `run-started`: the run's number and what triggered it; the seed of a
+    /// deterministic run.
     pub(super) fn run_started(&mut self, run: u64, trigger: &Trigger) {
-        self.started("run-started", run, trigger);
+        let mut event = self.started("run-started", run, trigger);
+        if let Some(seed) = self.seed {
+            event["seed"] = json!(seed);
+        }
+        self.emit(event);
     }
 
-    fn started(&mut self, event: &str, run: u64, trigger: &Trigger) {
+    fn started(&self, event: &str, run: u64, trigger: &Trigger) -> Value {
         let (trigger, changed) = match trigger {
             Trigger::Start => ("start", Vec::new()),
             Trigger::Changed(files) => ("change", files.iter().map(|f| self.name(f)).collect()),
         };
-        self.emit(json!({
+        json!({
             "event": event, "run": run, "trigger": trigger, "changed": changed,
-        }));
+        })
     }
 
     /// `diff`: how the run differs from the last one that ran.

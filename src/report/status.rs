@@ -6,13 +6,13 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anstyle::{AnsiColor, Style};
 
 use crate::build::Built;
 use crate::diff::{Change, Diff, StreamDiff};
-use crate::plan::{EventsTarget, Plan};
+use crate::plan::{Determinism, EventsTarget, Plan};
 use crate::run::{Description, Note, RunReport, StopReason, Verdict};
 use crate::screen::Screen;
 use crate::transcript::{TEXT_BUDGET, Transcript};
@@ -65,6 +65,15 @@ impl StatusLines {
                 ),
                 "",
             );
+        }
+    }
+
+    pub(super) fn deterministic(&self, seed: u64) {
+        if self.chatty() && !self.once {
+            let start = SystemTime::UNIX_EPOCH + Duration::from_secs(Determinism::WALL_CLOCK_START);
+            let start = humantime::format_rfc3339_seconds(start);
+            let line = format!("deterministic runs: seed {seed}, clocks from {start}");
+            self.say(Tone::Plain, &line, "");
         }
     }
 

@@ -3,6 +3,7 @@
 //! imports from sibling components are linked on demand, see [`uses`]), then
 //! its `wasi:cli/run` export, or the function `--invoke` names.
 
+mod clocks;
 mod files;
 mod invoke;
 mod live;
@@ -16,17 +17,22 @@ use wasmtime::{AsContextMut, Engine, Store};
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p2::bindings::sync::Command;
 
+use super::determinism::Determinism;
 use super::host::Host;
 use super::instantiate;
 use super::use_error::Site;
 
 /// The session's linker for components: WASI 0.2 (its waits on pollables and
 /// stdin cut short by the run's stop switch, the files it opens and changes
-/// noted) and `live:live`. No HTTP: nothing grants it.
-pub(super) fn linker(engine: &Engine) -> Result<Linker<Host>> {
+/// noted, and under `determinism` its clocks virtual) and `live:live`. No
+/// HTTP: nothing grants it.
+pub(super) fn linker(engine: &Engine, determinism: Option<&Determinism>) -> Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
     waits::shadow(&mut linker)?;
+    if let Some(determinism) = determinism {
+        clocks::shadow(&mut linker, determinism)?;
+    }
     files::shadow(&mut linker)?;
     live::add_to_linker(&mut linker)?;
     Ok(linker)

@@ -2,6 +2,7 @@
 //! preview 1, `live`), and a run of the entry: instantiated (what it imports is
 //! linked on demand), then `_initialize`, then `_start` or `--invoke`.
 
+mod clocks;
 mod files;
 mod invoke;
 mod live;
@@ -13,17 +14,22 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use wasmtime::{AsContextMut, Engine, Instance, Linker, Module, Store, TypedFunc, Val};
 
+use super::determinism::Determinism;
 use super::host::Host;
 use super::instantiate;
 
 /// The session's linker of host functions: WASI preview 1 under both of its
-/// module names (with waits that a save can cut short, and the files a guest
-/// opens noted) and `live`.
-pub(super) fn linker(engine: &Engine) -> Result<Linker<Host>> {
+/// module names (with waits that a save can cut short, the files a guest
+/// opens noted, and, under `determinism` with fuel, clocks that fuel moves)
+/// and `live`.
+pub(super) fn linker(engine: &Engine, determinism: Option<&Determinism>) -> Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |host: &mut Host| &mut host.wasi)?;
     wasmtime_wasi::p0::add_to_linker_sync(&mut linker, |host: &mut Host| &mut host.wasi)?;
     waits::shadow(&mut linker)?;
+    if determinism.is_some_and(Determinism::counts_fuel) {
+        clocks::shadow(&mut linker)?;
+    }
     files::shadow(&mut linker)?;
     live::add_to_linker(&mut linker)?;
     Ok(linker)

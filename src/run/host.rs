@@ -12,6 +12,7 @@ use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use super::determinism::{Determinism, VirtualClock};
 use super::files::FileAccess;
 use super::handles;
 use super::interrupt::Interrupt;
@@ -33,6 +34,9 @@ pub(super) struct HostFunctions {
     /// What each file was linked to, with the hash of the version linked: a
     /// new version is linked again, and the old one's code let go.
     prelinked: Mutex<HashMap<String, (ContentHash, Prelinked)>>,
+    /// `--deterministic`, which the linkers were built for (their clocks
+    /// shadowed): each run's clocks and randomness.
+    determinism: Option<Determinism>,
 }
 
 /// A module file linked to the host's functions (and a component's to
@@ -46,12 +50,17 @@ pub(super) enum Prelinked {
 }
 
 impl HostFunctions {
-    /// Both linkers; nothing linked to them yet.
-    pub(super) fn new(core: Linker<Host>, component: component::Linker<Host>) -> Self {
+    /// Both linkers, built for `determinism`; nothing linked to them yet.
+    pub(super) fn new(
+        core: Linker<Host>,
+        component: component::Linker<Host>,
+        determinism: Option<Determinism>,
+    ) -> Self {
         Self {
             core,
             component,
             prelinked: Mutex::new(HashMap::new()),
+            determinism,
         }
     }
 
@@ -95,12 +104,20 @@ pub(super) struct Host {
     pub functions: Arc<HostFunctions>,
     /// The files the guest opened through WASI.
     pub files: FileAccess,
+    /// `--deterministic`: the run's virtual time, which its sleeps move.
+    pub clock: Option<Arc<VirtualClock>>,
 }
 
 impl Host {
     /// A fresh WASI context for a run's host: nothing but what `sandbox`
-    /// grants, its output going to `output`.
-    pub(super) fn wasi_context(sandbox: &Sandbox, output: &output::Sink) -> Result<WasiP1Ctx> {
+    /// grants, its output going to `output`; with virtual time and seeded
+    /// randomness when the host `functions` were built for `--deterministic`
+    /// (the run's clock is returned for the waits to move).
+    pub(super) fn wasi_context(
+        sandbox: &Sandbox,
+        output: &output::Sink,
+        functions: &HostFunctions,
+    ) -> Result<(WasiP1Ctx, Option<Arc<VirtualClock>>)> {
         let mut wasi = WasiCtxBuilder::new();
         // File operations run on the runner's thread, as `wasmtime run` does,
         // not on a thread pool: a hop to another thread per call made each
@@ -144,9 +161,11 @@ impl Host {
                 wasi.stdin(MemoryInputPipe::new(bytes));
             }
         }
+        let clock =
+            (functions.determinism.as_ref()).map(|determinism| determinism.start_run(&mut wasi));
         let mut wasi = wasi.build_p1();
         handles::bound(wasi.ctx().table);
-        Ok(wasi)
+        Ok((wasi, clock))
     }
 }
 

@@ -171,7 +171,15 @@ fn rust_calls_c() {
 
 #[test]
 fn every_example_has_a_readme_with_its_start_command() {
-    for folder in ["c", "rust", "zig", "assemblyscript", "go", "rust-calls-c"] {
+    for folder in [
+        "c",
+        "rust",
+        "zig",
+        "assemblyscript",
+        "go",
+        "rust-calls-c",
+        "clock-and-dice",
+    ] {
         assert_readme_gives_start_command(folder);
     }
 }
@@ -314,7 +322,7 @@ pub(crate) fn toolchain(folder: &str) -> Result<Vec<(String, String)>, String> {
             ],
             "clang with wasi-libc (apt-get install clang lld wasi-libc libclang-rt-dev-wasm32)",
         )],
-        "rust" => &[(
+        "rust" | "clock-and-dice" => &[(
             "sh",
             &[
                 "-c",

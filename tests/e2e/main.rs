@@ -10,6 +10,7 @@ mod component_attacks;
 mod component_files;
 mod component_wat;
 mod components;
+mod deterministic;
 mod events;
 mod examples;
 mod guest_files;

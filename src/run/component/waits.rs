@@ -5,7 +5,9 @@
 //! blocked reading stdin would hold the next run (or `--timeout`, or Ctrl-C)
 //! back until it woke. So `poll`, `pollable.block` and the blocking reads of
 //! an input stream run wasmtime-wasi's own async implementation raced against
-//! the run's stop switch, and a stop wakes them at once.
+//! the run's stop switch, and a stop wakes them at once. (Under
+//! `--deterministic` a clock's pollables are the virtual clock's, see
+//! `component/clocks.rs`: waited on here alike.)
 
 use std::sync::Arc;
 
@@ -18,6 +20,7 @@ use wasmtime_wasi_io::bindings::wasi::io::poll::{Host as _, HostPollable as _};
 use wasmtime_wasi_io::bindings::wasi::io::streams::{self, Host as _, HostInputStream as _};
 use wasmtime_wasi_io::streams::{DynInputStream, StreamResult};
 
+use super::clocks::virtual_clock;
 use crate::run::host::Host;
 
 /// The interfaces as wasmtime-wasi 50 (and 48) defines them; imports of other 0.2
@@ -36,14 +39,27 @@ pub(super) fn shadow(linker: &mut Linker<Host>) -> Result<()> {
     poll.func_wrap(
         "poll",
         |mut store: StoreContextMut<'_, Host>, (pollables,): (Vec<Resource<DynPollable>>,)| {
-            let ready = until_stopped(&mut store, async move |table| table.poll(pollables).await)?;
+            let ready = match virtual_clock(&store) {
+                None => until_stopped(&mut store, async move |table| table.poll(pollables).await)?,
+                Some(clock) => until_stopped(&mut store, async move |table| {
+                    (clock.wait(table, async |table| {
+                        table.poll(pollables.iter().map(borrow).collect()).await
+                    }))
+                    .await
+                })?,
+            };
             Ok((ready?,))
         },
     )?;
     poll.func_wrap(
         "[method]pollable.block",
         |mut store: StoreContextMut<'_, Host>, (pollable,): (Resource<DynPollable>,)| {
-            until_stopped(&mut store, async move |table| table.block(pollable).await)?
+            match virtual_clock(&store) {
+                None => until_stopped(&mut store, async move |table| table.block(pollable).await)?,
+                Some(clock) => until_stopped(&mut store, async move |table| {
+                    (clock.wait(table, async |table| table.block(borrow(&pollable)).await)).await
+                })?,
+            }
         },
     )?;
     let mut streams = linker.instance(STREAMS)?;
@@ -71,6 +87,11 @@ pub(super) fn shadow(linker: &mut Linker<Host>) -> Result<()> {
     )?;
     linker.allow_shadowing(false);
     Ok(())
+}
+
+/// Another handle on the guest's `pollable`, for a look that runs again.
+fn borrow(pollable: &Resource<DynPollable>) -> Resource<DynPollable> {
+    Resource::new_borrow(pollable.rep())
 }
 
 /// Runs `wait` on the run's resource table until it is done or the run is

@@ -7,7 +7,9 @@
 //! - a poll on clocks only (what every `sleep` compiles to) waits here, on the
 //!   run's [`Interrupt`]; an absolute clock is first made relative against the
 //!   clock the guest reads. (wasmtime-wasi's own poll sleeps the thread for a
-//!   single relative clock, and nothing could wake it.)
+//!   single relative clock, and nothing could wake it.) Under
+//!   `--deterministic` the run's virtual clock then moves by the time waited:
+//!   to the deadline (see `run/determinism.rs`).
 //! - any other poll (a file descriptor among its subscriptions) and every
 //!   `fd_read` run wasmtime-wasi's own async implementation with the caller's
 //!   memory, raced against the stop switch, as the component waits are.
@@ -28,6 +30,7 @@ use wasmtime_wasi::p1::types::Clockid;
 use wasmtime_wasi::p1::wasi_snapshot_preview1::{self as preview1, WasiSnapshotPreview1};
 use wiggle::GuestMemory;
 
+use super::clocks::fold_fuel;
 use crate::run::host::{Host, memory_and_host};
 
 const EVENT_SIZE: usize = 32;
@@ -124,6 +127,8 @@ fn poll_oneoff(
     nevents: i32,
 ) -> wasmtime::Result<i32> {
     let fuel = caller.as_context_mut().hostcall_fuel();
+    // An absolute deadline is measured from the time the guest would read.
+    fold_fuel(caller);
     let (memory, host) = memory_and_host(caller)?;
     // A count, unsigned, as wasmtime-wasi reads it; and what it answers a
     // poll bigger than the host may copy.
@@ -144,6 +149,9 @@ fn poll_oneoff(
     };
     if host.interrupt.sleep(shortest).is_err() {
         return Err(Trap::Interrupt.into());
+    }
+    if let Some(clock) = &host.clock {
+        clock.advance(shortest);
     }
     let mut fired = 0u32;
     for timer in timers.iter().filter(|timer| timer.wait == shortest) {
