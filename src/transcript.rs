@@ -7,6 +7,7 @@
 //! order it came only as a tail, for the screen.
 
 use std::collections::VecDeque;
+use std::fmt::Write as _;
 
 use xxhash_rust::xxh3::Xxh3Default;
 
@@ -96,8 +97,9 @@ pub(crate) struct Lines {
     hashes: Vec<u64>,
     /// The text of the first lines, one after the other.
     text: String,
-    /// Where each of those lines ends in `text`.
-    ends: Vec<usize>,
+    /// Where each of those lines ends in `text` (a few bytes past
+    /// [`TEXT_BUDGET`] at most: well within a `u32`).
+    ends: Vec<u32>,
     /// The line being written: its hash so far, its first bytes, its length.
     line: Xxh3Default,
     line_start: Vec<u8>,
@@ -125,27 +127,33 @@ impl Lines {
         }
     }
 
+    /// Ends the last line, and gives back what the vectors hold beyond their
+    /// length (they are kept until the next run has been compared).
     fn finish(&mut self) {
         if self.line_len > 0 {
             self.end_line();
         }
+        self.hashes.shrink_to_fit();
+        self.text.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        self.line_start = Vec::new();
     }
 
     fn end_line(&mut self) {
         self.hashes.push(self.line.digest());
         self.line.reset();
-        let start = std::mem::take(&mut self.line_start);
         let len = std::mem::take(&mut self.line_len);
+        let start = &self.line_start;
         if self.over_budget || self.text.len() + start.len() > TEXT_BUDGET {
             self.over_budget = true;
-            return;
+        } else {
+            self.text.push_str(&String::from_utf8_lossy(start));
+            if len > start.len() {
+                let _ = write!(self.text, "… ({} bytes more)", len - start.len());
+            }
+            self.ends.push(self.text.len() as u32);
         }
-        self.text.push_str(&String::from_utf8_lossy(&start));
-        if len > start.len() {
-            self.text
-                .push_str(&format!("… ({} bytes more)", len - start.len()));
-        }
-        self.ends.push(self.text.len());
+        self.line_start.clear();
     }
 
     /// How many lines there are.
@@ -165,8 +173,10 @@ impl Lines {
 
     /// Line `index`'s text (lossily UTF-8, cut past a few KiB), if it was kept.
     pub(crate) fn text(&self, index: usize) -> Option<&str> {
-        let end = *self.ends.get(index)?;
-        let start = index.checked_sub(1).map_or(0, |before| self.ends[before]);
+        let end = *self.ends.get(index)? as usize;
+        let start = index
+            .checked_sub(1)
+            .map_or(0, |before| self.ends[before] as usize);
         Some(&self.text[start..end])
     }
 }

@@ -163,7 +163,7 @@ fn clear_waits_until_the_run_has_something_to_show() {
 
 #[test]
 fn diff_keeps_hashes_past_its_text_budget_and_says_so() {
-    // 4 MiB of text per stream is kept (4100 lines of 1023 bytes); past it, a
+    // 4 MiB of text per stream is kept (4,100 lines of 1023 bytes); past it, a
     // changed line is known by its hash, and said to be not kept.
     let dir = Dir::new();
     let line = |c: &str| format!("{}\n", c.repeat(1023));
