@@ -103,9 +103,8 @@ impl Reporter {
         self.status.waiting_for(entry);
     }
 
-    /// A build is about to start.
-    /// The screen is cleared at once: what the build prints cannot wait for
-    /// it.
+    /// A build is about to start: under `--clear` the screen is cleared at
+    /// once, since what the build prints goes straight to the terminal.
     pub(crate) fn build_started(&mut self, run: u64, trigger: &Trigger) {
         self.events.build_started(run, trigger);
         self.screen.clear_before_next();
@@ -196,7 +195,7 @@ impl Reporter {
 
     /// Under `--clear`, after a save that did not get as far as running: the
     /// last run's output again, under the error, marked stale.
-    fn show_last_output_again(&mut self) {
+    fn show_last_output_again(&self) {
         let Some(last) = self.last_ran.as_ref().filter(|_| self.screen.clears()) else {
             return;
         };
