@@ -495,6 +495,7 @@ pub fn live_wasm_on_terminal(dir: &Dir, args: &[&str]) -> OnTerminal {
     command
         .args(args)
         .env_remove("NO_COLOR")
+        .env("TERM", "xterm-256color")
         .stdin(Stdio::null())
         .stdout(Stdio::from(terminal.try_clone().expect("dup terminal")))
         .stderr(Stdio::from(terminal));

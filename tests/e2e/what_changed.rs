@@ -133,6 +133,45 @@ fn a_failed_save_under_clear_leaves_the_last_output_on_screen_marked_stale() {
 }
 
 #[test]
+fn a_failed_build_under_clear_shows_its_error_then_the_last_output_stale() {
+    let dir = Dir::new();
+    dir.write("src.txt", &print("built v1"));
+    let build = "if grep -q broken src.txt; then echo 'src.txt:1: error: broken' >&2; exit 1; fi; \
+        mkdir -p out; cp src.txt out/main.wat";
+    let session = live_wasm_on_terminal(&dir, &["--clear", "--build", build, "out/main.wat"]);
+    session.expect_screen("the first run", |screen| {
+        screen.contains("built v1\n") && screen.contains("#1 start: ok")
+    });
+
+    dir.write("src.txt", &format!("{} ;; broken", print("built v2")));
+    let screen = session.expect_screen("the build's error, then the stale output", |screen| {
+        screen.contains("#2 src.txt changed: build failed") && screen.ends_with("built v1\n")
+    });
+    let places = [
+        "src.txt:1: error: broken",
+        "#2 src.txt changed: build failed",
+        "stale: the output of #1",
+        "built v1",
+    ]
+    .map(|text| screen.find(text).unwrap_or(usize::MAX));
+    assert!(places.is_sorted() && places[3] < usize::MAX, "{screen:?}");
+}
+
+#[test]
+fn diff_on_a_terminal_colours_the_changed_lines() {
+    let dir = Dir::new();
+    dir.write("main.wat", &command("one\ntwo\n", "", ""));
+    let session = live_wasm_on_terminal(&dir, &["--diff", "main.wat"]);
+    session.expect_screen("the first run", |screen| screen.contains("#1 start: ok"));
+    dir.write("main.wat", &command("one\n2\n", "", ""));
+    let screen = session.expect_screen("the diff", |screen| screen.contains("+ 2"));
+    assert!(
+        screen.contains("\x1b[31m- two\x1b[0m") && screen.contains("\x1b[32m+ 2\x1b[0m"),
+        "{screen:?}"
+    );
+}
+
+#[test]
 fn clear_waits_until_the_run_has_something_to_show() {
     let dir = Dir::new();
     dir.write("main.wat", &print("first"));
