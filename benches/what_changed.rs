@@ -9,9 +9,10 @@
 //! that prints `--lines` lines (100,000), one `fd_write` per line as a
 //! program's `println!` does, one of them changed by each save. Each flag set
 //! runs a session of its own in a folder of its own; every save goes to each
-//! in turn after a pause, and is timed from just before the write to the
-//! run's status line (the whole output, and the diff, written). Stdout goes
-//! to `/dev/null`, so what is timed is live-wasm's part, not a terminal's.
+//! in turn (each round starting with the next one) after a pause, and is
+//! timed from just before the write to the run's status line (the whole
+//! output, and the diff, written). Stdout goes to `/dev/null`, so what is
+//! timed is live-wasm's part, not a terminal's.
 //! Then each session's peak and current memory (VmHWM, VmRSS).
 
 mod support;
@@ -142,26 +143,32 @@ fn measure(title: &str, saves: usize, pause: Duration, source: &dyn Fn(usize) ->
     let mut times: Vec<Vec<f64>> = vec![Vec::new(); sessions.len()];
     for i in 1..=saves {
         let contents = source(i);
-        for (session, times) in sessions.iter().zip(&mut times) {
+        // Each round starts with another session: none is always first.
+        for at in (0..sessions.len()).map(|k| (k + i) % sessions.len()) {
+            let session = &sessions[at];
             std::thread::sleep(pause);
             let saved = Instant::now();
             save(&session.file(), &contents, Save::InPlace);
-            times.push(ms(session.next_run() - saved));
+            times[at].push(ms(session.next_run() - saved));
         }
     }
     println!("{title}: save to status line, ms");
     println!(
-        "  {:<26} {:>8} {:>8} {:>10} {:>11} {:>11}",
-        "", "p50", "p95", "p50 diff", "peak MiB", "now MiB"
+        "  {:<26} {:>8} {:>8} {:>10} {:>12} {:>9} {:>9}",
+        "", "p50", "p95", "p50 diff", "paired diff", "peak MiB", "now MiB"
     );
-    let reference = percentile(&times[0], 50.0);
+    let reference = &times[0];
     for (((name, _, _), times), session) in compared.iter().zip(&times).zip(&sessions) {
         let p50 = percentile(times, 50.0);
+        // The median of save-by-save differences from the reference's save
+        // of the same round: what drifts in the machine touches both.
+        let paired: Vec<f64> = times.iter().zip(reference).map(|(t, r)| t - r).collect();
         let (peak, now) = session.memory();
         println!(
-            "  {name:<26} {p50:>8.2} {:>8.2} {:>+10.2} {:>11.1} {:>11.1}",
+            "  {name:<26} {p50:>8.2} {:>8.2} {:>+10.2} {:>+12.2} {:>9.1} {:>9.1}",
             percentile(times, 95.0),
-            p50 - reference,
+            p50 - percentile(reference, 50.0),
+            percentile(&paired, 50.0),
             peak as f64 / 1024.0,
             now as f64 / 1024.0
         );
