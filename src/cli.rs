@@ -313,6 +313,12 @@ impl Cli {
                 false
             }
         });
+        if self.once && self.presentation.diff.is_some() {
+            warnings.push(
+                "--diff compares a run with the one before it; under --once there is none"
+                    .to_owned(),
+            );
+        }
         let mut env = Vec::new();
         for spec in &self.sandbox.env {
             match parse_env(spec)? {

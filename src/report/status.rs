@@ -140,7 +140,16 @@ impl StatusLines {
         diff: Option<&Diff>,
     ) {
         let failed = description.verdict == Verdict::Failed;
-        if self.silent || ((self.quiet || self.once) && !failed) {
+        if self.silent {
+            return;
+        }
+        if (self.quiet || self.once) && !failed {
+            // `--quiet --diff`: the changed lines, which take the place of
+            // the output under `--diff=only`, are still shown.
+            if let Some(diff) = diff.filter(|diff| self.quiet && !diff.output_unchanged()) {
+                self.screen.before_output();
+                to_stderr(&self.diff_lines(diff));
+            }
             return;
         }
         let mut line = String::new();

@@ -102,6 +102,31 @@ fn diff_only_shows_the_difference_instead_of_the_output() {
 }
 
 #[test]
+fn quiet_diff_only_shows_the_changed_lines_alone() {
+    let dir = Dir::new();
+    dir.write("main.wat", &command("one\ntwo\n", "", ""));
+    let mut session = live_wasm(&dir, &["--diff=only", "--quiet", "main.wat"]);
+    session.expect_stdout("two");
+    dir.write("main.wat", &command("one\n2\n", "", ""));
+    let first = session.expect(Stream::Err, |_| true);
+    assert_eq!(
+        [first, session.expect(Stream::Err, |_| true)],
+        ["    one", "  - two"]
+    );
+    session.expect(Stream::Err, |line| line == "  + 2");
+    session.ctrl_c();
+    session.wait_exit();
+    session.read_to_end();
+    let stderr: Vec<String> = (session.transcript().lines())
+        .filter_map(|line| line.strip_prefix("  Err: ").map(str::to_owned))
+        .collect();
+    assert!(
+        stderr.iter().all(|line| !line.starts_with("[live-wasm] #")),
+        "{stderr:?}"
+    );
+}
+
+#[test]
 fn a_failed_save_under_clear_leaves_the_last_output_on_screen_marked_stale() {
     let dir = Dir::new();
     dir.write("main.wat", &command("alpha\nbeta\n", "", ""));
