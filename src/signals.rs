@@ -32,24 +32,46 @@ impl Signal {
 
 /// Starts taking SIGINT, SIGTERM and SIGHUP, for the rest of the process, as
 /// events on the returned channel. Call it once per process.
+///
+/// Each Ctrl-C is a byte on a socket of its own, read by a thread of its own:
+/// two presses are two events however soon the second follows the first.
+/// (signal-hook's iterator folds a signal that comes again before its thread
+/// has read it into one: on a loaded machine the second Ctrl-C, the one that
+/// quits, was lost.)
 #[cfg(unix)]
 pub(crate) fn listen() -> Result<Receiver<Signal>> {
+    use std::io::{ErrorKind, Read};
+    use std::os::unix::net::UnixStream;
+
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
-        .context("cannot take signals")?;
     let (sender, received) = bounded(4);
+    let (mut presses, pressed) = UnixStream::pair().context("cannot take signals")?;
+    signal_hook::low_level::pipe::register(SIGINT, pressed).context("cannot take Ctrl-C")?;
+    let interrupts = sender.clone();
+    std::thread::Builder::new()
+        .name("live-wasm-ctrl-c".to_owned())
+        .spawn(move || {
+            let mut press = [0u8; 1];
+            loop {
+                match presses.read(&mut press) {
+                    Ok(1) => {
+                        // Full only if the session is not reading: it is ending.
+                        let _ = interrupts.try_send(Signal::Interrupt);
+                    }
+                    Err(err) if err.kind() == ErrorKind::Interrupted => {}
+                    _ => break,
+                }
+            }
+        })
+        .context("cannot start the Ctrl-C thread")?;
+    let mut signals =
+        signal_hook::iterator::Signals::new([SIGTERM, SIGHUP]).context("cannot take signals")?;
     std::thread::Builder::new()
         .name("live-wasm-signals".to_owned())
         .spawn(move || {
             for number in signals.forever() {
-                let signal = if number == SIGINT {
-                    Signal::Interrupt
-                } else {
-                    Signal::Terminate(number)
-                };
-                // Full only if the session is not reading: it is ending.
-                let _ = sender.try_send(signal);
+                let _ = sender.try_send(Signal::Terminate(number));
             }
         })
         .context("cannot start the signals' thread")?;

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
@@ -128,15 +128,19 @@ fn ctrl_c_during_a_build_stops_it_and_the_session_goes_on() {
 fn sigterm_and_sighup_during_a_build_stop_it_and_end_the_session() {
     for (signal, status) in [("TERM", 143), ("HUP", 129)] {
         let dir = project();
+        let started = SystemTime::now();
         let mut live = session(&dir, &[]);
         dir.write("src.txt", &format!("{}\n;; slow", print("never")));
         live.expect(Stream::Err, |line| line == "building");
         let build = build_shell(live.pid());
-        let ours = temporary_folders(live.pid());
+        let ours = temporary_folders(live.pid(), started);
         assert_eq!(ours.len(), 1, "the watcher's folder: {ours:?}");
         live.signal_ends_it(signal, status);
         wait_until_stopped(build);
-        assert_eq!(temporary_folders(live.pid()), Vec::<PathBuf>::new());
+        assert_eq!(
+            temporary_folders(live.pid(), started),
+            Vec::<PathBuf>::new()
+        );
     }
 }
 
@@ -196,12 +200,20 @@ fn group_alive(group: u32) -> bool {
 }
 
 /// The temporary folders session `pid` made (named after its process id).
-fn temporary_folders(pid: u32) -> Vec<PathBuf> {
+/// Made since `started`: a folder of the same name left by an earlier
+/// process with the same id (killed, ids wrap around) is not the session's.
+fn temporary_folders(pid: u32, started: SystemTime) -> Vec<PathBuf> {
     let prefix = format!("live-wasm-{pid}-");
+    // File times come from a coarser clock than `SystemTime::now`.
+    let since = started - Duration::from_secs(1);
     std::fs::read_dir(std::env::temp_dir())
         .expect("the temporary folder")
         .filter_map(Result::ok)
         .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|entry| {
+            let modified = entry.metadata().and_then(|meta| meta.modified());
+            modified.is_ok_and(|modified| modified >= since)
+        })
         .map(|entry| entry.path())
         .collect()
 }

@@ -354,9 +354,20 @@ fn sigint_pending(status: &str) -> bool {
 
 impl Drop for LiveWasm {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        end(&mut self.child);
     }
+}
+
+/// Asks a session to end (SIGTERM) before killing it: it then removes its
+/// watcher's temporary folder, which a killed one leaves behind in the shared
+/// temporary directory.
+fn end(child: &mut std::process::Child) {
+    // SAFETY: kill(2) with our own child's id and a valid signal.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    if exit_within(child, Duration::from_secs(2)).is_none() {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
 }
 
 /// Runs `live-wasm --once` to completion: (exit code, stdout, stderr).
@@ -581,8 +592,7 @@ impl OnTerminal {
 
 impl Drop for OnTerminal {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        end(&mut self.child);
     }
 }
 
