@@ -6,21 +6,25 @@
 //! the bytes of two saves ago) is not compiled again, and memory stays flat
 //! over thousands of saves.
 //! An entry holds either kind of wasm ([`Artifact`]): which one is decided from
-//! the bytes, so one save can turn a module file into a component.
+//! the bytes, so one save can turn a module file into a component. A component's
+//! big core modules are compiled and kept on their own, by their own bytes
+//! ([`split`]): a rebuild that changed one of them compiles only that one.
 
 mod disk;
+mod split;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
 use crate::source::{self, ContentHash, Fingerprint, Kind};
 pub(crate) use disk::{DiskCache, distrust};
+pub(crate) use split::is_part;
 
 /// The compile cache of a session.
 #[derive(Default)]
@@ -33,6 +37,10 @@ pub(crate) struct ModuleCache {
     /// Code a newer version replaced: dropped after the run too (unmapping
     /// and unregistering code is ~50 us after a pause).
     replaced: Vec<Artifact>,
+    /// The core modules taken out of components, by the name the shells
+    /// import them by (which holds the hash of their bytes): what the
+    /// entries' components import, and what was compiled since the last run.
+    parts: HashMap<String, Module>,
 }
 
 struct Entry {
@@ -113,14 +121,43 @@ impl ModuleCache {
             disk,
             unsaved: Vec::new(),
             replaced: Vec::new(),
+            parts: HashMap::new(),
         }
+    }
+
+    /// The core module a split component imports as `name` (see [`split`]),
+    /// when a component loaded through this cache imports it.
+    pub(crate) fn part(&self, name: &str) -> Option<Module> {
+        self.parts.get(name).cloned()
     }
 
     /// What is kept off the path from a save to the guest's output, for when
     /// the run has reported: writes what was compiled since the last call to
-    /// the disk cache, and drops the code newer versions replaced.
+    /// the disk cache, and drops the code newer versions replaced, and the
+    /// modules no kept component imports.
     pub(crate) fn after_run(&mut self) {
         self.replaced.clear();
+        let imported: HashSet<String> = self
+            .modules
+            .values()
+            .flat_map(|entry| {
+                std::iter::once(&entry.artifact).chain(entry.previous.as_ref().map(|(_, a)| a))
+            })
+            .filter_map(|artifact| match artifact {
+                Artifact::Component(component) => Some(component),
+                Artifact::Module(_) => None,
+            })
+            .flat_map(|component| {
+                let engine = component.engine();
+                component
+                    .component_type()
+                    .imports(engine)
+                    .filter(|(name, _)| split::is_part(name))
+                    .map(|(name, _)| name.to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        self.parts.retain(|name, _| imported.contains(name));
         let Some(disk) = &mut self.disk else { return };
         for (key, artifact) in self.unsaved.drain(..) {
             disk.save(key, &artifact);
@@ -147,25 +184,15 @@ impl ModuleCache {
             return Ok(entry.hit());
         }
         let wasm = source::to_wasm(path, &bytes)?;
-        let key = self.disk.as_ref().map(|disk| disk.key(&wasm));
-        let from_disk = self
-            .disk
-            .as_ref()
-            .zip(key)
-            .and_then(|(disk, key)| disk.load(engine, Kind::of(&wasm), key));
-        let cache_hit = from_disk.is_some();
-        let artifact = match from_disk {
-            Some(artifact) => artifact,
-            None => {
-                source::check_nesting(&wasm)
-                    .with_context(|| format!("{}: invalid module", path.display()))?;
-                let artifact = Artifact::compile(engine, &wasm)
-                    .map_err(|err| invalid(path, &bytes, &wasm, err))?;
-                if let Some(key) = key {
-                    self.unsaved.push((key, artifact.clone()));
+        let (artifact, cache_hit) = match self.load_split(engine, &wasm) {
+            Some(loaded) => loaded,
+            None => self.load_whole(engine, &wasm).map_err(|err| {
+                if err.is::<Nesting>() {
+                    anyhow::Error::from(err).context(format!("{}: invalid module", path.display()))
+                } else {
+                    invalid(path, &bytes, &wasm, err)
                 }
-                artifact
-            }
+            })?,
         };
         let previous = self.modules.remove(path).map(|replaced| {
             if let Some((_, older)) = replaced.previous {
@@ -187,6 +214,65 @@ impl ModuleCache {
         })
     }
 }
+
+impl ModuleCache {
+    /// `wasm` compiled as it is, from disk if it is there; and whether it was.
+    fn load_whole(&mut self, engine: &Engine, wasm: &[u8]) -> wasmtime::Result<(Artifact, bool)> {
+        let key = self.disk.as_ref().map(|disk| disk.key(wasm));
+        let from_disk = self
+            .disk
+            .as_ref()
+            .zip(key)
+            .and_then(|(disk, key)| disk.load(engine, Kind::of(wasm), key));
+        if let Some(artifact) = from_disk {
+            return Ok((artifact, true));
+        }
+        source::check_nesting(wasm).map_err(|err| wasmtime::Error::new(Nesting(err)))?;
+        let artifact = Artifact::compile(engine, wasm)?;
+        if let Some(key) = key {
+            self.unsaved.push((key, artifact.clone()));
+        }
+        Ok((artifact, false))
+    }
+
+    /// `wasm`, a component with big core modules, as its shell and those
+    /// modules, each compiled or loaded on its own (see [`split`]); and whether
+    /// nothing was compiled. `None` when it is not split, or its shell does
+    /// not compile: then it is compiled whole, which says what is wrong.
+    fn load_split(&mut self, engine: &Engine, wasm: &[u8]) -> Option<(Artifact, bool)> {
+        if Kind::of(wasm) != Kind::Component {
+            return None;
+        }
+        // Each piece compiled is checked for nesting as it is compiled.
+        let split = split::split(wasm)?;
+        let mut cache_hit = true;
+        for part in &split.parts {
+            if self.parts.contains_key(&part.name) {
+                continue;
+            }
+            let (module, hit) = self.load_whole(engine, &wasm[part.range.clone()]).ok()?;
+            let Artifact::Module(module) = module else {
+                return None;
+            };
+            cache_hit &= hit;
+            self.parts.insert(part.name.clone(), module);
+        }
+        let (shell, hit) = self.load_whole(engine, &split.shell).ok()?;
+        Some((shell, cache_hit && hit))
+    }
+}
+
+/// A component nested past what is checked before compiling it.
+#[derive(Debug)]
+struct Nesting(anyhow::Error);
+
+impl std::fmt::Display for Nesting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for Nesting {}
 
 /// A compile error, pointing into the `.wat` text when it is one.
 fn invalid(path: &Path, bytes: &[u8], wasm: &[u8], err: wasmtime::Error) -> anyhow::Error {
@@ -351,6 +437,43 @@ mod tests {
         let module = load(&mut cache, &engine, &path).expect("compiled");
         assert!(matches!(module.artifact, Artifact::Module(_)) && !module.cache_hit);
         assert_eq!(cache.modules.len(), 1);
+    }
+
+    /// A component embedding a module big enough to be split, whose
+    /// function `f` returns `value`.
+    fn big_component(value: u32) -> String {
+        let padding = "\\00".repeat(split::SPLIT_FROM);
+        format!(
+            r#"(component
+                 (core module $m (memory 2) (data (i32.const 0) "{padding}")
+                   (func (export "f") (result i32) i32.const {value}))
+                 (core instance (instantiate $m)))"#
+        )
+    }
+
+    #[test]
+    fn a_components_parts_are_kept_while_a_kept_version_imports_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.wat");
+        let engine = Engine::default();
+        let mut cache = ModuleCache::default();
+        let mut names = Vec::new();
+        for value in 1..=3 {
+            std::fs::write(&path, big_component(value)).expect("write");
+            assert!(
+                !load(&mut cache, &engine, &path)
+                    .expect("compiled")
+                    .cache_hit
+            );
+            cache.after_run();
+            let mut now: Vec<String> = cache.parts.keys().cloned().collect();
+            now.sort();
+            names.push(now);
+        }
+        assert_eq!(names[0].len(), 1);
+        assert_eq!(names[1].len(), 2, "this version's and the one before");
+        assert!(!names[2].contains(&names[0][0]), "the first is gone");
+        assert!(cache.part(&names[0][0]).is_none());
     }
 
     #[test]

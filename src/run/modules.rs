@@ -61,6 +61,15 @@ impl ModuleFiles {
             .after_run();
     }
 
+    /// The core module a split component imports as `name`: see
+    /// [`ModuleCache::part`].
+    pub(super) fn part(&self, name: &str) -> Option<wasmtime::Module> {
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .part(name)
+    }
+
     /// A path relative to the root, for messages.
     pub(super) fn label(&self, path: &Path) -> String {
         names::relative(&self.root, path)

@@ -136,3 +136,50 @@ fn many_functions(line: &str, count: usize) -> String {
     let end = printer.rfind(')').expect("a module");
     format!("{}{functions})", &printer[..end])
 }
+
+/// A component embedding two big core modules: a library of many functions,
+/// and a module whose data (a snapshot, as componentize-py makes) holds
+/// `value`, which its export `f` adds to the library's answer.
+fn component_with_a_snapshot(value: u8) -> String {
+    let functions: String = (0..9000)
+        .map(|i| {
+            format!("(func (param i32) (result i32) (i32.mul (local.get 0) (i32.const {i})))\n")
+        })
+        .collect();
+    let padding = "\\00".repeat(70_000);
+    format!(
+        r#"(component
+             (core module $library
+               {functions}
+               (func (export "answer") (result i32) (i32.const 40)))
+             (core module $snapshot
+               (import "library" "answer" (func $answer (result i32)))
+               (memory 2)
+               (data (i32.const 0) "\{value:02x}{padding}")
+               (func (export "f") (result i32)
+                 (i32.add (call $answer) (i32.load8_u (i32.const 0)))))
+             (core instance $library (instantiate $library))
+             (core instance $snapshot (instantiate $snapshot (with "library" (instance $library))))
+             (func (export "f") (result u32) (canon lift (core func $snapshot "f"))))"#
+    )
+}
+
+#[test]
+fn a_components_big_modules_are_compiled_and_kept_on_their_own() {
+    let dir = Dir::new();
+    dir.write("app.wat", &component_with_a_snapshot(2));
+    let run = |expected: &str| {
+        let (code, stdout, stderr) = once(&dir, &["--invoke", "f()", "app.wat"]);
+        assert_eq!((code, stdout.as_str()), (0, expected), "{stderr}");
+    };
+    run("42\n");
+    // The library, the snapshot module, and the rest of the component.
+    assert_eq!(entries(&dir).len(), 3);
+    run("42\n");
+    assert_eq!(entries(&dir).len(), 3, "all loaded from the cache");
+
+    // A new snapshot: the library is not compiled again.
+    dir.write("app.wat", &component_with_a_snapshot(5));
+    run("45\n");
+    assert_eq!(entries(&dir).len(), 5);
+}

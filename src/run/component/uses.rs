@@ -89,6 +89,23 @@ fn prelink(
         import: import.to_owned(),
     };
     for (import, item) in component.component_type().imports(&engine) {
+        if crate::cache::is_part(import) {
+            // A core module the cache took out of the component and compiled
+            // on its own: given back where it was.
+            let module = host
+                .modules
+                .files
+                .part(import)
+                .ok_or_else(|| UseError::Unlinkable {
+                    site: site(import),
+                    why: "its core module is no longer compiled".to_owned(),
+                })?;
+            linker
+                .root()
+                .module(import, &module)
+                .map_err(|err| unlinkable(site(import), err))?;
+            continue;
+        }
         if HOST_PACKAGES.iter().any(|host| import.starts_with(host)) {
             if import.starts_with("wasi:http/") {
                 return Err(UseError::Unlinkable {
