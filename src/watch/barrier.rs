@@ -62,8 +62,8 @@ fn private<'x, 'a, 'b>(builder: &'x mut Builder<'a, 'b>) -> &'x mut Builder<'a, 
     builder.permissions(std::fs::Permissions::from_mode(0o700))
 }
 
-/// On Windows the temporary directory is the user's own (in their profile),
-/// and its ACLs are inherited: tempfile can set no mode there.
+/// On Windows the temporary directory is by default the user's own (in their
+/// profile), and the folder inherits its ACLs: tempfile sets no mode there.
 #[cfg(windows)]
 fn private<'x, 'a, 'b>(builder: &'x mut Builder<'a, 'b>) -> &'x mut Builder<'a, 'b> {
     builder
