@@ -97,11 +97,7 @@ impl Beneath {
     /// The file, opened for reading beneath the folder: without blocking on a
     /// FIFO, and refused when a symlink on the way leads out.
     pub(crate) fn open(&self) -> io::Result<File> {
-        use cap_std::fs::OpenOptionsExt;
-        let mut options = cap_std::fs::OpenOptions::new();
-        options
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+        let options = crate::source::reading_beneath();
         let relative = self.relative_or_dot();
         Ok(self.folder.dir.open_with(relative, &options)?.into_std())
     }
@@ -123,7 +119,7 @@ impl Beneath {
 
     /// Elsewhere files have no identity we can read: none is the guest's own.
     #[cfg(not(unix))]
-    pub fn identity(&self) -> Option<(u64, u64)> {
+    pub(crate) fn identity(&self) -> Option<(u64, u64)> {
         None
     }
 

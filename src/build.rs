@@ -42,7 +42,10 @@
 //! it (a write there would be a save), or holds its output pipe past it. The
 //! one way around it is leaving the group (`setsid`, a daemon): such a
 //! process is the user's to manage; it costs us no thread, as the output is
-//! read only until the build's result is taken.
+//! read only until the build's result is taken. (Windows has no process
+//! groups: a stopped build's shell and its descendants are ended with
+//! `taskkill /T`, and what a build leaves running after its shell exits is
+//! not ended there.)
 //!
 //! **A build that keeps triggering itself stops.** Only builds that ran to
 //! their end count: a build killed because a save made it out of date proves
@@ -140,8 +143,7 @@ impl Build {
             (Stdio::from(writer.try_clone()?), Stdio::from(writer))
         } else {
             drop(writer);
-            let stderr = std::io::stderr();
-            (Stdio::from(dup(&stderr)?), Stdio::inherit())
+            (dup_stderr()?, Stdio::inherit())
         };
         shell.stdout(out).stderr(err);
         let output = capture.then(|| Output::read(reader)).transpose()?;
@@ -246,17 +248,11 @@ struct Group {
 }
 
 impl Group {
-    /// Sends SIGKILL to every process of the group, unless it is over.
+    /// Kills every process of the group, unless it is over.
     fn kill(&self) {
         let reaped = self.reaped.lock().unwrap_or_else(PoisonError::into_inner);
-        #[cfg(unix)]
-        if !*reaped && let Ok(pid) = i32::try_from(self.leader) {
-            // SAFETY: kill(2) with a negative pid signals that process group;
-            // the group is the build's own (`process_group(0)` above), and
-            // its leader, not reaped yet, holds its id.
-            unsafe {
-                libc::kill(-pid, libc::SIGKILL);
-            }
+        if !*reaped {
+            kill_group(self.leader);
         }
     }
 
@@ -279,8 +275,10 @@ impl Group {
                     break;
                 }
             }
+            self.kill();
         }
-        self.kill();
+        // Elsewhere there is no group to sweep once the shell has exited:
+        // what it left running is no longer in its process tree.
         let mut reaped = self.reaped.lock().unwrap_or_else(PoisonError::into_inner);
         let status = shell.wait().ok();
         *reaped = true;
@@ -310,10 +308,47 @@ impl Built {
     }
 }
 
+/// Sends SIGKILL to the process group that `leader` leads: the group is the
+/// build's own (`process_group(0)` above), and its leader, not reaped yet,
+/// holds its id.
+#[cfg(unix)]
+fn kill_group(leader: u32) {
+    if let Ok(pid) = i32::try_from(leader) {
+        // SAFETY: kill(2) with a negative pid signals that process group.
+        unsafe {
+            libc::kill(-pid, libc::SIGKILL);
+        }
+    }
+}
+
+/// Windows has no process groups: `taskkill /T /F` ends the shell and the
+/// processes it started that are still its descendants. Its pid names no
+/// other process while it is not reaped (our `Child` holds its handle).
+#[cfg(windows)]
+fn kill_group(leader: u32) {
+    let _ = Command::new("taskkill")
+        .args(["/T", "/F", "/PID"])
+        .arg(leader.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
 /// A second handle on our stderr, for the build's stdout.
-fn dup(stderr: &std::io::Stderr) -> Result<std::os::fd::OwnedFd> {
+#[cfg(unix)]
+fn dup_stderr() -> Result<Stdio> {
     use std::os::fd::AsFd;
-    Ok(stderr.as_fd().try_clone_to_owned()?)
+    Ok(Stdio::from(std::io::stderr().as_fd().try_clone_to_owned()?))
+}
+
+/// A second handle on our stderr, for the build's stdout.
+#[cfg(windows)]
+fn dup_stderr() -> Result<Stdio> {
+    use std::os::windows::io::AsHandle;
+    Ok(Stdio::from(
+        std::io::stderr().as_handle().try_clone_to_owned()?,
+    ))
 }
 
 /// A build's output, read as it comes, the last [`OUTPUT_KEPT`] bytes kept.

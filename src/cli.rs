@@ -400,8 +400,13 @@ impl Cli {
 }
 
 /// The user's cache folder for live-wasm: `$XDG_CACHE_HOME/live-wasm`, else
-/// `~/.cache/live-wasm` (`~/Library/Caches/live-wasm` on macOS).
+/// `~/.cache/live-wasm` (`~/Library/Caches/live-wasm` on macOS). None where
+/// no folder is trusted (Windows: `cache/disk/private.rs`), rather than a
+/// warning every session.
 fn user_cache_dir() -> Option<PathBuf> {
+    if cfg!(not(unix)) {
+        return None;
+    }
     let xdg = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .filter(|dir| dir.is_absolute());

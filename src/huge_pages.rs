@@ -29,6 +29,7 @@
 //! `LIVE_WASM_HUGE_PAGES=0` to profile).
 
 /// The size of a huge page on x86-64 and aarch64 (with 4 KiB base pages).
+#[cfg(target_os = "linux")]
 const HUGE: usize = 2 << 20;
 
 /// Moves the executable's read-only segments (its code among them) onto 2 MiB
@@ -67,6 +68,12 @@ impl HugeStack {
     /// A stack of `size` bytes (rounded up to 2 MiB), reserved now and
     /// touched only as it is used.
     pub fn new(size: usize) -> HugeStack {
+        // Elsewhere there is no huge-page stack: the size goes unused.
+        #[cfg(not(all(
+            target_os = "linux",
+            any(target_arch = "x86_64", target_arch = "aarch64")
+        )))]
+        let _ = size;
         HugeStack {
             #[cfg(all(
                 target_os = "linux",

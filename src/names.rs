@@ -171,11 +171,7 @@ impl Root {
 
     /// Opens `relative` beneath the root: the file, or why it was passed over.
     fn open_beneath(&self, relative: &Path) -> Result<Result<Found, Passed>, Lookup> {
-        use cap_std::fs::OpenOptionsExt;
-        let mut options = cap_std::fs::OpenOptions::new();
-        options
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+        let options = source::reading_beneath();
         let path = self.path.join(relative);
         let file = match self.dir.open_with(relative, &options) {
             Ok(file) => file.into_std(),
@@ -183,10 +179,10 @@ impl Root {
                 return match err.raw_os_error() {
                     // A name too long for the file system (a component over
                     // NAME_MAX, a path over PATH_MAX) names no file: missing,
-                    // as documented, not a file that cannot be read.
-                    Some(libc::ENOENT | libc::ENOTDIR | libc::ENAMETOOLONG) => {
-                        Ok(Err(Passed::Missing))
-                    }
+                    // as documented, not a file that cannot be read. (By kind,
+                    // not number: ENOENT, ENOTDIR and ENAMETOOLONG on Unix,
+                    // their own codes on Windows.)
+                    Some(_) if is_no_such_name(err.kind()) => Ok(Err(Passed::Missing)),
                     // cap-std's "a path led outside of the filesystem" (the
                     // kernel's EXDEV, or its own check) carries no OS code.
                     None if err.kind() == io::ErrorKind::PermissionDenied => {
@@ -201,6 +197,13 @@ impl Root {
             Err(err) => Err(Passed::NotAFile(err)),
         })
     }
+}
+
+/// True for the error of a name that leads to no file: missing, a file where
+/// a folder was named, or too long to be a name.
+fn is_no_such_name(kind: io::ErrorKind) -> bool {
+    use io::ErrorKind::{InvalidFilename, NotADirectory, NotFound};
+    matches!(kind, NotFound | NotADirectory | InvalidFilename)
 }
 
 /// What was looked for, relative to `root`: `no a.wat or a.wasm`, or why
@@ -284,6 +287,7 @@ mod tests {
         ));
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_fifo_is_passed_over_without_blocking() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -300,6 +304,7 @@ mod tests {
         assert!(why.to_string().contains("a FIFO"), "{why}");
     }
 
+    #[cfg(unix)]
     #[test]
     fn symlinks_out_of_the_root_are_as_missing_whether_the_target_exists_or_not() {
         let outside = tempfile::tempdir().expect("tempdir");

@@ -14,7 +14,8 @@ use crossbeam_channel::{Receiver, bounded};
 pub(crate) enum Signal {
     /// Ctrl-C (SIGINT).
     Interrupt,
-    /// SIGTERM or SIGHUP, by number: stop everything and quit.
+    /// SIGTERM or SIGHUP, by number: stop everything and quit (Unix only).
+    #[cfg_attr(not(unix), allow(dead_code, reason = "no such signals elsewhere"))]
     Terminate(i32),
 }
 
@@ -78,9 +79,11 @@ pub(crate) fn listen() -> Result<Receiver<Signal>> {
     Ok(received)
 }
 
-/// Ctrl-C presses, where there are no Unix signals.
+/// Ctrl-C presses, where there are no Unix signals: ctrlc's console handler
+/// (on Windows it counts presses, so two are two events; Ctrl-Break and the
+/// console closing come as Ctrl-C too).
 #[cfg(not(unix))]
-pub fn listen() -> Result<Receiver<Signal>> {
+pub(crate) fn listen() -> Result<Receiver<Signal>> {
     let (sender, received) = bounded(4);
     ctrlc::set_handler(move || {
         let _ = sender.try_send(Signal::Interrupt);

@@ -5,7 +5,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use anyhow::{Context, Result, bail};
 
@@ -74,13 +74,34 @@ pub(crate) fn hash_file(mut file: File) -> Option<ContentHash> {
 /// opened without blocking and refused, so a strange file never stalls a run
 /// or the watcher.
 pub(crate) fn open_regular(path: &Path) -> std::io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)?;
-    regular(file)
+    regular(reading().open(path)?)
 }
+
+/// Options to open a file for reading without waiting on it, whatever it is.
+/// On Unix a FIFO with no writer would block the open (`O_NONBLOCK`), and a
+/// terminal would become our controlling one (`O_NOCTTY`). Windows has no
+/// FIFO in a folder (its pipes live under `\\.\pipe\`) and no controlling
+/// terminal: a plain open.
+pub(crate) fn reading() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, NO_WAIT);
+    options
+}
+
+/// [`reading`] for a file opened beneath a folder handle.
+pub(crate) fn reading_beneath() -> cap_std::fs::OpenOptions {
+    let mut options = cap_std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    cap_std::fs::OpenOptionsExt::custom_flags(&mut options, NO_WAIT);
+    options
+}
+
+/// The open flags of [`reading`].
+#[cfg(unix)]
+const NO_WAIT: i32 = libc::O_NONBLOCK | libc::O_NOCTTY;
 
 /// `file` if it is a regular file; the error says what it is otherwise.
 pub(crate) fn regular(file: File) -> std::io::Result<File> {
@@ -96,20 +117,36 @@ pub(crate) fn regular(file: File) -> std::io::Result<File> {
 
 /// "a directory", "a FIFO", ...: what a file that is not a regular file is.
 fn what_kind(kind: std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
     if kind.is_dir() {
         "a directory"
-    } else if kind.is_fifo() {
-        "a FIFO"
-    } else if kind.is_socket() {
-        "a socket"
-    } else if kind.is_char_device() || kind.is_block_device() {
-        "a device"
+    } else if let Some(special) = special_kind(kind) {
+        special
     } else if kind.is_symlink() {
         "a symlink"
     } else {
         "not a regular file"
     }
+}
+
+/// "a FIFO", "a socket", "a device": Unix's special files.
+#[cfg(unix)]
+fn special_kind(kind: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        Some("a FIFO")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else if kind.is_char_device() || kind.is_block_device() {
+        Some("a device")
+    } else {
+        None
+    }
+}
+
+/// Windows has none in a folder: a file there is a file, a folder or a symlink.
+#[cfg(not(unix))]
+fn special_kind(_: std::fs::FileType) -> Option<&'static str> {
+    None
 }
 
 /// What `stat` says of a file that changes with its bytes: length, inode,
@@ -127,6 +164,7 @@ impl Fingerprint {
     #[cfg(unix)]
     pub(crate) fn of_metadata(meta: &std::fs::Metadata) -> Option<Fingerprint> {
         use std::os::unix::fs::MetadataExt;
+        use std::time::{Duration, UNIX_EPOCH};
         let changed = UNIX_EPOCH
             + Duration::new(
                 u64::try_from(meta.ctime()).ok()?,
@@ -142,7 +180,7 @@ impl Fingerprint {
 
     /// Elsewhere there is none: every file is read and hashed.
     #[cfg(not(unix))]
-    pub fn of_metadata(_: &std::fs::Metadata) -> Option<Fingerprint> {
+    pub(crate) fn of_metadata(_: &std::fs::Metadata) -> Option<Fingerprint> {
         None
     }
 }

@@ -1138,6 +1138,7 @@ mod tests {
     /// The kinds of the events about `file` that come before the first about
     /// a new file `marker`, written now: inotify keeps one watcher's events
     /// in order.
+    #[cfg(target_os = "linux")]
     fn events_until(watcher: &Watcher, file: &Path, marker: &Path) -> Vec<EventKind> {
         std::fs::write(marker, "").expect("marker");
         let mut kinds = Vec::new();

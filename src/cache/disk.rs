@@ -20,6 +20,8 @@
 //! owned by us, writable by group or others, or a symlink, is not loaded
 //! (checked through the descriptor that is then mapped, so the file checked is
 //! the file run). The trailer's checksum only catches damage, not forgery.
+//! Those checks are Unix's (owners and modes): on Windows no folder is
+//! trusted, and there is no disk cache (`cache/disk/private.rs`).
 
 use std::fs::{self, File};
 use std::hash::{Hash, Hasher};
@@ -33,6 +35,11 @@ use xxhash_rust::xxh3::{Xxh3, xxh3_128};
 
 use super::Artifact;
 use crate::source::Kind;
+
+mod private;
+
+pub(crate) use private::distrust;
+use private::{create_private_dir, open_own_entry};
 
 /// What every entry ends with: the format, and its version.
 const MAGIC: &[u8; 8] = b"lwcache2";
@@ -190,62 +197,6 @@ impl DiskCache {
     }
 }
 
-/// Why the cache folder `dir` must not be used, if it must not: someone else
-/// owns it, or its group or others may write it, so an entry in it may be
-/// anyone's code. `None` also when it does not exist (it will be made private)
-/// or cannot be looked at (nothing can be loaded from it either).
-pub(crate) fn distrust(dir: &Path) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = fs::metadata(dir).ok()?;
-    let mode = meta.mode() & 0o7777;
-    let chmod = format!("`chmod go-w {}` to use it", dir.display());
-    let (why, fix) = if !meta.is_dir() {
-        (
-            "is not a folder".to_owned(),
-            "--cache DIR for one".to_owned(),
-        )
-    } else if meta.uid() != our_uid() {
-        let owner = meta.uid();
-        let why = format!("is owned by user {owner}, not by you (user {})", our_uid());
-        (why, "--cache DIR for one of your own".to_owned())
-    } else if mode & 0o002 != 0 {
-        let why = format!("is writable by others (mode {mode:o})");
-        (why, format!("{chmod}, or --cache DIR for another"))
-    } else if mode & 0o020 != 0 {
-        let why = format!("is writable by its group (mode {mode:o})");
-        (why, format!("{chmod}, or --cache DIR for another"))
-    } else {
-        return None;
-    };
-    Some(format!(
-        "not using the cache folder {}: it {why}, and its files would run as code. \
-         Running without the disk cache ({fix})",
-        dir.display()
-    ))
-}
-
-/// Our effective user id: the owner of the files we create.
-fn our_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
-}
-
-/// The entry at `path` if it is a regular file of ours that neither group nor
-/// others may write: opened without following a symlink, nor blocking on a
-/// FIFO or a device, and checked through the descriptor, which is what is
-/// then read and mapped.
-fn open_own_entry(path: &Path) -> Option<File> {
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
-        .open(path)
-        .ok()?;
-    let meta = file.metadata().ok()?;
-    let own = meta.is_file() && meta.uid() == our_uid() && meta.mode() & 0o022 == 0;
-    own.then_some(file)
-}
-
 /// The component compiled into `file`, mapped from that very file.
 ///
 /// wasmtime (48 to 50) takes an open file for modules (`deserialize_open_file`) but
@@ -259,15 +210,10 @@ fn open_own_entry(path: &Path) -> Option<File> {
 /// As [`Component::deserialize_file`]: `file` holds code this engine
 /// compiled, and nobody changes it while the component lives.
 unsafe fn deserialize_component(engine: &Engine, mut file: File) -> Option<Component> {
-    use std::os::fd::AsRawFd;
-    let fds = if cfg!(target_os = "linux") {
-        "/proc/self/fd"
-    } else {
-        "/dev/fd"
-    };
-    let own = Path::new(fds).join(file.as_raw_fd().to_string());
     // SAFETY: as this function's.
-    if let Ok(component) = unsafe { Component::deserialize_file(engine, own) } {
+    if let Some(own) = private::path_of_open(&file)
+        && let Ok(component) = unsafe { Component::deserialize_file(engine, own) }
+    {
         return Some(component);
     }
     let mut code = Vec::new();
@@ -338,16 +284,8 @@ fn write_entry(path: &Path, key: Key, code: &[u8]) -> std::io::Result<()> {
     file.write_all(&trailer)
 }
 
-/// Creates `dir` readable by its owner only: its files are loaded as code.
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-#[cfg(test)]
+// The disk cache is used on Unix only (`cache/disk/private.rs`).
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

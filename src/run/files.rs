@@ -503,6 +503,7 @@ mod tests {
         assert_eq!(written, vec![project.join("out.txt")]);
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_file_the_guest_moved_over_one_it_read_is_its_own() {
         let (dir, mut files, _announced) = access();

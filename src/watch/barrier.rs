@@ -11,10 +11,10 @@
 
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use tempfile::Builder;
 
 /// A folder of our own in the temporary directory, removed when dropped (the
 /// watcher is dropped when the session ends, on a signal too).
@@ -25,11 +25,8 @@ pub(super) struct Barrier {
 
 impl Barrier {
     pub(super) fn new() -> Result<Barrier> {
-        // tempfile makes it with mkdir under a random name, retried until new;
-        // the mode must be asked for (its default is 0777 less the umask).
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("live-wasm-{}-", std::process::id()))
-            .permissions(std::fs::Permissions::from_mode(0o700))
+        // tempfile makes it with mkdir under a random name, retried until new.
+        let dir = private(Builder::new().prefix(&format!("live-wasm-{}-", std::process::id())))
             .tempdir()
             .with_context(|| {
                 format!(
@@ -57,8 +54,25 @@ impl Barrier {
     }
 }
 
+/// On Unix the mode must be asked for (tempfile's default is 0777 less the
+/// umask).
+#[cfg(unix)]
+fn private<'x, 'a, 'b>(builder: &'x mut Builder<'a, 'b>) -> &'x mut Builder<'a, 'b> {
+    use std::os::unix::fs::PermissionsExt;
+    builder.permissions(std::fs::Permissions::from_mode(0o700))
+}
+
+/// On Windows the temporary directory is by default the user's own (in their
+/// profile), and the folder inherits its ACLs: tempfile sets no mode there.
+#[cfg(windows)]
+fn private<'x, 'a, 'b>(builder: &'x mut Builder<'a, 'b>) -> &'x mut Builder<'a, 'b> {
+    builder
+}
+
 /// Creates the file `path`, failing if anything, a symlink too, is there.
+#[cfg(unix)]
 fn create_new(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
     File::options()
         .write(true)
         .create_new(true)
@@ -67,7 +81,20 @@ fn create_new(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-#[cfg(test)]
+/// Creates the file `path`, failing if anything, a symlink too, is there:
+/// `FILE_FLAG_OPEN_REPARSE_POINT` is Windows' `O_NOFOLLOW`.
+#[cfg(windows)]
+fn create_new(path: &Path) -> io::Result<File> {
+    use std::os::windows::fs::OpenOptionsExt;
+    const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+    File::options()
+        .write(true)
+        .create_new(true)
+        .custom_flags(FILE_FLAG_OPEN_REPARSE_POINT)
+        .open(path)
+}
+
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::os::unix::fs::{MetadataExt, symlink};

@@ -276,7 +276,6 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     fn kinds(state: &mut State) -> Vec<(String, EventKind)> {
         let mut events: Vec<(String, EventKind)> = state
@@ -295,6 +294,7 @@ mod tests {
         events
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_symlink_is_looked_at_as_itself_never_where_it_leads() {
         let base = tempfile::tempdir().expect("tempdir");
@@ -363,6 +363,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn a_file_open_for_writing_is_reported_once_closed() {
+        use std::io::Write;
         let dir = tempfile::tempdir().expect("tempdir");
         let mut state = State::default();
         state

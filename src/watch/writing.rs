@@ -36,13 +36,15 @@ pub(super) fn being_written_file(opened: &std::fs::File) -> bool {
     std::io::Error::last_os_error().raw_os_error() == Some(libc::EAGAIN)
 }
 
+/// Elsewhere there are no leases: we cannot tell, and say no.
 #[cfg(not(target_os = "linux"))]
-pub fn being_written(_: &Path) -> bool {
+pub(super) fn being_written(_: &Path) -> bool {
     false
 }
 
+/// Elsewhere there are no leases: we cannot tell, and say no.
 #[cfg(not(target_os = "linux"))]
-pub fn being_written_file(_: &std::fs::File) -> bool {
+pub(super) fn being_written_file(_: &std::fs::File) -> bool {
     false
 }
 
@@ -57,12 +59,11 @@ fn ignore_lease_breaks() {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
     use std::io::Write;
 
-    #[cfg(target_os = "linux")]
     #[test]
     fn a_file_open_for_writing_is_being_written_until_closed() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -601,14 +601,15 @@ fn pseudo_terminal() -> (std::os::fd::OwnedFd, std::os::fd::OwnedFd) {
     use std::os::fd::FromRawFd;
     let (mut master, mut terminal) = (-1, -1);
     // SAFETY: openpty writes two descriptors through pointers to our ints; the
-    // name, termios and window size are optional and not asked for.
+    // name, termios and window size are optional and not asked for (null, and
+    // `*mut`: macOS's libc declares them so, Linux's `*const`).
     let opened = unsafe {
         libc::openpty(
             &mut master,
             &mut terminal,
             std::ptr::null_mut(),
-            std::ptr::null(),
-            std::ptr::null(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
         )
     };
     assert_eq!(opened, 0, "openpty: {}", std::io::Error::last_os_error());
