@@ -70,6 +70,9 @@ const LIBC: &[&str] = &[
 ];
 
 /// Which part of the runtime the function `name` (demangled) is, if any.
+/// `<T as Trait>::f` is the runtime's when both are (the program's impl of
+/// `core::fmt::Display` is the program's); a type without a path (`fn()`,
+/// `i32`) goes with its trait.
 fn runtime(name: &str) -> Option<Runtime> {
     if LIBC.contains(&name) {
         return Some(Runtime::Libc);
@@ -77,12 +80,25 @@ fn runtime(name: &str) -> Option<Runtime> {
     if matches!(name, "rust_panic" | "rust_begin_unwind") || name.starts_with("__rust_") {
         return Some(Runtime::PanicMachinery);
     }
-    // `<std::…>::f`, `<&core::… as …>::f`: the type's crate decides.
-    let path = name
-        .trim_start_matches(['<', '&', '*'])
+    let Some(inner) = name.strip_prefix('<') else {
+        return crate_part(name);
+    };
+    let (ty, trait_path) = inner.split_once(" as ").unwrap_or((inner, ""));
+    let ty = ty
+        .trim_start_matches(['&', '*', '[', '('])
         .trim_start_matches("mut ")
         .trim_start_matches("const ")
         .trim_start_matches("dyn ");
+    let of_type = ty.contains("::").then(|| crate_part(ty));
+    let of_trait = (!trait_path.is_empty()).then(|| crate_part(trait_path));
+    match (of_type, of_trait) {
+        (Some(Some(part)), None | Some(Some(_))) | (None, Some(Some(part))) => Some(part),
+        _ => None,
+    }
+}
+
+/// Which part of the runtime the crate of `path` is, if any.
+fn crate_part(path: &str) -> Option<Runtime> {
     let mut segments = path.split("::");
     let krate = segments.next().unwrap_or_default();
     let module = segments.next();
@@ -218,7 +234,7 @@ mod tests {
             frame("core::panicking::panic_bounds_check", None),
             frame("hello_live::main", Some("src/main.rs")),
             frame("<hello_live::Shape as core::fmt::Display>::fmt", None),
-            frame("core::ops::function::FnOnce::call_once", None),
+            frame("<fn() as core::ops::function::FnOnce<()>>::call_once", None),
             frame("std::rt::lang_start::{{closure}}", None),
             frame("__main_void", None),
             frame("_start", Some("wasisdk://v30.0/crt1-command.c")),
@@ -233,6 +249,21 @@ mod tests {
 "
         );
         assert!(is_runtime(&frames[0]) && !is_runtime(&frames[6]));
+        for (name, part) in [
+            ("<i32 as core::fmt::Display>::fmt", Some(Runtime::Core)),
+            ("<&mut alloc::vec::Vec<u8> as hello_live::Sum>::sum", None),
+            (
+                "<&mut alloc::vec::Vec<u8> as core::ops::Drop>::drop",
+                Some(Runtime::Alloc),
+            ),
+            ("<&hello_live::Shape as core::fmt::Debug>::fmt", None),
+            ("<[hello_live::Shape]>::first", None),
+            ("<std::io::Stdout>::lock", Some(Runtime::Std)),
+            ("hello_live::main::{{closure}}", None),
+            ("stdlib::f", None),
+        ] {
+            assert_eq!(runtime(name), part, "{name}");
+        }
     }
 
     #[test]
