@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use crate::guests::rust;
-use crate::support::{Dir, live_wasm, once};
+use crate::support::{Dir, live_wasm, once, once_with_stdin};
 
 /// A program that panics in a function of its own (line 2), called from
 /// `main` (line 8).
@@ -124,29 +124,46 @@ fn a_panic_in_a_live_session_is_said_on_the_runs_line() {
 #[test]
 fn cpp_and_rust_names_are_demangled_and_made_safe() {
     let dir = Dir::new();
+    // A C++ symbol of 40 nested `std::pair`s of the one before: 2^40 `a`s
+    // demangled, from 500 bytes.
+    let mut bomb = String::from("_Z1f1aSt4pairIS_S_E");
+    for level in 1..=40u32 {
+        let digit = |n: u32| {
+            char::from_digit(n, 36)
+                .expect("a digit")
+                .to_ascii_uppercase()
+        };
+        let index = match level / 36 {
+            0 => digit(level).to_string(),
+            high => format!("{}{}", digit(high), digit(level % 36)),
+        };
+        bomb.push_str(&format!("S0_IS{index}_S{index}_E"));
+    }
     // The names as compilers leave them in the name section (wasm-ld keeps
-    // C++'s mangled under `--no-demangle`, rustc's always), and one a guest
-    // made to drive the terminal.
-    dir.write(
-        "main.wat",
-        r#"(module
+    // C++'s mangled under `--no-demangle`, rustc's always), one a guest made
+    // to drive the terminal, and the bomb.
+    let wat = r#"(module
   (func $_ZNK3geo5Shape4areaEi (param i32) (result i32)
     (i32.div_s (i32.const 10) (local.get 0)))
   (func $_ZN10hello_live4main17hcdda25da4266c98fE
     (drop (call $_ZNK3geo5Shape4areaEi (i32.const 0))))
   (func $evil (@name "\1b]52;c;SGVsbG8=\07\1b[2Jevil")
     (call $_ZN10hello_live4main17hcdda25da4266c98fE))
-  (func (export "_start") (call $evil)))
-"#,
-    );
-    let (code, _, stderr) = once(&dir, &["main.wat"]);
+  (func $BOMB (call $evil))
+  (func (export "_start") (call $BOMB)))
+"#;
+    dir.write("main.wat", &wat.replace("BOMB", &bomb));
+    // Bounded: a demangler that ran on would not end.
+    let (code, _, stderr) = once_with_stdin(&dir, &["main.wat"], Some(b""));
     assert_eq!(code, 134, "{stderr}");
     assert!(
         stderr.contains("    0: geo::Shape::area(int) const (main @ ")
             && stderr.contains("    1: hello_live::main (main @ ")
-            && stderr.contains("    2: \\u{1b}]52;c;SGVsbG8=\\u{7}\\u{1b}[2Jevil (main @ "),
+            && stderr.contains("    2: \\u{1b}]52;c;SGVsbG8=\\u{7}\\u{1b}[2Jevil (main @ ")
+            && stderr.contains("    3: f(a, std::pair<a, a>, std::pair<std::pair<a, a>, "),
         "{stderr}"
     );
+    assert!(stderr.len() < 64 << 10, "{} bytes", stderr.len());
     assert!(
         !stderr.contains('\u{1b}') && !stderr.contains("_Z"),
         "{stderr}"
