@@ -15,13 +15,23 @@ use crate::plan::{
     Preopen, Presentation, Sandbox, StdinSource, WatcherKind,
 };
 
+/// Three ways in, shown under the options of `--help` (and `-h`).
+const EXAMPLES: &str = "\
+Examples:
+  live-wasm main.wat
+      Run main.wat, and again on every save of it (or of a module it uses)
+  live-wasm --build 'cargo build --target wasm32-wasip2' target/wasm32-wasip2/debug/app.wasm
+      Build a Rust project into a component, and build and run it again on every save
+  live-wasm --interpreter python.wasm main.py
+      Run a Python script with CPython compiled to WebAssembly, again on every save";
+
 /// Live coding with WebAssembly: every save re-runs ENTRY from a clean state, in a sandbox.
 #[derive(Debug, Parser)]
-#[command(name = "live-wasm", version, about, long_about = None)]
+#[command(name = "live-wasm", version, about, long_about = None, after_help = EXAMPLES)]
 pub struct Cli {
-    /// What to run: a `.wat` or `.wasm` module or component (a WASI command
-    /// with `_start`, a module with a start function, or a component's
-    /// `wasi:cli/run`). With `--interpreter`, the script to run.
+    /// What to run: a core module or component (`.wat` or `.wasm`): a WASI
+    /// command with `_start`, a module with a start function, or a
+    /// component's `wasi:cli/run`. With `--interpreter`, the script to run.
     #[arg(value_name = "ENTRY")]
     entry: PathBuf,
 

@@ -75,9 +75,11 @@ impl Reporter {
             }
         };
         let seed = plan.sandbox.determinism.map(|determinism| determinism.seed);
+        let events_screen =
+            (plan.presentation.events == Some(EventsTarget::Stderr)).then(|| Arc::clone(&screen));
         Ok(Self {
             status: StatusLines::new(plan, Arc::clone(&screen)),
-            events: Events::new(out, &plan.root, seed),
+            events: Events::new(out, events_screen, &plan.root, seed),
             screen,
             diff: plan.presentation.diff,
             last_ran: None,
@@ -200,7 +202,7 @@ impl Reporter {
             return;
         };
         self.status.stale(last.run, &last.output);
-        crate::run::show_again(&last.output);
+        crate::run::show_again(&last.output, &self.screen);
     }
 }
 

@@ -16,6 +16,7 @@
 //!        -> files, limits, interrupt, determinism, notes, output, outcome, ...
 //! ```
 
+mod backtrace;
 mod component;
 mod core_module;
 mod describe;
@@ -31,6 +32,7 @@ mod modules;
 mod notes;
 mod outcome;
 mod output;
+mod panic;
 mod problem;
 mod use_error;
 
@@ -56,6 +58,7 @@ use limits::{MemoryCap, Refusal};
 use modules::{ModuleFiles, Modules};
 use notes::Notes;
 use outcome::Outcome;
+use panic::StderrTail;
 
 pub(crate) use describe::{Description, Verdict};
 pub(crate) use interrupt::StopReason;
@@ -169,9 +172,11 @@ impl Runtime {
         let interrupt = Arc::clone(&request.interrupt);
         let transcript =
             (self.transcripts).map(|what| Arc::new(Mutex::new(Transcript::new(what.replay))));
+        let stderr = Arc::new(Mutex::new(StderrTail::default()));
         let sink = output::Sink {
             screen: Arc::clone(&self.screen),
             transcript: transcript.clone(),
+            stderr: Arc::clone(&stderr),
             echo: request.echo,
         };
         let modules = Modules::new(Arc::clone(&self.module_files));
@@ -196,7 +201,7 @@ impl Runtime {
                 };
             }
         };
-        let outcome = match self.load_and_run(&mut store, &interrupt) {
+        let mut outcome = match self.load_and_run(&mut store, &interrupt) {
             Ok(()) => Outcome::Success,
             Err(err) => {
                 let modules = &store.data().modules;
@@ -209,6 +214,7 @@ impl Runtime {
                 Outcome::from_error(err, &interrupt, limits.timeout, limits.fuel, &frame)
             }
         };
+        outcome.read_panic(&stderr.lock().unwrap_or_else(PoisonError::into_inner));
         let fuel_used = self
             .limits
             .fuel

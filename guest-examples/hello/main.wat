@@ -1,5 +1,5 @@
 ;; A WASI command that prints one line. Start it live:
-;;   cargo run --release -- guest-examples/hello/main.wat
+;;   cargo run -- guest-examples/hello/main.wat
 ;; then edit the text below (and its length) and save: it runs again at once.
 (module
   (import "wasi_snapshot_preview1" "fd_write"

@@ -5,17 +5,22 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 
 use crate::build::Built;
 use crate::diff::{Diff, StreamDiff};
 use crate::run::{Description, Note, Problem, RunReport, StopReason};
+use crate::screen::Screen;
 use crate::watch::Trigger;
 
 /// Where events go (nowhere without `--events`), and what names files in them.
 pub(super) struct Events {
     out: Option<Box<dyn Write + Send>>,
+    /// The screen the guest shares, when events go to stderr: each event
+    /// starts a line of its own.
+    screen: Option<Arc<Screen>>,
     root: PathBuf,
     /// `--deterministic`: the seed, given in each `run-started`.
     seed: Option<u64>,
@@ -23,10 +28,17 @@ pub(super) struct Events {
 
 impl Events {
     /// Events written to `out` (none: dropped), naming files relative to
-    /// `root`; runs are deterministic from `seed`, if given.
-    pub(super) fn new(out: Option<Box<dyn Write + Send>>, root: &Path, seed: Option<u64>) -> Self {
+    /// `root`; runs are deterministic from `seed`, if given. `screen` when
+    /// `out` is stderr, which the guest writes to as well.
+    pub(super) fn new(
+        out: Option<Box<dyn Write + Send>>,
+        screen: Option<Arc<Screen>>,
+        root: &Path,
+        seed: Option<u64>,
+    ) -> Self {
         Self {
             out,
+            screen,
             root: root.to_path_buf(),
             seed,
         }
@@ -149,7 +161,11 @@ impl Events {
         clip_strings(&mut event);
         // One write per line, so guest output cannot cut into it. Events are
         // best effort: a closed reader must not end the session.
-        let _ = out.write_all(format!("{event}\n").as_bytes());
+        let start = self
+            .screen
+            .as_ref()
+            .map_or("", |screen| screen.line_start());
+        let _ = out.write_all(format!("{start}{event}\n").as_bytes());
         let _ = out.flush();
     }
 

@@ -148,7 +148,8 @@ impl StatusLines {
             // the output under `--diff=only`, are still shown.
             if let Some(diff) = diff.filter(|diff| self.quiet && !diff.output_unchanged()) {
                 self.screen.before_output();
-                to_stderr(&self.diff_lines(diff));
+                let start = self.screen.line_start();
+                to_stderr(&format!("{start}{}", self.diff_lines(diff)));
             }
             return;
         }
@@ -297,7 +298,9 @@ impl StatusLines {
             false => (Style::new(), Style::new()),
         };
         let line = super::printable(line);
-        let mut text = format!("{prefix}[live-wasm]{prefix:#} {style}{line}{style:#}\n");
+        // On a line of its own, even after output that did not end its line.
+        let start = self.screen.line_start();
+        let mut text = format!("{start}{prefix}[live-wasm]{prefix:#} {style}{line}{style:#}\n");
         for detail in detail.lines() {
             let _ = writeln!(text, "  {}", super::printable(detail));
         }

@@ -1,11 +1,9 @@
 //! A run's end described once ([`Description`]): the status lines and the
 //! JSON events both render this, never the [`Outcome`] itself.
 
-use std::fmt::Write as _;
-
 use super::interrupt::StopReason;
 use super::limits::{Refusal, size};
-use super::outcome::{Frame, Outcome, trap_words};
+use super::outcome::{Outcome, trap_words};
 use super::problem::{Problem, ProblemKind};
 use super::use_error::UseError;
 
@@ -13,14 +11,15 @@ use super::use_error::UseError;
 /// `run-finished` / `error` events can never tell different stories.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Description {
-    /// One word for tools: `ok`, `exit`, `trap`, `timeout`, `out-of-fuel`,
+    /// One word for tools: `ok` (it returned, or exited with 0), `exit` (a
+    /// nonzero exit status), `trap`, `timeout`, `out-of-fuel`,
     /// `stopped-by-change`, `stopped-by-ctrl-c`, `error`.
     pub outcome: &'static str,
     /// The status line's words: `trap: integer divide by zero`.
     pub summary: String,
     /// How it went, to colour it.
     pub verdict: Verdict,
-    /// `ok`: 0, `exit`: the guest's code; otherwise none.
+    /// `ok`: 0, `exit`: the guest's nonzero code; otherwise none.
     pub exit_code: Option<i32>,
     /// The trap in words, for a trap.
     pub trap: Option<String>,
@@ -83,36 +82,51 @@ impl Outcome {
             detail: String::new(),
         };
         match self {
-            Outcome::Success => Description {
+            // One word for a good end, however the language ends a program:
+            // Go's and Zig's runtimes call `proc_exit(0)`, C's `main` returns.
+            Outcome::Success | Outcome::Exit(0) => Description {
                 exit_code: Some(0),
                 ..plain("ok", "ok".into(), Verdict::Good)
             },
             Outcome::Exit(code) => Description {
                 exit_code: Some(*code),
-                ..plain(
-                    "exit",
-                    format!("exit {code}"),
-                    if *code == 0 {
-                        Verdict::Good
-                    } else {
-                        Verdict::Failed
-                    },
-                )
+                ..plain("exit", format!("exit {code}"), Verdict::Failed)
             },
-            Outcome::Trap { kind, frames } => {
+            Outcome::Trap {
+                kind,
+                frames,
+                panic,
+            } => {
                 let words = trap_words(*kind);
-                let source = frames.iter().find_map(|frame| frame.source.as_ref());
-                Description {
-                    trap: Some(words.clone()),
-                    problem: Some(Problem {
-                        file: source.map(|place| place.file.clone()),
-                        place: source.and_then(|place| {
-                            Some((place.line? as usize, place.col.unwrap_or(0) as usize))
-                        }),
-                        ..Problem::new(ProblemKind::Trap, words.clone())
+                // The program's own place, not one inside the Rust runtime.
+                let source = (frames.iter())
+                    .filter(|frame| !super::backtrace::is_runtime(frame))
+                    .chain(frames)
+                    .find_map(|frame| frame.source.as_ref());
+                let mut problem = Problem {
+                    file: source.map(|place| place.file.clone()),
+                    place: source.and_then(|place| {
+                        Some((place.line? as usize, place.col.unwrap_or(0) as usize))
                     }),
-                    detail: backtrace(frames),
-                    ..plain("trap", format!("trap: {words}"), Verdict::Failed)
+                    ..Problem::new(ProblemKind::Trap, words.clone())
+                };
+                // A Rust panic is said in its own words, at its own place.
+                let summary = match panic {
+                    Some(panic) => {
+                        problem = Problem {
+                            file: Some(panic.file.clone()),
+                            place: Some((panic.line, panic.col)),
+                            ..Problem::new(ProblemKind::Trap, panic.to_string())
+                        };
+                        panic.to_string()
+                    }
+                    None => format!("trap: {words}"),
+                };
+                Description {
+                    trap: Some(words),
+                    problem: Some(problem),
+                    detail: super::backtrace::render(frames),
+                    ..plain("trap", summary, Verdict::Failed)
                 }
             }
             Outcome::Stopped(StopReason::CtrlC) => plain(
@@ -168,26 +182,6 @@ fn failure_problem(err: &anyhow::Error) -> Problem {
         Some(use_error) => use_error.problem(),
         None => Problem::new(ProblemKind::Error, format!("{err:#}")),
     }
-}
-
-/// A trap's backtrace, innermost first: `0: divide (main @ 0x33) at main.wat:4:5`.
-fn backtrace(frames: &[Frame]) -> String {
-    let mut text = String::new();
-    if !frames.is_empty() {
-        text.push_str("wasm backtrace:\n");
-    }
-    for (index, frame) in frames.iter().enumerate() {
-        let _ = write!(text, "  {index}: {} ({}", frame.function, frame.module);
-        if let Some(offset) = frame.offset {
-            let _ = write!(text, " @ {offset:#x}");
-        }
-        text.push(')');
-        if let Some(source) = &frame.source {
-            let _ = write!(text, " at {source}");
-        }
-        text.push('\n');
-    }
-    text
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use wasmtime::{Module, Trap, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 
 use super::interrupt::{Interrupt, StopReason};
+use super::panic::{Panic, StderrTail};
 use super::use_error::UseError;
 
 // `--once` exit statuses of our own choosing; the fuzzing harness checks
@@ -35,6 +36,8 @@ pub(super) enum Outcome {
         kind: Trap,
         /// The wasm backtrace, innermost frame first (empty if none was captured).
         frames: Vec<Frame>,
+        /// The Rust panic that ended in this trap, as the guest's stderr said it.
+        panic: Option<Panic>,
     },
     /// Stopped from outside before it finished: a save or Ctrl-C.
     Stopped(StopReason),
@@ -80,7 +83,24 @@ impl Outcome {
             .downcast_ref::<WasmBacktrace>()
             .map(|backtrace| backtrace.frames().iter().map(frame).collect())
             .unwrap_or_default();
-        Outcome::Trap { kind, frames }
+        Outcome::Trap {
+            kind,
+            frames,
+            panic: None,
+        }
+    }
+
+    /// A trap on `unreachable` is how a Rust panic ends on wasm: names the
+    /// panic that `stderr` (what the guest wrote there) reports, if it does.
+    pub(super) fn read_panic(&mut self, stderr: &StderrTail) {
+        if let Outcome::Trap {
+            kind: Trap::UnreachableCodeReached,
+            panic,
+            ..
+        } = self
+        {
+            *panic = stderr.panic();
+        }
     }
 
     /// The process exit status for `--once`, as `wasmtime run` chooses it:
@@ -103,7 +123,8 @@ impl Outcome {
 pub(super) struct Frame {
     /// The module's name (its name section, else its file stem).
     pub module: String,
-    /// The function's name, or `func[N]` when the module has no name for it.
+    /// The function's name, demangled, or `func[N]` when the module has no
+    /// name for it.
     pub function: String,
     /// Byte offset of the instruction in the module.
     pub offset: Option<usize>,
@@ -163,7 +184,7 @@ pub(super) fn frame(
         module: label(info.module()),
         function: info
             .func_name()
-            .map(str::to_owned)
+            .map(super::backtrace::demangle)
             .unwrap_or_else(|| format!("func[{}]", info.func_index())),
         offset: info.module_offset(),
         source,

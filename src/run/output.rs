@@ -4,7 +4,10 @@
 //! screen, move the cursor over what we said). A pipe or a file gets every
 //! byte untouched. When the session compares runs (`--diff`) or shows the last
 //! output again (`--clear`), what the guest prints is also noted in the run's
-//! [`Transcript`]; under `--diff=only` it is only noted.
+//! [`Transcript`]; under `--diff=only` it is only noted. Always noted: the end
+//! of its stderr (where a Rust panic says what it was), and whether what it
+//! showed last ended its line (the [`Screen`] starts our next line on a line
+//! of its own).
 
 mod escapes;
 
@@ -22,6 +25,8 @@ use crate::screen::Screen;
 use crate::transcript::{Stream, Transcript};
 use escapes::Escapes;
 
+use super::panic::StderrTail;
+
 /// Where one run's guest output goes.
 #[derive(Clone)]
 pub(super) struct Sink {
@@ -29,31 +34,23 @@ pub(super) struct Sink {
     pub(super) screen: Arc<Screen>,
     /// Where the output is noted, if anywhere.
     pub(super) transcript: Option<Arc<Mutex<Transcript>>>,
+    /// The end of the guest's stderr.
+    pub(super) stderr: Arc<Mutex<StderrTail>>,
     /// Whether the output is shown as it comes.
     pub(super) echo: bool,
 }
 
 /// Gives the guest our stdout and stderr as `sink` says: each through the
-/// filter when it is a terminal, as is otherwise (wasmtime-wasi's own, when
-/// nothing else is to be done with it).
+/// filter when it is a terminal, as is otherwise.
 pub(super) fn connect(wasi: &mut WasiCtxBuilder, sink: &Sink) {
     let (stdout, stderr) = terminals();
-    let ours = sink.transcript.is_some() || !sink.echo || sink.screen.clears();
-    if stdout || ours {
-        wasi.stdout(GuestStream::new(Stream::Stdout, stdout, sink));
-    } else {
-        wasi.inherit_stdout();
-    }
-    if stderr || ours {
-        wasi.stderr(GuestStream::new(Stream::Stderr, stderr, sink));
-    } else {
-        wasi.inherit_stderr();
-    }
+    wasi.stdout(GuestStream::new(Stream::Stdout, stdout, sink));
+    wasi.stderr(GuestStream::new(Stream::Stderr, stderr, sink));
 }
 
 /// Shows again what a run printed (its tail, in order), through fresh filters
-/// where ours is a terminal.
-pub(crate) fn show_again(transcript: &Transcript) {
+/// where ours is a terminal, on `screen`.
+pub(crate) fn show_again(transcript: &Transcript, screen: &Screen) {
     let Some((chunks, _)) = transcript.replay() else {
         return;
     };
@@ -72,6 +69,7 @@ pub(crate) fn show_again(transcript: &Transcript) {
             bytes
         };
         let _ = write_to(stream, bytes);
+        screen.guest_showed(stream, bytes);
     }
     let _ = std::io::stdout().flush();
 }
@@ -123,18 +121,31 @@ impl GuestStream {
             let mut transcript = transcript.lock().unwrap_or_else(PoisonError::into_inner);
             transcript.write(self.stream, bytes);
         }
+        if self.stream == Stream::Stderr {
+            let mut stderr = self
+                .sink
+                .stderr
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            stderr.write(bytes);
+        }
         if !self.sink.echo {
             return Ok(());
         }
-        self.sink.screen.before_output();
+        let screen = &self.sink.screen;
+        screen.before_output();
         let Some(escapes) = &self.escapes else {
-            return write_to(self.stream, bytes);
+            let written = write_to(self.stream, bytes);
+            screen.guest_showed(self.stream, bytes);
+            return written;
         };
         let mut escapes = escapes.lock().unwrap_or_else(PoisonError::into_inner);
         let mut shown = Vec::new();
         escapes.filter(bytes, &mut shown);
         // Written under the lock: two streams' pieces stay in order.
-        write_to(self.stream, &shown)
+        let written = write_to(self.stream, &shown);
+        screen.guest_showed(self.stream, &shown);
+        written
     }
 
     fn flush(&self) -> std::io::Result<()> {

@@ -443,13 +443,18 @@ fn the_rust_component_example_runs_live() {
         _turn,
     }) = start_built(
         "components/rust",
-        &["target/wasm32-wasip2/debug/hello-component.wasm", "--", "a"],
+        &[
+            "target/wasm32-wasip2/debug/hello-component.wasm",
+            "--",
+            "a",
+            "b",
+        ],
         "hello from a WASI 0.2 component",
     )
     else {
         return;
     };
-    live.expect_stdout(r#"args: ["hello-component.wasm", "a"]"#);
+    live.expect_stdout(r#"args: ["hello-component.wasm", "a", "b"]"#);
     live.expect_run(1, "start: ok · build ");
     let source = dir.read("src/main.rs");
     dir.write_rename(
@@ -497,9 +502,11 @@ fn the_python_component_example_runs_live_and_its_provider_edits_cost_no_recompi
         &[
             "--watch",
             "app.py",
+            "--watch",
+            "wit",
+            "app.wasm",
             "--events-file",
             "events.jsonl",
-            "app.wasm",
         ],
         "hello from Python, as a WASI 0.2 component",
     )

@@ -81,3 +81,38 @@ pub fn print_then_trap(line: &str) -> String {
     (i32.div_s (local.get 0) (local.get 1))",
     )
 }
+
+/// Rust `source`, as `src/main.rs` of crate `hello_live` in `dir`, built by
+/// rustc for `target` with debug info (`wasm32-wasip1`: a core module;
+/// `wasm32-wasip2`: a component): the name of the file made, or `None` (the
+/// skip said) when the target is missing here.
+pub fn rust(dir: &crate::support::Dir, source: &str, target: &str) -> Option<String> {
+    let needs = if target == "wasm32-wasip1" {
+        "rust"
+    } else {
+        "components/rust"
+    };
+    let env = match crate::languages::toolchain(needs) {
+        Ok(env) => env,
+        Err(missing) => {
+            crate::support::skip_example(needs, &missing);
+            return None;
+        }
+    };
+    std::fs::create_dir_all(dir.path("src")).expect("mkdir src");
+    dir.write("src/main.rs", source);
+    let wasm = format!("hello-live-{target}.wasm");
+    let output = std::process::Command::new("rustc")
+        .args(["--edition", "2024", "--crate-name", "hello_live", "-g"])
+        .args(["--target", target, "src/main.rs", "-o", &wasm])
+        .current_dir(dir.root())
+        .envs(env)
+        .output()
+        .expect("run rustc");
+    assert!(
+        output.status.success(),
+        "rustc: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(wasm)
+}

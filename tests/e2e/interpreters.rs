@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::examples::{copy_example, examples};
+use crate::examples::{copy_example, examples, start_args};
 use crate::support::{Dir, Stream, live_wasm, once, skip_example};
 
 /// The first run compiles the interpreter (CPython: 26 MB, 5-17 s here, more
@@ -82,6 +82,14 @@ fn every_interpreted_example_has_a_readme_with_its_start_command() {
 /// Start, edit the imported module, edit the script, break the module, fix it;
 /// then a second session starts from the disk cache.
 fn live_script(script: &Script) {
+    // As the README starts it, the interpreter it fetched where it is.
+    let readme = start_args(script.folder);
+    assert_eq!(
+        readme,
+        ["--interpreter", script.interpreter, script.main],
+        "{}'s README",
+        script.folder
+    );
     let Some(interpreter) = interpreter(script) else {
         return;
     };

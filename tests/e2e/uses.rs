@@ -61,6 +61,9 @@ fn the_2014_session_replays() {
     std::fs::create_dir(dir.path("lib")).expect("mkdir lib");
     dir.write("lib/console.wat", &example("lib/console.wat"));
 
+    // The README's start command, in a folder of the test's own.
+    let start = crate::examples::start_args("demo2014");
+    assert_eq!(start, ["/tmp/demo/test.wat"], "demo2014's README");
     let mut live = live_wasm(&dir, &["test.wat"]);
     live.expect_status("test.wat does not exist yet");
 
