@@ -13,12 +13,23 @@
 //! its `./build` run by hand. Our overhead is save-to-output minus the build as live-wasm timed it;
 //! the rest is that overhead minus the compile and run stages (the file event,
 //! starting the build, reading the output, instantiating, the pipe).
+//!
+//! Then the big guests, for this build and the one `LIVE_WASM_BENCH_BASELINE`
+//! names (the code before a change), interleaved: the Python component
+//! (`guest-examples/components/python`, CPython inside, 18 MB) from its
+//! README's line, its first compile and then `--component-saves N` (default 5)
+//! edits of `app.py`, each timed from the save to its line (componentize-py's
+//! build, our compile, the run); and the interpreters (`python.wasm`,
+//! `quickjs.wasm`) started `--starts N` times (default 10) by new `--once`
+//! sessions with the disk cache warm, each timed from the start of the
+//! process to its end.
 
 #[path = "../tests/e2e/examples.rs"]
 #[allow(dead_code)] // What only the tests use.
 mod examples;
 mod support;
 
+use std::ffi::OsString;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
@@ -96,6 +107,166 @@ fn main() {
             Err(why) => println!("| {} | skipped: {why} |", example.folder),
         }
     }
+
+    let mut builds = vec![("this build".to_owned(), support::live_wasm())];
+    if let Some(baseline) = support::baseline() {
+        builds.push(("baseline".to_owned(), baseline));
+    }
+    println!();
+    python_component(
+        &builds,
+        option("--component-saves", 5) as usize,
+        pause,
+        &path,
+    );
+    println!();
+    interpreter_starts(&builds, option("--starts", 10) as usize);
+}
+
+/// The line the Python component prints first, and its edit number `i`.
+const COMPONENT_HELLO: &str = "hello from Python, as a WASI 0.2 component";
+
+/// The Python component's first compile and its edits, per build.
+fn python_component(builds: &[(String, OsString)], saves: usize, pause: Duration, path: &str) {
+    println!(
+        "Python component (componentize-py, CPython inside), {saves} edits of app.py after a {} ms pause:",
+        pause.as_millis()
+    );
+    println!();
+    println!(
+        "| build | first compile ms | edit: save-to-output p50 / p95 ms | build p50 / p95 ms \
+         | compile p50 / p95 ms | run p50 ms |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|");
+    let env = [("PATH".to_owned(), path.to_owned())];
+    let readme = examples::start_args("components/python");
+    let sessions: Vec<_> = builds
+        .iter()
+        .map(|(_, binary)| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            examples::copy_example("components/python", dir.path());
+            let events = dir.path().join("events.jsonl");
+            let mut args = vec![
+                "--events-file".to_owned(),
+                events.to_string_lossy().into_owned(),
+            ];
+            args.extend(readme.iter().cloned());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let session = Session::start_binary(binary, dir.path(), &env, &args);
+            session.output(COMPONENT_HELLO);
+            let status = session.status_line();
+            let first_compile = stages(&events, run_number(&status))[1];
+            let original = std::fs::read_to_string(dir.path().join("app.py")).expect("app.py");
+            (dir, events, session, first_compile, original)
+        })
+        .collect();
+    let mut samples = vec![[vec![], vec![], vec![], vec![]]; builds.len()];
+    for i in 0..saves {
+        for ((dir, events, session, _, original), [total, build, compile, run]) in
+            sessions.iter().zip(&mut samples)
+        {
+            let app = dir.path().join("app.py");
+            let line = format!("edit #{i} of the Python component");
+            let edited = original.replacen(COMPONENT_HELLO, &line, 1);
+            thread::sleep(pause);
+            let saved = Instant::now();
+            save(&app, &edited, Save::Rename);
+            let printed = session.output(&line);
+            let status = session.status_line();
+            let [build_ms, compile_ms, run_ms] = stages(events, run_number(&status));
+            total.push(ms(printed - saved));
+            build.push(build_ms);
+            compile.push(compile_ms);
+            run.push(run_ms);
+        }
+    }
+    for ((label, _), ((_, _, _, first, _), [total, build, compile, run])) in
+        builds.iter().zip(sessions.iter().zip(&samples))
+    {
+        println!(
+            "| {label} | {first:.0} | {} | {} | {} | {:.1} |",
+            both(total),
+            both(build),
+            both(compile),
+            percentile(run, 50.0)
+        );
+    }
+}
+
+/// New `--once` sessions of each interpreter on its example, the disk cache
+/// warm, per build.
+fn interpreter_starts(builds: &[(String, OsString)], starts: usize) {
+    println!("Interpreters started by a new session, disk cache warm ({starts} starts, `--once`):");
+    println!();
+    println!("| interpreter | build | start-to-exit p50 / p95 ms | compile p50 / p95 ms |");
+    println!("|---|---|---:|---:|");
+    for (folder, interpreter, script) in [
+        ("python", "python.wasm", "main.py"),
+        ("javascript", "quickjs.wasm", "main.js"),
+    ] {
+        let wasm = examples::examples().join(folder).join(interpreter);
+        if !wasm.is_file() {
+            println!("| {interpreter} | skipped: run guest-examples/{folder}/fetch |");
+            continue;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        examples::copy_example(folder, dir.path());
+        let wasm = wasm.to_string_lossy().into_owned();
+        let caches: Vec<_> = builds
+            .iter()
+            .map(|_| tempfile::tempdir().expect("tempdir"))
+            .collect();
+        let start = |binary: &OsString, cache: &Path| -> [f64; 2] {
+            let events = cache.join("events.jsonl");
+            let started = Instant::now();
+            let output = Command::new(binary)
+                .args(["--once", "--events-file"])
+                .arg(&events)
+                .args(["--interpreter", &wasm, script])
+                .env("XDG_CACHE_HOME", cache)
+                .current_dir(dir.path())
+                .stdin(Stdio::null())
+                .output()
+                .expect("start live-wasm");
+            let took = ms(started.elapsed());
+            assert!(
+                output.status.success(),
+                "{interpreter}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            [took, stages(&events, 1)[1]]
+        };
+        // Each build's first session fills its cache.
+        for ((_, binary), cache) in builds.iter().zip(&caches) {
+            start(binary, cache.path());
+        }
+        let mut samples = vec![[vec![], vec![]]; builds.len()];
+        for _ in 0..starts {
+            for (((_, binary), cache), [total, compile]) in
+                builds.iter().zip(&caches).zip(&mut samples)
+            {
+                let [took, compile_ms] = start(binary, cache.path());
+                total.push(took);
+                compile.push(compile_ms);
+            }
+        }
+        for ((label, _), [total, compile]) in builds.iter().zip(&samples) {
+            println!(
+                "| {interpreter} | {label} | {} | {} |",
+                both(total),
+                both(compile)
+            );
+        }
+    }
+}
+
+/// `p50 / p95` of `values`.
+fn both(values: &[f64]) -> String {
+    format!(
+        "{:.1} / {:.1}",
+        percentile(values, 50.0),
+        percentile(values, 95.0)
+    )
 }
 
 /// One language's row, or why it was skipped.
@@ -144,13 +315,6 @@ fn measure(example: &Example, saves: usize, pause: Duration, path: &str) -> Resu
         save(&hand_source, &edited, Save::Rename);
         hand.push(build_by_hand(by_hand.path(), path)?);
     }
-    let both = |values: &[f64]| {
-        format!(
-            "{:.1} / {:.1}",
-            percentile(values, 50.0),
-            percentile(values, 95.0)
-        )
-    };
     Ok(format!(
         "| {} | {module_mb:.2} MB | {} | {} | {} | {} | {:.2} | {:.2} | {:.2} |",
         example.folder,
