@@ -13,12 +13,14 @@ mod disk;
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
+use crate::progress::{FirstCompile, Ongoing, Progress, What};
 use crate::source::{self, ContentHash, Fingerprint, Kind};
 pub(crate) use disk::{DiskCache, distrust};
 
@@ -33,6 +35,9 @@ pub(crate) struct ModuleCache {
     /// Code a newer version replaced: dropped after the run too (unmapping
     /// and unregistering code is ~50 us after a pause).
     replaced: Vec<Artifact>,
+    /// Where a compile that takes long is said, and the root its files are
+    /// named from.
+    progress: Option<(Arc<Progress>, PathBuf)>,
 }
 
 struct Entry {
@@ -113,7 +118,30 @@ impl ModuleCache {
             disk,
             unsaved: Vec::new(),
             replaced: Vec::new(),
+            progress: None,
         }
+    }
+
+    /// Says compiles on `progress`, naming files from `root`.
+    pub(crate) fn show_progress(mut self, progress: Arc<Progress>, root: &Path) -> Self {
+        self.progress = Some((progress, root.to_path_buf()));
+        self
+    }
+
+    /// A compile of `wasm_len` bytes from `path` begins: a stage of the
+    /// progress line, until dropped.
+    fn compiling(&self, path: &Path, wasm_len: usize) -> Option<Ongoing> {
+        let (progress, root) = self.progress.as_ref()?;
+        let first = match (self.modules.contains_key(path), self.disk.is_some()) {
+            (true, _) => None,
+            (false, true) => Some(FirstCompile::Cached),
+            (false, false) => Some(FirstCompile::Uncached),
+        };
+        Some(progress.begin(What::Compile {
+            file: crate::names::relative(root, path),
+            bytes: wasm_len,
+            first,
+        }))
     }
 
     /// What is kept off the path from a save to the guest's output, for when
@@ -159,8 +187,10 @@ impl ModuleCache {
             None => {
                 source::check_nesting(&wasm)
                     .with_context(|| format!("{}: invalid module", path.display()))?;
+                let compiling = self.compiling(path, wasm.len());
                 let artifact = Artifact::compile(engine, &wasm)
                     .map_err(|err| invalid(path, &bytes, &wasm, err))?;
+                drop(compiling);
                 if let Some(key) = key {
                     self.unsaved.push((key, artifact.clone()));
                 }

@@ -2,12 +2,15 @@
 //! is cleared once a new run has something to show, not before, so the last
 //! output stays in view while a save compiles (no blank screen, no flicker).
 //! Whatever shows something first clears it: the guest's output or one of
-//! our lines.
+//! our lines. It also holds the [`Progress`] line, which everything written
+//! to the terminal erases first.
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::plan::{EventsTarget, Plan};
+use crate::progress::Progress;
 
 /// Clears the screen, the scrollback, and puts the cursor home.
 const CLEAR: &str = "\x1b[2J\x1b[3J\x1b[H";
@@ -19,6 +22,8 @@ pub(crate) struct Screen {
     clears: bool,
     /// The next thing shown clears the screen first.
     pending: AtomicBool,
+    /// The line that says what takes long.
+    progress: Arc<Progress>,
 }
 
 impl Screen {
@@ -32,7 +37,13 @@ impl Screen {
                 && presentation.events != Some(EventsTarget::Stderr)
                 && std::io::stderr().is_terminal(),
             pending: AtomicBool::new(false),
+            progress: Arc::new(Progress::new(plan)),
         }
+    }
+
+    /// The progress line.
+    pub(crate) fn progress(&self) -> &Arc<Progress> {
+        &self.progress
     }
 
     /// Whether the screen is cleared for each run.
@@ -47,12 +58,32 @@ impl Screen {
         }
     }
 
-    /// Called before anything is shown: clears the screen if that is due.
+    /// Called before anything else (a guest) shows something: clears the
+    /// screen if that is due, and erases the progress line.
     pub(crate) fn before_output(&self) {
-        if self.clears && self.pending.swap(false, Ordering::AcqRel) {
-            let mut stderr = std::io::stderr().lock();
-            let _ = stderr.write_all(CLEAR.as_bytes());
-            let _ = stderr.flush();
+        if self.clear_due() {
+            self.progress.write(CLEAR.as_bytes());
+        } else {
+            self.progress.erase();
         }
+    }
+
+    /// A guest showed `bytes` on the terminal (after [`Self::before_output`]).
+    pub(crate) fn guest_showed(&self, bytes: &[u8]) {
+        self.progress.wrote(bytes);
+    }
+
+    /// Shows lines of ours on stderr: after the clear, if it is due, in place
+    /// of the progress line; in one write.
+    pub(crate) fn show(&self, text: &str) {
+        if self.clear_due() {
+            self.progress.write(format!("{CLEAR}{text}").as_bytes());
+        } else {
+            self.progress.write(text.as_bytes());
+        }
+    }
+
+    fn clear_due(&self) -> bool {
+        self.clears && self.pending.swap(false, Ordering::AcqRel)
     }
 }

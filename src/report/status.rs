@@ -147,8 +147,7 @@ impl StatusLines {
             // `--quiet --diff`: the changed lines, which take the place of
             // the output under `--diff=only`, are still shown.
             if let Some(diff) = diff.filter(|diff| self.quiet && !diff.output_unchanged()) {
-                self.screen.before_output();
-                to_stderr(&self.diff_lines(diff));
+                self.screen.show(&self.diff_lines(diff));
             }
             return;
         }
@@ -291,7 +290,6 @@ impl StatusLines {
 
     /// [`Self::say`], then `more`: lines of ours, made safe already.
     fn say_with(&self, tone: Tone, line: &str, detail: &str, more: &str) {
-        self.screen.before_output();
         let (prefix, style) = match self.colour {
             true => (Style::new().dimmed(), tone.style()),
             false => (Style::new(), Style::new()),
@@ -302,7 +300,7 @@ impl StatusLines {
             let _ = writeln!(text, "  {}", super::printable(detail));
         }
         text.push_str(more);
-        to_stderr(&text);
+        self.screen.show(&text);
     }
 }
 

@@ -134,7 +134,9 @@ impl GuestStream {
         let mut shown = Vec::new();
         escapes.filter(bytes, &mut shown);
         // Written under the lock: two streams' pieces stay in order.
-        write_to(self.stream, &shown)
+        let written = write_to(self.stream, &shown);
+        self.sink.screen.guest_showed(&shown);
+        written
     }
 
     fn flush(&self) -> std::io::Result<()> {
