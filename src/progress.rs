@@ -67,18 +67,35 @@ pub(crate) enum FirstCompile {
 impl What {
     /// `--build COMMAND`, named by its program: the first one the shell runs
     /// that does the work (not `cd`, `echo` and the like, nor a variable
-    /// assignment or `exec` before it), its file name only:
-    /// `echo building; ./build` is `build`, `cd app && cargo build` is `cargo`.
+    /// assignment or `exec` before it), or the script it runs, by file name:
+    /// `echo building; ./build` is `build`, `cd app && cargo build` is
+    /// `cargo`, `sh make.sh` is `make.sh`.
     pub(crate) fn build(command: &str) -> What {
         const PREFIXES: &[&str] = &["exec", "env", "time", "nice", "command"];
         const ASIDES: &[&str] = &[
             "cd", "echo", "printf", "set", "export", "true", "test", "[", ":",
         ];
+        const INTERPRETERS: &[&str] = &[
+            "sh", "bash", "dash", "zsh", "python", "python3", "node", "ruby", "perl",
+        ];
+        // `>&2` is a redirection, not a command sent to the background.
+        let command = command.replace(">&", "> ").replace("<&", "< ");
         let programs: Vec<&str> = command
             .split([';', '&', '|', '\n', '(', ')'])
             .filter_map(|part| {
-                part.split_whitespace()
-                    .find(|word| !is_assignment(word) && !PREFIXES.contains(word))
+                let mut words = part
+                    .split_whitespace()
+                    .skip_while(|word| is_assignment(word) || PREFIXES.contains(word));
+                let program = words.next()?;
+                match words.next() {
+                    Some(script)
+                        if INTERPRETERS.contains(&program)
+                            && !script.starts_with(['-', '\'', '"']) =>
+                    {
+                        Some(script)
+                    }
+                    _ => Some(program),
+                }
             })
             .collect();
         let program = (programs.iter())
@@ -475,6 +492,8 @@ mod tests {
         assert_eq!(program("cd app && CC=clang make -j4"), "make");
         assert_eq!(program("GOOS=wasip1 exec go build -o main.wasm ."), "go");
         assert_eq!(program("sleep 2; cp a b"), "sleep");
+        assert_eq!(program("sh scripts/build.sh --release"), "build.sh");
+        assert_eq!(program("sh -c 'make'"), "sh");
         assert_eq!(program("echo hi"), "echo");
         assert_eq!(program("  "), "sh");
     }
@@ -523,7 +542,7 @@ mod tests {
             "[live-wasm] compiling a/very/long/path/to/the/module.wasm 3.1 MB 1.2 s"
         );
         let line = progress.line(&stage, now, 40);
-        assert_eq!(line, "[live-wasm] compiling a/very/long/… 1.2 s");
+        assert_eq!(line, "[live-wasm] compiling a/very/lon… 1.2 s");
         assert_eq!(line.chars().count(), 39);
     }
 

@@ -16,14 +16,15 @@ pub(super) fn open() -> std::io::Result<(File, OwnedFd)> {
     unsafe { libc::ioctl(std::io::stderr().as_raw_fd(), libc::TIOCGWINSZ, &mut size) };
     let (mut master, mut terminal) = (-1, -1);
     // SAFETY: openpty writes two descriptors through pointers to our ints,
-    // reads the size we own; no name, default modes.
+    // reads the size we own (through a `*mut` on some systems, a `*const` on
+    // others); no name, default modes.
     let opened = unsafe {
         libc::openpty(
             &mut master,
             &mut terminal,
             std::ptr::null_mut(),
             std::ptr::null_mut(),
-            &mut size,
+            &raw mut size,
         )
     };
     if opened != 0 {
@@ -71,11 +72,8 @@ mod tests {
         terminal.write_all(b"last words\n").expect("write");
         drop(terminal);
         let mut rest = Vec::new();
-        loop {
-            match master.read(&mut read) {
-                Ok(count @ 1..) => rest.extend_from_slice(&read[..count]),
-                Ok(0) | Err(_) => break,
-            }
+        while let Ok(count @ 1..) = master.read(&mut read) {
+            rest.extend_from_slice(&read[..count]);
         }
         assert_eq!(rest, b"last words\n");
     }

@@ -21,6 +21,7 @@ mod invoke;
 mod languages;
 mod limits;
 mod once;
+mod progress;
 mod reads;
 mod sandbox;
 mod storms;
