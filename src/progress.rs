@@ -67,9 +67,10 @@ pub(crate) enum FirstCompile {
 impl What {
     /// `--build COMMAND`, named by its program: the first one the shell runs
     /// that does the work (not `cd`, `echo` and the like, nor a variable
-    /// assignment or `exec` before it), or the script it runs, by file name:
-    /// `echo building; ./build` is `build`, `cd app && cargo build` is
-    /// `cargo`, `sh make.sh` is `make.sh`.
+    /// assignment or `exec` before it), or the script it runs, by file name
+    /// (one in the current folder as typed): `echo building; ./build` is
+    /// `./build`, `cd app && cargo build` is `cargo`, `sh ci/make.sh` is
+    /// `make.sh`.
     pub(crate) fn build(command: &str) -> What {
         const PREFIXES: &[&str] = &["exec", "env", "time", "nice", "command"];
         const ASIDES: &[&str] = &[
@@ -101,8 +102,9 @@ impl What {
         let program = (programs.iter())
             .find(|program| !ASIDES.contains(program))
             .or(programs.first())
-            .map_or("sh", |program| {
-                program.rsplit('/').next().unwrap_or(program)
+            .map_or("sh", |program| match program.strip_prefix("./") {
+                Some(here) if !here.contains('/') => program,
+                _ => program.rsplit('/').next().unwrap_or(program),
             });
         What::Build {
             program: program.chars().filter(|c| !c.is_control()).collect(),
@@ -176,6 +178,8 @@ struct State {
     mid_line: bool,
     /// When something else was last written, or about to be.
     wrote: Option<Instant>,
+    /// The session is ending: the line is not drawn again.
+    closed: bool,
 }
 
 #[derive(Debug)]
@@ -309,6 +313,14 @@ impl Progress {
         self.lock().wrote(bytes);
     }
 
+    /// The session ends: the line goes for good, so that nothing of it is
+    /// left beside the shell's prompt.
+    pub(crate) fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        self.erase_line(&mut state);
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -371,7 +383,8 @@ impl Progress {
     /// or left a partial line.
     fn draw(&self, state: &mut State, now: Instant) {
         let Some(stage) = &state.stage else { return };
-        if state.mid_line || state.wrote.is_some_and(|wrote| now < wrote + DELAY) {
+        let waits = state.mid_line || state.wrote.is_some_and(|wrote| now < wrote + DELAY);
+        if waits || state.closed {
             return;
         }
         let text = self.line(stage, now, terminal_width());
@@ -487,12 +500,14 @@ mod tests {
     #[test]
     fn a_build_is_named_by_the_program_that_does_the_work() {
         assert_eq!(program("cargo build --target wasm32-wasip1"), "cargo");
-        assert_eq!(program("./build"), "build");
-        assert_eq!(program("echo building >&2; ./build"), "build");
+        assert_eq!(program("./build"), "./build");
+        assert_eq!(program("echo building >&2; ./build"), "./build");
+        assert_eq!(program("tools/build --fast"), "build");
         assert_eq!(program("cd app && CC=clang make -j4"), "make");
         assert_eq!(program("GOOS=wasip1 exec go build -o main.wasm ."), "go");
         assert_eq!(program("sleep 2; cp a b"), "sleep");
-        assert_eq!(program("sh scripts/build.sh --release"), "build.sh");
+        assert_eq!(program("sh ci/build.sh --release"), "build.sh");
+        assert_eq!(program("/usr/bin/make"), "make");
         assert_eq!(program("sh -c 'make'"), "sh");
         assert_eq!(program("echo hi"), "echo");
         assert_eq!(program("  "), "sh");

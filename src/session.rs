@@ -45,13 +45,16 @@ pub fn run(plan: Plan) -> Result<i32> {
     if let Some(determinism) = plan.sandbox.determinism {
         reporter.deterministic(determinism.seed);
     }
-    if plan.once {
+    let status = if plan.once {
         let status = once(&plan, &runner, &mut reporter);
         runner.finish();
         status
     } else {
         watch(&plan, &runner, &mut reporter)
-    }
+    };
+    // Quitting in the middle of a long compile: its line goes.
+    reporter.progress_line().close();
+    status
 }
 
 /// What of a guest's output each run notes: enough to compare runs under
@@ -96,8 +99,10 @@ pub(crate) fn once(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Res
         warn_if_not_built(plan, reporter);
         built = Some(result.duration);
         // From here on a signal ends the process, as without a build.
+        let line = Arc::clone(&progress);
         std::thread::spawn(move || {
             if let Ok(signal) = signals.recv() {
+                line.close();
                 std::process::exit(signal.exit_status());
             }
         });
