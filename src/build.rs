@@ -136,8 +136,8 @@ pub(crate) enum BuildOutput {
     /// Kept for the `build-finished` event.
     Captured,
     /// Through a terminal of its own, passed on to ours around the
-    /// progress line.
-    Relayed(Arc<Progress>),
+    /// progress line. (Unix's: elsewhere, as [`BuildOutput::Stderr`].)
+    Relayed(#[cfg_attr(not(unix), allow(dead_code))] Arc<Progress>),
 }
 
 impl Build {
@@ -382,6 +382,7 @@ enum Sink {
     /// Kept, its end, for the event.
     Keep(Arc<Mutex<Vec<u8>>>),
     /// Written to our stderr, around the progress line.
+    #[cfg_attr(not(unix), allow(dead_code))]
     Relay(Arc<Progress>),
 }
 

@@ -119,7 +119,11 @@ fn a_slow_build_says_so_on_a_terminal_until_the_status_line_takes_its_place() {
         waited >= std::time::Duration::from_millis(400),
         "shown {waited:?} after the build's line"
     );
-    assert!(text.contains("building (sleep) 1."), "{text:?}");
+    let mut drawn: Vec<&str> = (text.match_indices("building (sleep) "))
+        .filter_map(|(at, _)| text[at..].split(" s").next())
+        .collect();
+    drawn.dedup();
+    assert!(drawn.len() >= 2, "the line did not move: {drawn:?}");
     let last = text.rfind("building (sleep) ").expect("the progress line");
     assert!(
         text[last..].contains(&format!("{ERASE}built\n")),
@@ -142,7 +146,7 @@ fn a_slow_build_says_so_on_a_terminal_until_the_status_line_takes_its_place() {
     });
     let text = session.text();
     let since = &text[before..];
-    assert!(!since.contains("[live-wasm] building"), "{since:?}");
+    assert!(!since.contains("building ("), "{since:?}");
     assert!(!since.contains(ERASE), "{since:?}");
 }
 
@@ -163,7 +167,8 @@ fn a_slow_compile_says_what_how_big_and_for_how_long_then_goes() {
         let compiled = (events.iter())
             .find(|event| event["event"] == "compiled")
             .expect("a compiled event");
-        if compiled["ms"].as_f64().unwrap_or_default() < 800.0 && functions < 16_000 {
+        let progress = progress_of(&events, "compile");
+        if progress.is_empty() && functions < 16_000 {
             functions *= 2;
             continue;
         }
@@ -172,7 +177,7 @@ fn a_slow_compile_says_what_how_big_and_for_how_long_then_goes() {
             .find(line)
             .unwrap_or_else(|| panic!("no progress line in {stderr:?}"));
         assert!(
-            stderr[first..].contains(" MB (first time; cached after) 0."),
+            stderr[first..].contains(" MB (first time; cached after) "),
             "{stderr:?}"
         );
         // Erased: nothing is left of it.
@@ -180,7 +185,6 @@ fn a_slow_compile_says_what_how_big_and_for_how_long_then_goes() {
         assert_eq!(rendered(&stderr), Vec::<String>::new(), "{stderr:?}");
 
         // Its events, before the compile's own.
-        let progress = progress_of(&events, "compile");
         assert!(!progress.is_empty(), "{events:#?}");
         let wasm_bytes = progress[0]["bytes"].as_u64().expect("bytes");
         assert!(wasm_bytes > 1_000_000, "{wasm_bytes}");
@@ -245,7 +249,7 @@ fn no_progress_line_when_stderr_is_not_a_terminal_or_under_quiet() {
 fn progress_events_come_between_a_slow_build_starting_and_ending() {
     let dir = Dir::new();
     dir.write("src.wat", &print("built"));
-    let build = "sleep 1.6; cp src.wat main.wat";
+    let build = "sleep 2.2; cp src.wat main.wat";
     let (code, stdout, stderr) = once(&dir, &["--events", "json", "--build", build, "main.wat"]);
     assert_eq!((code, stdout.as_str()), (0, "built\n"), "{stderr}");
     let events: Vec<Value> = (stderr.lines())
@@ -255,9 +259,10 @@ fn progress_events_come_between_a_slow_build_starting_and_ending() {
         .map(|event| event["event"].as_str().unwrap_or_default())
         .collect();
     let progress: Vec<&Value> = progress_of(&events, "build");
+    // At half a second and at 1.5 s (a third only if the end came late).
     assert!(
         (2..=3).contains(&progress.len()),
-        "one at half a second, then one a second: {names:?}"
+        "one at half a second, then one a second after: {names:?}"
     );
     assert_eq!(names[0], "build-started");
     assert_eq!(names[1..=progress.len()], vec!["progress"; progress.len()]);
@@ -265,8 +270,7 @@ fn progress_events_come_between_a_slow_build_starting_and_ending() {
     let elapsed: Vec<f64> = (progress.iter())
         .map(|event| event["elapsed_ms"].as_f64().expect("elapsed_ms"))
         .collect();
-    assert!(elapsed[0] >= 500.0 && elapsed[0] < 1_400.0, "{elapsed:?}");
-    assert!(elapsed[1] >= elapsed[0] + 900.0, "{elapsed:?}");
+    assert!(elapsed[0] >= 500.0 && elapsed[1] >= 1_500.0, "{elapsed:?}");
     for event in progress {
         assert_eq!(event["run"], 1);
         assert_eq!(event["what"], "sleep");
