@@ -5,9 +5,21 @@
 //! A build runs in a process group of its own, so stopping it (a save during
 //! the build, Ctrl-C) stops everything it started: compilers, linkers, cargo's
 //! rustc. It inherits the user's environment: it is the user's own tool, not
-//! the guest. Its stdout and stderr both go to our stderr, in order, so the
-//! guest's stdout stays clean; under `--events json` they are captured into the
-//! `build-finished` event instead, as every line on stderr must be JSON there.
+//! the guest. Its stdout and stderr both go to our stderr, in order, as they
+//! come, so the guest's stdout stays clean; under `--events json` they are
+//! captured into the `build-finished` event instead, as every line on stderr
+//! must be JSON there.
+//!
+//! When the progress line is drawn (`progress.rs`: our stderr is a terminal),
+//! the build writes to a pseudo-terminal of its own ([`terminal`]) and we
+//! pass what it writes on to ours. It sees a terminal as it would without us
+//! (compilers keep their colours and their own progress bars, sized to our
+//! terminal), and we see what it writes: our line is erased before each
+//! piece of its output, drawn again only once it has been quiet for a while,
+//! and never over a partial line (cargo's bar, a prompt). Writing to our
+//! terminal directly instead, the build's lines and ours would overwrite
+//! each other, as we cannot tell when it writes; piping its output through
+//! us would cost its colours and bars.
 //!
 //! # One model of a build's life
 //!
@@ -77,6 +89,9 @@
 //! their files' changes start nothing, though the entry may be built into
 //! one (its folder is watched as the entry's).
 
+#[cfg(unix)]
+mod terminal;
+
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -87,6 +102,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, bounded};
+
+use crate::progress::{Ongoing, Progress};
 
 /// The most build output an event carries: the end of it, where errors are.
 const OUTPUT_KEPT: usize = 64 * 1024;
@@ -114,12 +131,24 @@ pub(crate) struct Built {
     pub error: Option<String>,
 }
 
+/// Where a build's output goes.
+#[derive(Debug, Clone)]
+pub(crate) enum BuildOutput {
+    /// Straight to our stderr.
+    Stderr,
+    /// Kept for the `build-finished` event.
+    Captured,
+    /// Through a terminal of its own, passed on to ours around the
+    /// progress line. (Unix's: elsewhere, as [`BuildOutput::Stderr`].)
+    Relayed(#[cfg_attr(not(unix), allow(dead_code))] Arc<Progress>),
+}
+
 impl Build {
-    /// Starts `command` in `cwd`; `capture` keeps its output for the events
-    /// instead of passing it to our stderr. A build that cannot start is a
-    /// failed build, its result already there: the session goes on.
-    pub(crate) fn start(command: &str, cwd: &Path, capture: bool) -> Build {
-        Build::spawn(command, cwd, capture).unwrap_or_else(|err| {
+    /// Starts `command` in `cwd`, its output going to `output`, as `stage`
+    /// of the progress line (which ends with it). A build that cannot start
+    /// is a failed build, its result already there: the session goes on.
+    pub(crate) fn start(command: &str, cwd: &Path, output: BuildOutput, stage: Ongoing) -> Build {
+        Build::spawn(command, cwd, output, stage).unwrap_or_else(|err| {
             let (send, finished) = bounded(1);
             let _ = send.send(Built::not_started(format!("{err:#}")));
             Build {
@@ -129,7 +158,7 @@ impl Build {
         })
     }
 
-    fn spawn(command: &str, cwd: &Path, capture: bool) -> Result<Build> {
+    fn spawn(command: &str, cwd: &Path, output: BuildOutput, stage: Ongoing) -> Result<Build> {
         let mut shell = Command::new("sh");
         shell
             .arg("-c")
@@ -138,15 +167,28 @@ impl Build {
             .stdin(Stdio::null());
         #[cfg(unix)]
         std::os::unix::process::CommandExt::process_group(&mut shell, 0);
-        let (reader, writer) = std::io::pipe().context("cannot make a pipe for the build")?;
-        let (out, err) = if capture {
-            (Stdio::from(writer.try_clone()?), Stdio::from(writer))
-        } else {
-            drop(writer);
-            (dup_stderr()?, Stdio::inherit())
+        let output = match output {
+            BuildOutput::Captured => {
+                let (reader, writer) =
+                    std::io::pipe().context("cannot make a pipe for the build")?;
+                shell
+                    .stdout(Stdio::from(writer.try_clone()?))
+                    .stderr(Stdio::from(writer));
+                Some(Output::read(reader, Sink::Keep(Arc::default()))?)
+            }
+            #[cfg(unix)]
+            BuildOutput::Relayed(progress) if let Ok((reader, writer)) = terminal::open() => {
+                shell
+                    .stdout(Stdio::from(writer.try_clone()?))
+                    .stderr(Stdio::from(writer));
+                Some(Output::read(reader, Sink::Relay(progress))?)
+            }
+            // Without a terminal of its own, on ours.
+            BuildOutput::Relayed(_) | BuildOutput::Stderr => {
+                shell.stdout(dup_stderr()?).stderr(Stdio::inherit());
+                None
+            }
         };
-        shell.stdout(out).stderr(err);
-        let output = capture.then(|| Output::read(reader)).transpose()?;
         let started = Instant::now();
         let child = shell.spawn().with_context(|| {
             let gone = if cwd.is_dir() {
@@ -173,7 +215,9 @@ impl Build {
             .spawn(move || {
                 let status = ending.end(child);
                 let duration = started.elapsed();
-                let output = output.map(Output::take);
+                let output = output.and_then(Output::take);
+                // Its line is gone before its result is said.
+                drop(stage);
                 let _ = send.send(Built::from(status, duration, output));
             });
         if let Err(err) = waiter {
@@ -351,18 +395,55 @@ fn dup_stderr() -> Result<Stdio> {
     ))
 }
 
-/// A build's output, read as it comes, the last [`OUTPUT_KEPT`] bytes kept.
+/// A build's output, read as it comes: the last [`OUTPUT_KEPT`] bytes kept,
+/// or passed on to our terminal.
 ///
 /// Read on a thread of its own, so the build ends when its shell exits: a
 /// process it left running that escaped its group (`setsid`) may hold the
 /// pipe open for much longer. The thread stops reading once the build's
 /// output is taken, so such a process costs no thread and no pipe past it.
 struct Output {
-    kept: Arc<Mutex<Vec<u8>>>,
+    sink: Sink,
     done: Receiver<()>,
     /// Tells the reading thread to stop.
     stop: Arc<AtomicBool>,
 }
+
+/// What becomes of a build's output.
+#[derive(Clone)]
+enum Sink {
+    /// Kept, its end, for the event.
+    Keep(Arc<Mutex<Vec<u8>>>),
+    /// Written to our stderr, around the progress line.
+    #[cfg_attr(not(unix), allow(dead_code))]
+    Relay(Arc<Progress>),
+}
+
+impl Sink {
+    fn take(&self, bytes: &[u8]) {
+        match self {
+            Sink::Keep(kept) => {
+                let mut kept = kept.lock().unwrap_or_else(PoisonError::into_inner);
+                kept.extend_from_slice(bytes);
+                if kept.len() > 2 * OUTPUT_KEPT {
+                    let excess = kept.len() - OUTPUT_KEPT;
+                    kept.drain(..excess);
+                }
+            }
+            Sink::Relay(progress) => progress.write(bytes),
+        }
+    }
+}
+
+/// What the output thread reads: a pipe, or a terminal's master side.
+#[cfg(unix)]
+trait Source: Read + Send + std::os::fd::AsRawFd + 'static {}
+#[cfg(unix)]
+impl<T: Read + Send + std::os::fd::AsRawFd + 'static> Source for T {}
+#[cfg(not(unix))]
+trait Source: Read + Send + 'static {}
+#[cfg(not(unix))]
+impl<T: Read + Send + 'static> Source for T {}
 
 /// How long output already written by an exited build may take to arrive.
 const OUTPUT_GRACE: Duration = Duration::from_millis(200);
@@ -371,12 +452,11 @@ const OUTPUT_GRACE: Duration = Duration::from_millis(200);
 const OUTPUT_LOOK: Duration = Duration::from_millis(50);
 
 impl Output {
-    fn read(mut reader: std::io::PipeReader) -> Result<Output> {
-        let kept = Arc::new(Mutex::new(Vec::new()));
+    fn read(mut reader: impl Source, sink: Sink) -> Result<Output> {
         let (send, done) = bounded(1);
-        let sink = Arc::clone(&kept);
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
+        let to = sink.clone();
         thread::Builder::new()
             .name("live-wasm-build-output".to_owned())
             .spawn(move || {
@@ -385,39 +465,38 @@ impl Output {
                     if !readable(&reader, OUTPUT_LOOK) {
                         continue;
                     }
-                    let Ok(read @ 1..) = reader.read(&mut buffer) else {
-                        break;
-                    };
-                    let mut kept = sink.lock().unwrap_or_else(PoisonError::into_inner);
-                    kept.extend_from_slice(&buffer[..read]);
-                    if kept.len() > 2 * OUTPUT_KEPT {
-                        let excess = kept.len() - OUTPUT_KEPT;
-                        kept.drain(..excess);
+                    // A terminal's master side says its end with EIO.
+                    match reader.read(&mut buffer) {
+                        Ok(read @ 1..) => to.take(&buffer[..read]),
+                        Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                        Ok(0) | Err(_) => break,
                     }
                 }
                 let _ = send.send(());
             })
             .context("cannot start the build's output thread")?;
-        Ok(Output { kept, done, stop })
+        Ok(Output { sink, done, stop })
     }
 
-    /// The output so far, once the pipe is closed or after [`OUTPUT_GRACE`];
-    /// the reading stops there.
-    fn take(self) -> String {
+    /// The output so far, when kept, once the pipe is closed or after
+    /// [`OUTPUT_GRACE`]; the reading stops there.
+    fn take(self) -> Option<String> {
         let _ = self.done.recv_timeout(OUTPUT_GRACE);
         self.stop.store(true, Ordering::Relaxed);
-        let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        let Sink::Keep(kept) = &self.sink else {
+            return None;
+        };
+        let kept = kept.lock().unwrap_or_else(PoisonError::into_inner);
         let start = kept.len().saturating_sub(OUTPUT_KEPT);
-        String::from_utf8_lossy(&kept[start..]).into_owned()
+        Some(String::from_utf8_lossy(&kept[start..]).into_owned())
     }
 }
 
 /// Whether `pipe` has something to read (or its end) within `wait`: a
 /// `read` then returns at once. A failed look says yes, for `read` to fail.
-fn readable(pipe: &std::io::PipeReader, wait: Duration) -> bool {
+fn readable(pipe: &impl Source, wait: Duration) -> bool {
     #[cfg(unix)]
     {
-        use std::os::fd::AsRawFd;
         let mut look = libc::pollfd {
             fd: pipe.as_raw_fd(),
             events: libc::POLLIN,
@@ -442,6 +521,12 @@ fn readable(pipe: &std::io::PipeReader, wait: Duration) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Starts `command` in `dir`, its output captured.
+    fn start(command: &str, dir: &Path) -> Build {
+        let stage = Arc::new(Progress::default()).begin(crate::progress::What::build(command));
+        Build::start(command, dir, BuildOutput::Captured, stage)
+    }
 
     fn wait(build: &Build) -> Built {
         build
@@ -468,21 +553,21 @@ mod tests {
     #[test]
     fn a_build_reports_its_status_and_output() {
         let dir = std::env::temp_dir();
-        let ok = Build::start("echo out; echo err >&2", &dir, true);
+        let ok = start("echo out; echo err >&2", &dir);
         let built = wait(&ok);
         assert!(built.success);
         assert_eq!(
             (built.code, built.output.as_deref()),
             (Some(0), Some("out\nerr\n"))
         );
-        let failed = wait(&Build::start("exit 3", &dir, true));
+        let failed = wait(&start("exit 3", &dir));
         assert_eq!((failed.success, failed.code), (false, Some(3)));
     }
 
     #[test]
     fn a_build_ends_when_its_shell_does_though_a_child_holds_the_output() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let build = Build::start("echo built; sleep 60 &", dir.path(), true);
+        let build = start("echo built; sleep 60 &", dir.path());
         let built = wait(&build);
         assert!(built.duration < Duration::from_secs(20), "{built:?}");
         assert_eq!(built.output.as_deref(), Some("built\n"));
@@ -493,7 +578,7 @@ mod tests {
     fn stopping_a_build_stops_what_it_started() {
         let dir = tempfile::tempdir().expect("tempdir");
         // The shell starts a child of its own and says its pid.
-        let build = Build::start("sleep 60 & echo $! > pid; wait", dir.path(), true);
+        let build = start("sleep 60 & echo $! > pid; wait", dir.path());
         let pid_file = dir.path().join("pid");
         let deadline = Instant::now() + Duration::from_secs(20);
         let pid = loop {

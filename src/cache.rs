@@ -16,12 +16,14 @@ mod split;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
+use crate::progress::{FirstCompile, Ongoing, Progress, What};
 use crate::source::{self, ContentHash, Fingerprint, Kind};
 pub(crate) use disk::{DiskCache, distrust};
 pub(crate) use split::is_part;
@@ -41,6 +43,9 @@ pub(crate) struct ModuleCache {
     /// import them by (which holds the hash of their bytes): what the
     /// entries' components import, and what was compiled since the last run.
     parts: HashMap<String, Module>,
+    /// Where a compile that takes long is said, and the root its files are
+    /// named from.
+    progress: Option<(Arc<Progress>, PathBuf)>,
 }
 
 struct Entry {
@@ -122,6 +127,7 @@ impl ModuleCache {
             unsaved: Vec::new(),
             replaced: Vec::new(),
             parts: HashMap::new(),
+            progress: None,
         }
     }
 
@@ -129,6 +135,28 @@ impl ModuleCache {
     /// when a component loaded through this cache imports it.
     pub(crate) fn part(&self, name: &str) -> Option<Module> {
         self.parts.get(name).cloned()
+    }
+
+    /// Says compiles on `progress`, naming files from `root`.
+    pub(crate) fn show_progress(mut self, progress: Arc<Progress>, root: &Path) -> Self {
+        self.progress = Some((progress, root.to_path_buf()));
+        self
+    }
+
+    /// A compile of `wasm_len` bytes from `path` begins: a stage of the
+    /// progress line, until dropped.
+    fn compiling(&self, path: &Path, wasm_len: usize) -> Option<Ongoing> {
+        let (progress, root) = self.progress.as_ref()?;
+        let first = match (self.modules.contains_key(path), self.disk.is_some()) {
+            (true, _) => None,
+            (false, true) => Some(FirstCompile::Cached),
+            (false, false) => Some(FirstCompile::Uncached),
+        };
+        Some(progress.begin(What::Compile {
+            file: crate::names::relative(root, path),
+            bytes: wasm_len,
+            first,
+        }))
     }
 
     /// What is kept off the path from a save to the guest's output, for when
@@ -184,6 +212,8 @@ impl ModuleCache {
             return Ok(entry.hit());
         }
         let wasm = source::to_wasm(path, &bytes)?;
+        // A compile that takes long is said (a disk-cache hit is quick).
+        let compiling = self.compiling(path, wasm.len());
         let (artifact, cache_hit) = match self.load_split(engine, &wasm) {
             Some(loaded) => loaded,
             None => self.load_whole(engine, &wasm).map_err(|err| {
@@ -194,6 +224,7 @@ impl ModuleCache {
                 }
             })?,
         };
+        drop(compiling);
         let previous = self.modules.remove(path).map(|replaced| {
             if let Some((_, older)) = replaced.previous {
                 self.replaced.push(older);

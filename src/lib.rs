@@ -34,6 +34,7 @@
 //!                        -> signals (Ctrl-C, SIGTERM, SIGHUP as events)
 //! run -> cache -> source, engine, names
 //! run -> transcript (what a guest printed), screen (`--clear`) <- report
+//! run -> cache, build, screen -> progress (the line that says what takes long)
 //! report -> diff (`--diff`: a run against the last) -> transcript
 //! run, watch -> beneath (files a guest named, looked at beneath their folder)
 //! ```
@@ -67,6 +68,7 @@ mod diff;
 mod engine;
 mod huge_pages;
 mod names;
+mod progress;
 mod report;
 mod run;
 mod screen;

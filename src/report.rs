@@ -3,7 +3,8 @@
 //! the error that ends the session goes through [`fatal`], which needs no plan.
 //!
 //! Guest output goes straight to our stdout and stderr; this room never touches
-//! it. With `--events json` the events take the place of the status lines on
+//! it. Nor does it draw the progress line (`progress.rs`), which must move
+//! while nothing else happens; it gives that line's `progress` events. With `--events json` the events take the place of the status lines on
 //! stderr, so every line we write there is JSON; with `--quiet`, only the errors
 //! that end a run are said.
 
@@ -21,6 +22,7 @@ use anyhow::{Context, Result};
 use crate::build::Built;
 use crate::diff::{self, Compared, Diff};
 use crate::plan::{DiffMode, EventsTarget, Plan};
+use crate::progress::{Progress, Shown};
 use crate::run::{Note, RunReport, StopReason, Verdict};
 use crate::screen::Screen;
 use crate::transcript::Transcript;
@@ -114,6 +116,27 @@ impl Reporter {
         self.cleared_by_build = Some(run);
     }
 
+    /// The progress line, which says what takes long on the terminal; its
+    /// stages come back to be said as `progress` events ([`Self::progress`]).
+    pub(crate) fn progress_line(&self) -> Arc<Progress> {
+        Arc::clone(self.screen.progress())
+    }
+
+    /// Something of run `run` takes long (a build, a compile): a `progress`
+    /// event. (The line on the terminal is the progress line's own.)
+    pub(crate) fn progress(&mut self, run: u64, shown: &Shown) {
+        self.events.progress(run, shown);
+    }
+
+    /// The `progress` events of a stage that has ended, not yet said: before
+    /// what follows it.
+    fn progress_so_far(&mut self, run: u64) {
+        let progress = Arc::clone(self.screen.progress());
+        for shown in progress.shown().try_iter() {
+            self.events.progress(run, &shown);
+        }
+    }
+
     /// A build has ended: by itself, or `stopped`.
     pub(crate) fn build_finished(
         &mut self,
@@ -122,6 +145,7 @@ impl Reporter {
         built: &Built,
         stopped: Option<StopReason>,
     ) {
+        self.progress_so_far(run);
         self.events.build_finished(run, built, stopped);
         self.status.build_finished(run, trigger, built, stopped);
         if stopped.is_none() && !built.success {
@@ -160,6 +184,7 @@ impl Reporter {
         report: &RunReport,
         output: Option<Transcript>,
     ) {
+        self.progress_so_far(run);
         let description = report.describe();
         // It ran, whatever its end, unless it could not get going or was
         // stopped part way (its output is not the program's).

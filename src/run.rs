@@ -150,7 +150,7 @@ impl Runtime {
         ));
         let disk = (plan.engine.cache_dir.clone())
             .map(|dir| DiskCache::new(dir, plan.engine.cache_size, &engine));
-        let cache = ModuleCache::new(disk);
+        let cache = ModuleCache::new(disk).show_progress(Arc::clone(screen.progress()), &plan.root);
         let module_files = Arc::new(ModuleFiles::new(&plan.entry, &plan.root, &engine, cache));
         Ok(Self {
             engine,

@@ -2,7 +2,8 @@
 //! is cleared once a new run has something to show, not before, so the last
 //! output stays in view while a save compiles (no blank screen, no flicker).
 //! Whatever shows something first clears it: the guest's output or one of
-//! our lines.
+//! our lines. It also holds the [`Progress`] line, which everything written
+//! to the terminal erases first.
 //!
 //! And where the guest left the cursor: a guest whose last output ends
 //! without a newline leaves a line open, and our next line (on stderr) starts
@@ -10,10 +11,12 @@
 //! stdout counts when it goes where our stderr goes (one terminal, as people
 //! run it; `2>&1`).
 
-use std::io::{IsTerminal as _, Write as _};
+use std::io::IsTerminal as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::plan::{EventsTarget, Plan};
+use crate::progress::Progress;
 use crate::transcript::Stream;
 
 /// Clears the screen, the scrollback, and puts the cursor home.
@@ -30,6 +33,8 @@ pub(crate) struct Screen {
     joined: bool,
     /// The guest's last output where our stderr goes did not end its line.
     open_line: AtomicBool,
+    /// The line that says what takes long.
+    progress: Arc<Progress>,
 }
 
 impl Screen {
@@ -45,7 +50,13 @@ impl Screen {
             pending: AtomicBool::new(false),
             joined: stdout_joins_stderr(),
             open_line: AtomicBool::new(false),
+            progress: Arc::new(Progress::new(plan)),
         }
+    }
+
+    /// The progress line.
+    pub(crate) fn progress(&self) -> &Arc<Progress> {
+        &self.progress
     }
 
     /// Whether the screen is cleared for each run.
@@ -60,22 +71,24 @@ impl Screen {
         }
     }
 
-    /// Called before anything is shown: clears the screen if that is due.
+    /// Called before anything else (a guest) shows something: clears the
+    /// screen if that is due, and erases the progress line.
     pub(crate) fn before_output(&self) {
-        if self.clears && self.pending.swap(false, Ordering::AcqRel) {
-            let mut stderr = std::io::stderr().lock();
-            let _ = stderr.write_all(CLEAR.as_bytes());
-            let _ = stderr.flush();
-            self.open_line.store(false, Ordering::Release);
+        if self.clear_due() {
+            self.progress.write(CLEAR.as_bytes());
+        } else {
+            self.progress.erase();
         }
     }
 
-    /// Notes what the guest just showed on its `stream` (past the filter, on
-    /// a terminal): whether it left a line open under our next line.
+    /// Notes what the guest just showed on its `stream` (past the filter):
+    /// for the progress line, and whether it left a line open under our next
+    /// line.
     pub(crate) fn guest_showed(&self, stream: Stream, shown: &[u8]) {
         if stream == Stream::Stdout && !self.joined {
             return;
         }
+        self.progress.wrote(shown);
         if let Some(open) = leaves_line_open(shown) {
             self.open_line.store(open, Ordering::Release);
         }
@@ -90,6 +103,26 @@ impl Screen {
         } else {
             ""
         }
+    }
+
+    /// Shows lines of ours on stderr: after the clear, if it is due, in place
+    /// of the progress line, on a line of their own; in one write.
+    pub(crate) fn show(&self, text: &str) {
+        if self.clear_due() {
+            self.progress.write(format!("{CLEAR}{text}").as_bytes());
+        } else {
+            let start = self.line_start();
+            self.progress.write(format!("{start}{text}").as_bytes());
+        }
+    }
+
+    /// Whether the screen is to be cleared now: then the guest's line is gone too.
+    fn clear_due(&self) -> bool {
+        let due = self.clears && self.pending.swap(false, Ordering::AcqRel);
+        if due {
+            self.open_line.store(false, Ordering::Release);
+        }
+        due
     }
 }
 

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, after, at, never, select};
 
-use crate::build::{Build, Patience};
+use crate::build::{Build, BuildOutput, Patience};
 use crate::plan::{BuildPlan, EventsTarget, Plan};
+use crate::progress::{Progress, What};
 use crate::report::Reporter;
 use crate::run::{RunReport, Runner, Runtime, Stop, StopReason, Transcripts};
 use crate::screen::Screen;
@@ -44,13 +45,16 @@ pub fn run(plan: Plan) -> Result<i32> {
     if let Some(determinism) = plan.sandbox.determinism {
         reporter.deterministic(determinism.seed);
     }
-    if plan.once {
+    let status = if plan.once {
         let status = once(&plan, &runner, &mut reporter);
         runner.finish();
         status
     } else {
         watch(&plan, &runner, &mut reporter)
-    }
+    };
+    // Quitting in the middle of a long compile: its line goes.
+    reporter.progress_line().close();
+    status
 }
 
 /// What of a guest's output each run notes: enough to compare runs under
@@ -69,15 +73,23 @@ pub(crate) fn transcripts(plan: &Plan) -> Option<Transcripts> {
 /// (The fuzzing harness runs it in-process.)
 pub(crate) fn once(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
     let mut built = None;
+    let progress = reporter.progress_line();
     if let Some(build) = &plan.build {
         let signals = signals::listen()?;
         reporter.build_started(1, &Trigger::Start);
-        let started = start_build(plan, build);
-        let result = select! {
-            recv(started.finished()) -> result => result.context("the build's thread has stopped")?,
-            recv(signals) -> signal => {
-                started.stop();
-                return Ok(signal.map_or(EXIT_CTRL_C, Signal::exit_status));
+        let started = start_build(plan, build, &progress);
+        let result = loop {
+            select! {
+                recv(started.finished()) -> result => break result.context("the build's thread has stopped")?,
+                recv(signals) -> signal => {
+                    started.stop();
+                    return Ok(signal.map_or(EXIT_CTRL_C, Signal::exit_status));
+                }
+                recv(progress.shown()) -> shown => {
+                    if let Ok(shown) = shown {
+                        reporter.progress(1, &shown);
+                    }
+                }
             }
         };
         reporter.build_finished(1, &Trigger::Start, &result, None);
@@ -87,8 +99,10 @@ pub(crate) fn once(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Res
         warn_if_not_built(plan, reporter);
         built = Some(result.duration);
         // From here on a signal ends the process, as without a build.
+        let line = Arc::clone(&progress);
         std::thread::spawn(move || {
             if let Ok(signal) = signals.recv() {
+                line.close();
                 std::process::exit(signal.exit_status());
             }
         });
@@ -109,6 +123,11 @@ pub(crate) fn once(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Res
                 return Ok(report.exit_code());
             }
             recv(deadline) -> _ => stop.request(StopReason::Timeout),
+            recv(progress.shown()) -> shown => {
+                if let Ok(shown) = shown {
+                    reporter.progress(1, &shown);
+                }
+            }
         }
     }
 }
@@ -188,6 +207,7 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
     let signals = signals::listen()?;
     let no_deadline = never();
     let no_build = never();
+    let progress = reporter.progress_line();
 
     let mut pending = Pending::default();
     if builds || plan.entry.exists() {
@@ -216,7 +236,7 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
                         reporter.warning(&format!("{err:#}"));
                     }
                     building = Some(Building {
-                        build: start_build(plan, build),
+                        build: start_build(plan, build, &progress),
                         trigger,
                         stopped: None,
                         started: Instant::now(),
@@ -325,6 +345,11 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
                     reporter.note(runs, &note);
                 }
             }
+            recv(progress.shown()) -> shown => {
+                if let Ok(shown) = shown {
+                    reporter.progress(runs, &shown);
+                }
+            }
             recv(runner.reports()) -> report => {
                 let mut report = report.context("the runner thread has stopped")?;
                 let Some(run) = running.take() else { continue };
@@ -379,11 +404,20 @@ fn warn_if_not_built(plan: &Plan, reporter: &mut Reporter) {
     }
 }
 
-/// Starts `build`; its output is captured when our stderr carries JSON events.
-/// One that cannot start is a failed build, reported as it ends.
-fn start_build(plan: &Plan, build: &BuildPlan) -> Build {
-    let capture = plan.presentation.events == Some(EventsTarget::Stderr);
-    Build::start(&build.command, &build.dir, capture)
+/// Starts `build`, a stage of the `progress` line; its output is captured
+/// when our stderr carries JSON events, passed on around the progress line
+/// when that is drawn. One that cannot start is a failed build, reported as
+/// it ends.
+fn start_build(plan: &Plan, build: &BuildPlan, progress: &Arc<Progress>) -> Build {
+    let output = if plan.presentation.events == Some(EventsTarget::Stderr) {
+        BuildOutput::Captured
+    } else if progress.draws() {
+        BuildOutput::Relayed(Arc::clone(progress))
+    } else {
+        BuildOutput::Stderr
+    };
+    let stage = progress.begin(What::build(&build.command));
+    Build::start(&build.command, &build.dir, output, stage)
 }
 
 /// Says the rest of what run `number` said on its way, then how it ended

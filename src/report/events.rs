@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::build::Built;
 use crate::diff::{Diff, StreamDiff};
+use crate::progress::Shown;
 use crate::run::{Description, Note, Problem, RunReport, StopReason};
 use crate::screen::Screen;
 use crate::watch::Trigger;
@@ -69,6 +70,15 @@ impl Events {
             "event": "build-finished", "run": run, "outcome": outcome,
             "exit_code": built.code, "ms": ms(built.duration), "output": built.output,
             "error": built.error,
+        }));
+    }
+
+    /// `progress`: something of run `run` takes long: said after half a
+    /// second, then every second, as the progress line is drawn.
+    pub(super) fn progress(&mut self, run: u64, shown: &Shown) {
+        self.emit(json!({
+            "event": "progress", "run": run, "stage": shown.stage, "what": shown.what,
+            "bytes": shown.bytes, "elapsed_ms": ms(shown.elapsed),
         }));
     }
 

@@ -147,9 +147,7 @@ impl StatusLines {
             // `--quiet --diff`: the changed lines, which take the place of
             // the output under `--diff=only`, are still shown.
             if let Some(diff) = diff.filter(|diff| self.quiet && !diff.output_unchanged()) {
-                self.screen.before_output();
-                let start = self.screen.line_start();
-                to_stderr(&format!("{start}{}", self.diff_lines(diff)));
+                self.screen.show(&self.diff_lines(diff));
             }
             return;
         }
@@ -292,20 +290,19 @@ impl StatusLines {
 
     /// [`Self::say`], then `more`: lines of ours, made safe already.
     fn say_with(&self, tone: Tone, line: &str, detail: &str, more: &str) {
-        self.screen.before_output();
         let (prefix, style) = match self.colour {
             true => (Style::new().dimmed(), tone.style()),
             false => (Style::new(), Style::new()),
         };
         let line = super::printable(line);
-        // On a line of its own, even after output that did not end its line.
-        let start = self.screen.line_start();
-        let mut text = format!("{start}{prefix}[live-wasm]{prefix:#} {style}{line}{style:#}\n");
+        // On a line of its own, even after output that did not end its line
+        // (`Screen::show`).
+        let mut text = format!("{prefix}[live-wasm]{prefix:#} {style}{line}{style:#}\n");
         for detail in detail.lines() {
             let _ = writeln!(text, "  {}", super::printable(detail));
         }
         text.push_str(more);
-        to_stderr(&text);
+        self.screen.show(&text);
     }
 }
 

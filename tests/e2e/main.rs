@@ -22,6 +22,7 @@ mod invoke;
 mod languages;
 mod limits;
 mod once;
+mod progress;
 mod reads;
 mod sandbox;
 mod status_lines;

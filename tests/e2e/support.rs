@@ -467,6 +467,7 @@ pub fn once_on_terminal(dir: &Dir, args: &[&str]) -> (i32, Vec<u8>, Vec<u8>) {
     command
         .arg("--once")
         .args(args)
+        .env("TERM", "xterm-256color")
         .stdin(Stdio::null())
         .stdout(Stdio::from(out_terminal))
         .stderr(Stdio::from(err_terminal));
