@@ -67,6 +67,7 @@ mod diff;
 mod engine;
 mod huge_pages;
 mod names;
+mod nearby;
 mod report;
 mod run;
 mod screen;

@@ -20,6 +20,7 @@ mod component;
 mod core_module;
 mod describe;
 mod determinism;
+mod elsewhere;
 mod files;
 mod handles;
 mod host;
@@ -148,7 +149,13 @@ impl Runtime {
         let disk = (plan.engine.cache_dir.clone())
             .map(|dir| DiskCache::new(dir, plan.engine.cache_size, &engine));
         let cache = ModuleCache::new(disk);
-        let module_files = Arc::new(ModuleFiles::new(&plan.entry, &plan.root, &engine, cache));
+        let module_files = Arc::new(ModuleFiles::new(
+            &plan.entry,
+            &plan.root,
+            &plan.cwd,
+            &engine,
+            cache,
+        ));
         Ok(Self {
             engine,
             functions,

@@ -83,6 +83,12 @@ pub(super) enum UseError {
         /// The files looked for, relative to the root, and why each was passed
         /// over when it exists (`no lib.wat or lib.wasm`).
         looked_for: String,
+        /// The root, as the user names it (`target/wasm32-wasip1/debug/`),
+        /// when it is not the current folder: where those files were looked for.
+        place: Option<String>,
+        /// What to do instead of creating the file, when a file of that name
+        /// sits elsewhere (`testmod.wat exists: start with --root . to use it`).
+        hint: Option<String>,
     },
     /// The file exists but is not a module we can instantiate (syntax, validation,
     /// or link error).
@@ -164,10 +170,18 @@ impl fmt::Display for UseError {
                 site,
                 name,
                 looked_for,
-            } => write!(
-                f,
-                "{site}module `{name}` not found ({looked_for}); create it and save"
-            ),
+                place,
+                hint,
+            } => {
+                let hint = hint.as_deref().unwrap_or("create it and save");
+                match place {
+                    Some(place) => write!(
+                        f,
+                        "{site}module `{name}` not found in {place} ({looked_for} there); {hint}"
+                    ),
+                    None => write!(f, "{site}module `{name}` not found ({looked_for}); {hint}"),
+                }
+            }
             UseError::Invalid {
                 site,
                 file,
