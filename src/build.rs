@@ -74,6 +74,8 @@
 //! their files' changes start nothing, though the entry may be built into
 //! one (its folder is watched as the entry's).
 
+mod hint;
+
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -84,6 +86,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, bounded};
+
+pub(crate) use hint::hint;
 
 /// The most build output an event carries: the end of it, where errors are.
 const OUTPUT_KEPT: usize = 64 * 1024;
