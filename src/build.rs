@@ -17,7 +17,8 @@
 //! `watch/sources.rs`). A source the guest also reads is still a source. The
 //! entry, the modules the last run used, and the `--stdin` file are never
 //! sources: builds write them, and their change between builds calls for a
-//! run only. The outputs are the files a build made (absent when it started)
+//! run only. Nor is a `.wasm` under the current folder (`--watch` may name
+//! one): builds make them. The outputs are the files a build made (absent when it started)
 //! and the sources it keeps rewriting (below); an output never starts a
 //! build, until it is saved between builds, which makes it a source again.
 //!

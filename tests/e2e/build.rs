@@ -345,3 +345,25 @@ fn a_build_script_calling_a_missing_compiler_says_a_command_in_it_was_not_found(
         "\n  `./build` is not executable: `chmod +x ./build`\n",
     );
 }
+
+/// Issue 27: an entry mistyped under `--build` (`main.wasn`) while the build
+/// writes `main.wasm`, which an earlier session left beside the sources: one
+/// build per save (its `.wasm` is not a source changed during the build),
+/// and one warning each, naming what it wrote.
+#[test]
+fn a_mistyped_entry_is_built_once_per_save_and_said_once() {
+    let dir = project();
+    dir.write("main.wasm", "an earlier session's build");
+    let build = "echo building >&2; cp src.txt main.wasm";
+    let mut live = live_wasm(&dir, &["--build", build, "main.wasn"]);
+    live.expect_run(1, "#1 start: error · build ");
+    dir.write("notes.md", "1");
+    live.expect_run(2, "#2 notes.md changed: error · build ");
+    let transcript = live.transcript();
+    let count = |text: &str| transcript.lines().filter(|l| l.contains(text)).count();
+    assert_eq!(count("Err: building"), 2, "{transcript}");
+    let warning = "warning: the build succeeded but did not write main.wasn; it wrote \
+                   main.wasm: is that the entry?";
+    assert_eq!(count(warning), 2, "{transcript}");
+    assert_eq!(count("stopped by a change"), 0, "{transcript}");
+}
