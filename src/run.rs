@@ -116,6 +116,8 @@ pub(crate) struct Runtime {
     functions: Arc<HostFunctions>,
     module_files: Arc<ModuleFiles>,
     root: PathBuf,
+    /// `--interpreter`'s script, and how messages name it.
+    script: Option<(PathBuf, String)>,
     sandbox: Sandbox,
     limits: Limits,
     invoke: Option<String>,
@@ -161,6 +163,8 @@ impl Runtime {
             functions,
             module_files,
             root: plan.root.clone(),
+            script: (plan.script.clone())
+                .map(|script| (script.clone(), crate::nearby::shown(&plan.cwd, &script))),
             sandbox: plan.sandbox.clone(),
             limits: plan.limits,
             invoke: plan.invoke.clone(),
@@ -272,6 +276,12 @@ impl Runtime {
         // A stop requested before the deadline was armed would never tick again.
         if interrupt.reason().is_some() {
             return Err(Trap::Interrupt.into());
+        }
+        // Before the interpreter is compiled (CPython's takes seconds).
+        if let Some((script, name)) = &self.script
+            && !script.is_file()
+        {
+            return Err(outcome::MissingScript { file: name.clone() }.into());
         }
         match store.data_mut().modules.load_entry()? {
             Artifact::Module(module) => core_module::run(store, &module, self.invoke.as_deref()),

@@ -190,11 +190,14 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
     let no_build = never();
 
     let mut pending = Pending::default();
-    if builds || plan.entry.exists() {
-        pending.trigger = Some(Trigger::Start);
-        pending.build = builds;
-    } else {
-        reporter.waiting_for(&plan.entry);
+    // The entry, and the script an interpreter entry runs.
+    let missing = (std::iter::once(&plan.entry).chain(&plan.script)).find(|file| !file.exists());
+    match missing {
+        Some(file) if !builds => reporter.waiting_for(file),
+        _ => {
+            pending.trigger = Some(Trigger::Start);
+            pending.build = builds;
+        }
     }
     let mut building: Option<Building> = None;
     let mut running: Option<Running> = None;
