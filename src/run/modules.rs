@@ -241,11 +241,14 @@ impl Modules {
                 let files = self
                     .elsewhere
                     .get_or_insert_with(|| elsewhere::module_files(cwd));
+                let looked_for = names::looked_for(root, &passed);
                 Err(UseError::NotFound {
                     site: site.clone(),
                     name: name.to_owned(),
-                    looked_for: names::looked_for(root, &passed),
-                    place: elsewhere::place(cwd, root),
+                    looked: match elsewhere::place(cwd, root) {
+                        Some(place) => format!("in {place} ({looked_for} there)"),
+                        None => format!("({looked_for})"),
+                    },
                     hint: elsewhere::hint(name, root, cwd, files),
                 })
             }

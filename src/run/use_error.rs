@@ -81,11 +81,10 @@ pub(super) enum UseError {
         /// The module name.
         name: String,
         /// The files looked for, relative to the root, and why each was passed
-        /// over when it exists (`no lib.wat or lib.wasm`).
-        looked_for: String,
-        /// The root, as the user names it (`target/wasm32-wasip1/debug/`),
-        /// when it is not the current folder: where those files were looked for.
-        place: Option<String>,
+        /// over when it exists: `(no lib.wat or lib.wasm)`; with the root as
+        /// the user names it when it is not the current folder: `in out/ (no
+        /// lib.wat or lib.wasm there)`.
+        looked: String,
         /// What to do instead of creating the file, when a file of that name
         /// sits elsewhere (`testmod.wat exists: start with --root . to use it`).
         hint: Option<String>,
@@ -169,18 +168,11 @@ impl fmt::Display for UseError {
             UseError::NotFound {
                 site,
                 name,
-                looked_for,
-                place,
+                looked,
                 hint,
             } => {
                 let hint = hint.as_deref().unwrap_or("create it and save");
-                match place {
-                    Some(place) => write!(
-                        f,
-                        "{site}module `{name}` not found in {place} ({looked_for} there); {hint}"
-                    ),
-                    None => write!(f, "{site}module `{name}` not found ({looked_for}); {hint}"),
-                }
+                write!(f, "{site}module `{name}` not found {looked}; {hint}")
             }
             UseError::Invalid {
                 site,
