@@ -36,6 +36,7 @@
 //! run -> transcript (what a guest printed), screen (`--clear`) <- report
 //! report -> diff (`--diff`: a run against the last) -> transcript
 //! run, watch -> beneath (files a guest named, looked at beneath their folder)
+//! run, session -> nearby (names under the current folder, for hints)
 //! ```
 
 #![warn(missing_docs, unreachable_pub, clippy::unwrap_used)]

@@ -15,9 +15,9 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 /// The most folder entries one look reads.
-const ENTRIES_MAX: usize = 20_000;
+const ENTRIES_MAX: usize = 5_000;
 /// The deepest a look goes below its folder.
-const DEPTH_MAX: usize = 8;
+const DEPTH_MAX: usize = 6;
 /// The most files one look returns.
 const FOUND_MAX: usize = 256;
 
