@@ -163,8 +163,14 @@ impl Runtime {
             functions,
             module_files,
             root: plan.root.clone(),
-            script: (plan.script.clone())
-                .map(|script| (script.clone(), crate::nearby::shown(&plan.cwd, &script))),
+            // Named as the status lines name files: from the root when inside it.
+            script: (plan.script.clone()).map(|script| {
+                let name = match script.starts_with(&plan.root) {
+                    true => crate::names::relative(&plan.root, &script),
+                    false => crate::nearby::shown(&plan.cwd, &script),
+                };
+                (script, name)
+            }),
             sandbox: plan.sandbox.clone(),
             limits: plan.limits,
             invoke: plan.invoke.clone(),
