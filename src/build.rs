@@ -29,7 +29,8 @@
 //! `watch/sources.rs`). A source the guest also reads is still a source. The
 //! entry, the modules the last run used, and the `--stdin` file are never
 //! sources: builds write them, and their change between builds calls for a
-//! run only. The outputs are the files a build made (absent when it started)
+//! run only. Nor is a `.wasm` under the current folder (`--watch` may name
+//! one): builds make them. The outputs are the files a build made (absent when it started)
 //! and the sources it keeps rewriting (below); an output never starts a
 //! build, until it is saved between builds, which makes it a source again.
 //!
@@ -89,6 +90,7 @@
 //! their files' changes start nothing, though the entry may be built into
 //! one (its folder is watched as the entry's).
 
+mod hint;
 #[cfg(unix)]
 mod terminal;
 
@@ -104,6 +106,7 @@ use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, bounded};
 
 use crate::progress::{Ongoing, Progress};
+pub(crate) use hint::hint;
 
 /// The most build output an event carries: the end of it, where errors are.
 const OUTPUT_KEPT: usize = 64 * 1024;

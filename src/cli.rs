@@ -37,13 +37,14 @@ pub struct Cli {
 
     /// Run the script ENTRY with WASM, an interpreter compiled to a WASI command
     /// (python.wasm, quickjs.wasm): the script's folder and everything beneath
-    /// it are the guest's current directory (read-only), the script its first
-    /// argument, and every file it reads (a module it imports) is watched.
+    /// it are the guest's current directory (read-only, and by its own path),
+    /// the script's path its first argument, and every file it reads (a module
+    /// it imports) is watched.
     #[arg(long, value_name = "WASM")]
     interpreter: Option<PathBuf>,
 
     /// Arguments passed to the guest (after `--`); the guest's argv[0] is the module's
-    /// file name (with `--interpreter`, the script's name comes next).
+    /// file name (with `--interpreter`, the script's path comes next).
     #[arg(value_name = "GUEST_ARGS", last = true)]
     guest_args: Vec<String>,
 
@@ -287,18 +288,34 @@ impl Cli {
         let mut preopens = Vec::new();
         let mut watch = Vec::new();
         let mut warnings = Vec::new();
-        if let Some(script) = script {
-            args.push(file_name(&script)?);
+        if let Some(script) = &script {
             let folder = script.parent().context("the script has no folder")?;
             // An interpreter reads the modules beside its script, so it is
             // given the script's whole folder: said first, with the folder named.
-            warnings.push(interpreter_grant(folder));
+            let guest = guest_path(folder);
+            warnings.push(interpreter_grant(folder, guest.is_some()));
             preopens.push(Preopen {
                 host: folder.to_path_buf(),
                 guest: ".".to_owned(),
                 read_only: true,
             });
-            watch.push(script);
+            // The folder again under its own path, and the script by its
+            // path: an interpreter names files in errors by their absolute
+            // path (CPython makes the script's absolute against the guest's
+            // `/`, which gave `//main.py`), and these are the files the user
+            // edits, as the interpreter run natively names them.
+            match guest {
+                Some(guest) => {
+                    preopens.push(Preopen {
+                        host: folder.to_path_buf(),
+                        guest,
+                        read_only: true,
+                    });
+                    args.push(script.to_string_lossy().into_owned());
+                }
+                None => args.push(file_name(script)?),
+            }
+            watch.push(script.clone());
         }
         args.extend(self.guest_args);
 
@@ -367,6 +384,7 @@ impl Cli {
 
         Ok(Plan {
             entry,
+            script,
             root,
             cwd: cwd.clone(),
             once: self.once,
@@ -470,12 +488,30 @@ fn parse_bytes(text: &str) -> Result<u64, String> {
     parse_size::parse_size(text).map_err(|err| format!("{err} (try `65536`, `64KiB`, `16MiB`)"))
 }
 
+/// The path the guest knows `folder` by, besides `.`: its own, when the guest
+/// can name it so (a Unix path in UTF-8, with no `.` or `..` in it).
+fn guest_path(folder: &Path) -> Option<String> {
+    let plain = folder.components().all(|part| {
+        matches!(
+            part,
+            std::path::Component::RootDir | std::path::Component::Normal(_)
+        )
+    });
+    let text = folder.to_str().filter(|_| cfg!(unix) && plain)?;
+    text.starts_with('/').then(|| text.to_owned())
+}
+
 /// What `--interpreter` grants the guest, with `folder` named: the first status
 /// line says it in the words SECURITY.md and the README use.
-fn interpreter_grant(folder: &Path) -> String {
+fn interpreter_grant(folder: &Path, by_its_path: bool) -> String {
+    let also = if by_its_path {
+        " and by its own path"
+    } else {
+        ""
+    };
     format!(
         "--interpreter grants the guest {}: the script's folder and everything beneath \
-         it, read-only, as `.`",
+         it, read-only, as `.`{also}",
         folder.display()
     )
 }

@@ -37,6 +37,7 @@
 //! run -> cache, build, screen -> progress (the line that says what takes long)
 //! report -> diff (`--diff`: a run against the last) -> transcript
 //! run, watch -> beneath (files a guest named, looked at beneath their folder)
+//! run, session -> nearby (names under the current folder, for hints)
 //! ```
 
 #![warn(missing_docs, unreachable_pub, clippy::unwrap_used)]
@@ -68,6 +69,7 @@ mod diff;
 mod engine;
 mod huge_pages;
 mod names;
+mod nearby;
 mod progress;
 mod report;
 mod run;

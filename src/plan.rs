@@ -11,6 +11,10 @@ use std::time::Duration;
 pub struct Plan {
     /// The entry module (absolute; it may not exist yet in watch mode).
     pub entry: PathBuf,
+    /// With `--interpreter`, the script the entry runs (absolute; it may not
+    /// exist yet in watch mode): waited for as the entry is, and checked
+    /// before the interpreter is compiled.
+    pub script: Option<PathBuf>,
     /// Where module names resolve: the entry's directory, or `--root`.
     pub root: PathBuf,
     /// Where live-wasm was started: files outside the root are named from here.

@@ -21,6 +21,7 @@ mod component;
 mod core_module;
 mod describe;
 mod determinism;
+mod elsewhere;
 mod files;
 mod handles;
 mod host;
@@ -118,6 +119,8 @@ pub(crate) struct Runtime {
     functions: Arc<HostFunctions>,
     module_files: Arc<ModuleFiles>,
     root: PathBuf,
+    /// `--interpreter`'s script, and how messages name it.
+    script: Option<(PathBuf, String)>,
     sandbox: Sandbox,
     limits: Limits,
     invoke: Option<String>,
@@ -151,12 +154,26 @@ impl Runtime {
         let disk = (plan.engine.cache_dir.clone())
             .map(|dir| DiskCache::new(dir, plan.engine.cache_size, &engine));
         let cache = ModuleCache::new(disk).show_progress(Arc::clone(screen.progress()), &plan.root);
-        let module_files = Arc::new(ModuleFiles::new(&plan.entry, &plan.root, &engine, cache));
+        let module_files = Arc::new(ModuleFiles::new(
+            &plan.entry,
+            &plan.root,
+            &plan.cwd,
+            &engine,
+            cache,
+        ));
         Ok(Self {
             engine,
             functions,
             module_files,
             root: plan.root.clone(),
+            // Named as the status lines name files: from the root when inside it.
+            script: (plan.script.clone()).map(|script| {
+                let name = match script.starts_with(&plan.root) {
+                    true => crate::names::relative(&plan.root, &script),
+                    false => crate::nearby::shown(&plan.cwd, &script),
+                };
+                (script, name)
+            }),
             sandbox: plan.sandbox.clone(),
             limits: plan.limits,
             invoke: plan.invoke.clone(),
@@ -271,6 +288,12 @@ impl Runtime {
         // A stop requested before the deadline was armed would never tick again.
         if interrupt.reason().is_some() {
             return Err(Trap::Interrupt.into());
+        }
+        // Before the interpreter is compiled (CPython's takes seconds).
+        if let Some((script, name)) = &self.script
+            && !script.is_file()
+        {
+            return Err(outcome::MissingScript { file: name.clone() }.into());
         }
         match store.data_mut().modules.load_entry()? {
             Artifact::Module(module) => core_module::run(store, &module, self.invoke.as_deref()),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, after, at, never, select};
 
-use crate::build::{Build, BuildOutput, Patience};
+use crate::build::{Build, BuildOutput, Built, Patience};
 use crate::plan::{BuildPlan, EventsTarget, Plan};
 use crate::progress::{Progress, What};
 use crate::report::Reporter;
@@ -96,7 +96,7 @@ pub(crate) fn once(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Res
         if !result.success {
             return Ok(1);
         }
-        warn_if_not_built(plan, reporter);
+        warn_if_not_built(plan, reporter, &result);
         built = Some(result.duration);
         // From here on a signal ends the process, as without a build.
         let line = Arc::clone(&progress);
@@ -210,11 +210,14 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
     let progress = reporter.progress_line();
 
     let mut pending = Pending::default();
-    if builds || plan.entry.exists() {
-        pending.trigger = Some(Trigger::Start);
-        pending.build = builds;
-    } else {
-        reporter.waiting_for(&plan.entry);
+    // The entry, and the script an interpreter entry runs.
+    let missing = (std::iter::once(&plan.entry).chain(&plan.script)).find(|file| !file.exists());
+    match missing {
+        Some(file) if !builds => reporter.waiting_for(file),
+        _ => {
+            pending.trigger = Some(Trigger::Start);
+            pending.build = builds;
+        }
     }
     let mut building: Option<Building> = None;
     let mut running: Option<Running> = None;
@@ -332,7 +335,7 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
                     // any, starts next.
                     Some(_) => {}
                     None if result.success => {
-                        warn_if_not_built(plan, reporter);
+                        warn_if_not_built(plan, reporter, &result);
                         let built = Some(result.duration);
                         running = Some(start_run(plan, runner, reporter, runs, build.trigger, built)?);
                     }
@@ -394,15 +397,46 @@ fn start_run(
 }
 
 /// A build that succeeded without writing the entry most likely writes it
-/// elsewhere: say so beside the run's "file not found".
-fn warn_if_not_built(plan: &Plan, reporter: &mut Reporter) {
-    if !plan.entry.exists() {
-        reporter.warning(&format!(
-            "the build succeeded but did not write {}: is that where it puts its output?",
-            plan.entry.display()
-        ));
+/// elsewhere, or the entry is mistyped: say so beside the run's "file not
+/// found", with the `.wasm` files it wrote (nearest first).
+fn warn_if_not_built(plan: &Plan, reporter: &mut Reporter, built: &Built) {
+    if plan.entry.exists() {
+        return;
     }
+    let entry = crate::nearby::shown(&plan.cwd, &plan.entry);
+    let since = std::time::SystemTime::now()
+        .checked_sub(built.duration + BUILD_CLOCK_SLACK)
+        .unwrap_or(std::time::UNIX_EPOCH);
+    let written = crate::nearby::files(&plan.cwd, |path| {
+        path.extension().is_some_and(|ext| ext == "wasm")
+            && path
+                .metadata()
+                .and_then(|meta| meta.modified())
+                .is_ok_and(|modified| modified >= since)
+    });
+    let message = match written.as_slice() {
+        [] => format!(
+            "the build succeeded but did not write {entry}: is that where it puts its output?"
+        ),
+        [nearest, others @ ..] => {
+            let others = match others.len() {
+                0 => String::new(),
+                1 => " (and 1 other .wasm)".to_owned(),
+                n => format!(" (and {n} other .wasm files)"),
+            };
+            format!(
+                "the build succeeded but did not write {entry}; it wrote {}{others}: is that \
+                 the entry?",
+                crate::nearby::shown(&plan.cwd, nearest)
+            )
+        }
+    };
+    reporter.warning(&message);
 }
+
+/// How much older than the build's start a file it wrote may look: file
+/// systems keep times coarser than our clock (a second, two on FAT).
+const BUILD_CLOCK_SLACK: Duration = Duration::from_secs(1);
 
 /// Starts `build`, a stage of the `progress` line; its output is captured
 /// when our stderr carries JSON events, passed on around the progress line

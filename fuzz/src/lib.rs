@@ -115,6 +115,9 @@ impl Harness {
         ];
         let cli = live_wasm::cli::Cli::try_parse_from(args)?;
         let mut plan = cli.into_plan()?;
+        // Started in the scratch folder: the hint of a module not found looks
+        // at its few files, not at the fuzzer's folder at every run.
+        plan.cwd = base.clone();
         // `--once` hands the guest our stdin: a fuzzer's may block or be the
         // terminal. A closed one is what a watch session gives.
         plan.sandbox.stdin = StdinSource::Empty;

@@ -12,7 +12,7 @@ use anstyle::{AnsiColor, Style};
 
 use crate::build::Built;
 use crate::diff::{Change, Diff, StreamDiff};
-use crate::plan::{Determinism, EventsTarget, Plan};
+use crate::plan::{BuildPlan, Determinism, EventsTarget, Plan};
 use crate::run::{Description, Note, RunReport, StopReason, Verdict};
 use crate::screen::Screen;
 use crate::transcript::{TEXT_BUDGET, Transcript};
@@ -33,6 +33,9 @@ pub(super) struct StatusLines {
     /// Cleared, under `--clear`, before the first line of a run.
     screen: Arc<Screen>,
     colour: bool,
+    /// `--build`: the command and its folder, for the hint of a build the
+    /// shell could not run.
+    build: Option<BuildPlan>,
 }
 
 impl StatusLines {
@@ -47,6 +50,7 @@ impl StatusLines {
             once: plan.once,
             screen,
             colour,
+            build: plan.build.clone(),
         }
     }
 
@@ -127,7 +131,10 @@ impl StatusLines {
         if tone == Tone::Bad && !self.once {
             line.push_str("; waiting for the next save");
         }
-        self.say(tone, &line, "");
+        let hint = (self.build.as_ref())
+            .filter(|_| stopped.is_none())
+            .and_then(|build| crate::build::hint(&build.command, &build.dir, built.code));
+        self.say(tone, &line, hint.as_deref().unwrap_or_default());
     }
 
     pub(super) fn run_finished(
@@ -387,6 +394,7 @@ mod tests {
             once: false,
             screen: Arc::default(),
             colour: false,
+            build: None,
         };
         let changed = Trigger::Changed(vec!["/p/out/lib/m.wat".into(), "/p/src/main.c".into()]);
         assert_eq!(status.trigger(&changed), "lib/m.wat, /p/src/main.c changed");

@@ -3,7 +3,7 @@
 
 use super::interrupt::StopReason;
 use super::limits::{Refusal, size};
-use super::outcome::{Outcome, trap_words};
+use super::outcome::{MissingScript, Outcome, trap_words};
 use super::problem::{Problem, ProblemKind};
 use super::use_error::UseError;
 
@@ -178,6 +178,12 @@ impl Outcome {
 
 /// The problem of a run that could not get going.
 fn failure_problem(err: &anyhow::Error) -> Problem {
+    if let Some(missing) = err.downcast_ref::<MissingScript>() {
+        return Problem {
+            file: Some(missing.file.clone()),
+            ..Problem::new(ProblemKind::NotFound, missing.to_string())
+        };
+    }
     match err.downcast_ref::<UseError>() {
         Some(use_error) => use_error.problem(),
         None => Problem::new(ProblemKind::Error, format!("{err:#}")),

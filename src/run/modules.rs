@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use wasmtime::component::{self, Component};
 use wasmtime::{Engine, Instance, Module};
 
+use super::elsewhere;
 use super::use_error::{Site, UseError};
 use crate::cache::{Artifact, ModuleCache};
 use crate::names::{self, Found, Lookup, Root};
@@ -20,6 +21,9 @@ use crate::source::{ContentHash, ModuleFile};
 /// entry, and the engine and cache that compile them.
 pub(crate) struct ModuleFiles {
     root: PathBuf,
+    /// Where live-wasm was started: a module not found is looked for under
+    /// it, for the hint.
+    cwd: PathBuf,
     pub(super) entry_name: String,
     entry: PathBuf,
     engine: Engine,
@@ -28,14 +32,21 @@ pub(crate) struct ModuleFiles {
 
 impl ModuleFiles {
     /// The module files of a session whose entry is `entry` and whose modules
-    /// live in `root` (both absolute).
-    pub(crate) fn new(entry: &Path, root: &Path, engine: &Engine, cache: ModuleCache) -> Self {
+    /// live in `root`, started in `cwd` (all absolute).
+    pub(crate) fn new(
+        entry: &Path,
+        root: &Path,
+        cwd: &Path,
+        engine: &Engine,
+        cache: ModuleCache,
+    ) -> Self {
         let entry_name = entry
             .file_stem()
             .map(|stem| stem.to_string_lossy().into_owned())
             .unwrap_or_default();
         Self {
             root: root.to_path_buf(),
+            cwd: cwd.to_path_buf(),
             entry_name,
             entry: entry.to_path_buf(),
             engine: engine.clone(),
@@ -123,6 +134,9 @@ pub(super) struct Modules {
     /// What the trampolines of component imports resolved in this run, by
     /// trampoline: each resolves and checks its target once per run.
     bound: HashMap<u64, component::Func>,
+    /// The module files under the current folder, looked at once, at the
+    /// run's first module not found: see `elsewhere`.
+    elsewhere: Option<Vec<PathBuf>>,
 }
 
 impl Modules {
@@ -137,6 +151,7 @@ impl Modules {
             labels: Vec::new(),
             compiled: Vec::new(),
             bound: HashMap::new(),
+            elsewhere: None,
         }
     }
 
@@ -231,10 +246,19 @@ impl Modules {
                 for (path, _) in &passed {
                     self.record(path, None);
                 }
+                let (root, cwd) = (&self.files.root, &self.files.cwd);
+                let files = self
+                    .elsewhere
+                    .get_or_insert_with(|| elsewhere::module_files(cwd));
+                let looked_for = names::looked_for(root, &passed);
                 Err(UseError::NotFound {
                     site: site.clone(),
                     name: name.to_owned(),
-                    looked_for: names::looked_for(&self.files.root, &passed),
+                    looked: match elsewhere::place(cwd, root) {
+                        Some(place) => format!("in {place} ({looked_for} there)"),
+                        None => format!("({looked_for})"),
+                    },
+                    hint: elsewhere::hint(name, root, cwd, files),
                 })
             }
             Err(Lookup::Unreadable(path, err)) => {

@@ -23,6 +23,26 @@ pub const EXIT_TRAP: i32 = 134;
 #[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
 pub const EXIT_TIMEOUT: i32 = 124;
 
+/// The script `--interpreter` runs is not there: the run ends before the
+/// interpreter is compiled, as a run whose entry is missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct MissingScript {
+    /// The script, as the user names it.
+    pub(super) file: String,
+}
+
+impl std::fmt::Display for MissingScript {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: file not found (the script --interpreter runs)",
+            self.file
+        )
+    }
+}
+
+impl std::error::Error for MissingScript {}
+
 /// How a run ended.
 #[derive(Debug)]
 pub(super) enum Outcome {

@@ -38,7 +38,8 @@ pub enum ProblemKind {
     Syntax,
     /// A `.wat` module that parses but does not validate.
     Validation,
-    /// A module name that names no file.
+    /// A module name that names no file, or a script (`--interpreter`) that
+    /// is not there.
     NotFound,
     /// A name `live.use` could not read, or that no module may have.
     BadName,

@@ -81,8 +81,13 @@ pub(super) enum UseError {
         /// The module name.
         name: String,
         /// The files looked for, relative to the root, and why each was passed
-        /// over when it exists (`no lib.wat or lib.wasm`).
-        looked_for: String,
+        /// over when it exists: `(no lib.wat or lib.wasm)`; with the root as
+        /// the user names it when it is not the current folder: `in out/ (no
+        /// lib.wat or lib.wasm there)`.
+        looked: String,
+        /// What to do instead of creating the file, when a file of that name
+        /// sits elsewhere (`testmod.wat exists: start with --root . to use it`).
+        hint: Option<String>,
     },
     /// The file exists but is not a module we can instantiate (syntax, validation,
     /// or link error).
@@ -163,11 +168,12 @@ impl fmt::Display for UseError {
             UseError::NotFound {
                 site,
                 name,
-                looked_for,
-            } => write!(
-                f,
-                "{site}module `{name}` not found ({looked_for}); create it and save"
-            ),
+                looked,
+                hint,
+            } => {
+                let hint = hint.as_deref().unwrap_or("create it and save");
+                write!(f, "{site}module `{name}` not found {looked}; {hint}")
+            }
             UseError::Invalid {
                 site,
                 file,

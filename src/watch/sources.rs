@@ -17,6 +17,12 @@ use ignore::gitignore::Gitignore;
 const BUILD_FOLDERS: &[&str] = &["target", "node_modules", "zig-cache", ".zig-cache", ".git"];
 /// The ignore files read, in each folder entered.
 const IGNORE_FILES: &[&str] = &[".gitignore", ".ignore"];
+/// Files builds make, never sources wherever they sit: nobody edits a `.wasm`
+/// by hand, and one written beside the sources (the entry under a name
+/// mistyped on the command line, an intermediate module left by an earlier
+/// session) would otherwise be a source changed during the first build, and
+/// build again. `--watch FILE` makes one a source.
+const OUTPUT_EXTENSIONS: &[&str] = &["wasm"];
 
 /// The ignore rules of a project folder.
 pub(super) struct Sources {
@@ -107,7 +113,11 @@ impl Sources {
                 .iter()
                 .any(|folder| part.as_os_str() == *folder)
         });
-        if in_build_folder {
+        let output = !is_folder
+            && path
+                .extension()
+                .is_some_and(|ext| OUTPUT_EXTENSIONS.iter().any(|output| ext == *output));
+        if in_build_folder || output {
             return false;
         }
         for rules in &self.rules {
@@ -183,6 +193,8 @@ mod tests {
             "src/deep/b.c",
             "target/debug/m.wasm",
             "node_modules/x/i.js",
+            "main.wasm",
+            "src/deep/lib.wasm",
         ] {
             std::fs::write(root.join(file), "").expect("write");
         }
@@ -204,6 +216,9 @@ mod tests {
         );
         assert!(!sources.admits(&root.join("src/scratch.c")));
         assert!(!sources.admits(Path::new("/elsewhere/x.c")));
+        // What builds make is never a source, even beside the sources.
+        assert!(!sources.admits(&root.join("main.wasm")));
+        assert!(sources.admits_folder(&root.join("src/lib.wasm")));
     }
 
     #[test]

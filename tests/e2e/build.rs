@@ -288,3 +288,82 @@ fn sed_in_place_is_one_build_of_the_file_it_edits() {
     live.expect_stdout("v3");
     live.expect_run(4, "src.txt changed: ok · build ");
 }
+
+/// Issue 27: a build the shell cannot run (exit 127) says which command: the
+/// build command's own first word when it is not on PATH ...
+#[test]
+fn a_build_command_not_on_path_is_named() {
+    let dir = project();
+    once_fails(
+        &dir,
+        &["--build", "nosuchcompiler-xyz main.c", "main.wasm"],
+        1,
+        "build failed: exit 127 · build ",
+    );
+    once_fails(
+        &dir,
+        &["--build", "CC=x nosuchcompiler-xyz main.c", "main.wasm"],
+        1,
+        "\n  `nosuchcompiler-xyz` is not on PATH: install it, or add its folder to PATH\n",
+    );
+}
+
+/// ... and, when the command is a script that runs a missing compiler, that
+/// a command in it was not found (the shell's line above names it); a script
+/// that does not exist, or cannot be run, is said to be so.
+#[test]
+fn a_build_script_calling_a_missing_compiler_says_a_command_in_it_was_not_found() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = project();
+    dir.write(
+        "build",
+        "#!/bin/sh\nnosuchcompiler-xyz -o main.wasm main.c\n",
+    );
+    let executable = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(dir.path("build"), executable).expect("chmod");
+    let stderr = once_fails(
+        &dir,
+        &["--build", "./build", "main.wasm"],
+        1,
+        "\n  a command in `./build` was not found (exit 127, named just above): is its \
+         compiler installed and on PATH?\n",
+    );
+    assert!(stderr.contains("nosuchcompiler-xyz: not found"), "{stderr}");
+
+    once_fails(
+        &dir,
+        &["--build", "./biuld", "main.wasm"],
+        1,
+        "\n  `./biuld` does not exist (exit 127)\n",
+    );
+    let plain = std::fs::Permissions::from_mode(0o644);
+    std::fs::set_permissions(dir.path("build"), plain).expect("chmod");
+    once_fails(
+        &dir,
+        &["--build", "./build", "main.wasm"],
+        1,
+        "\n  `./build` is not executable: `chmod +x ./build`\n",
+    );
+}
+
+/// Issue 27: an entry mistyped under `--build` (`main.wasn`) while the build
+/// writes `main.wasm`, which an earlier session left beside the sources: one
+/// build per save (its `.wasm` is not a source changed during the build),
+/// and one warning each, naming what it wrote.
+#[test]
+fn a_mistyped_entry_is_built_once_per_save_and_said_once() {
+    let dir = project();
+    dir.write("main.wasm", "an earlier session's build");
+    let build = "echo building >&2; cp src.txt main.wasm";
+    let mut live = live_wasm(&dir, &["--build", build, "main.wasn"]);
+    live.expect_run(1, "#1 start: error · build ");
+    dir.write("notes.md", "1");
+    live.expect_run(2, "#2 notes.md changed: error · build ");
+    let transcript = live.transcript();
+    let count = |text: &str| transcript.lines().filter(|l| l.contains(text)).count();
+    assert_eq!(count("Err: building"), 2, "{transcript}");
+    let warning = "warning: the build succeeded but did not write main.wasn; it wrote \
+                   main.wasm: is that the entry?";
+    assert_eq!(count(warning), 2, "{transcript}");
+    assert_eq!(count("stopped by a change"), 0, "{transcript}");
+}

@@ -9,7 +9,8 @@ use crate::support::{Dir, Stream, live_wasm, once};
 
 /// The phrase SECURITY.md, the README and the first status line all use for
 /// what `--interpreter` grants: they must say the same.
-const INTERPRETER_GRANT: &str = "the script's folder and everything beneath it, read-only, as `.`";
+const INTERPRETER_GRANT: &str =
+    "the script's folder and everything beneath it, read-only, as `.` and by its own path";
 
 /// `forward: func(data: list<u8>) -> u32`, as each hop of a chain declares it.
 const FORWARD: &str = r#"(export "forward" (func (param "data" (list u8)) (result u32)))"#;
@@ -140,16 +141,37 @@ fn defect_14_a_list_forwarded_down_12_components_is_bounded_on_the_host() {
 }
 
 /// A stand-in for an interpreter: a WASI command that, for each of its
-/// arguments after its own name (the script first), opens that path in its
-/// first preopen and prints `PATH: CONTENTS` or `PATH: denied`.
+/// arguments after its own name (the script first), opens that path as
+/// wasi-libc does (a path under its second preopen's name, the folder by its
+/// own path, there; any other in its first preopen, `.`) and prints `PATH:
+/// CONTENTS` or `PATH: denied`.
 const READER: &str = r#"(module
   (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "fd_read" (func $fd_read (param i32 i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "args_sizes_get" (func $args_sizes_get (param i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "args_get" (func $args_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_prestat_get" (func $fd_prestat_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_prestat_dir_name"
+    (func $fd_prestat_dir_name (param i32 i32 i32) (result i32)))
   (import "wasi_snapshot_preview1" "path_open"
     (func $path_open (param i32 i32 i32 i32 i32 i64 i64 i32 i32) (result i32)))
   (memory (export "memory") 1)
+  ;; True when the argument starts with the second preopen's name (its
+  ;; length at 3004, the name at 3100) and a `/`.
+  (func $under_second (param $arg i32) (param $len i32) (result i32) (local $n i32) (local $i i32)
+    (local.set $n (i32.load (i32.const 3004)))
+    (if (i32.or (i32.eqz (local.get $n)) (i32.le_u (local.get $len) (local.get $n)))
+      (then (return (i32.const 0))))
+    (if (i32.ne (i32.load8_u (i32.add (local.get $arg) (local.get $n))) (i32.const 47))
+      (then (return (i32.const 0))))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (if (i32.ne (i32.load8_u (i32.add (local.get $arg) (local.get $i)))
+                  (i32.load8_u (i32.add (i32.const 3100) (local.get $i))))
+        (then (return (i32.const 0))))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next)))
+    (i32.const 1))
   (data (i32.const 600) ": denied\n")
   (func $put (param $ptr i32) (param $len i32)
     (i32.store (i32.const 0) (local.get $ptr))
@@ -162,16 +184,29 @@ const READER: &str = r#"(module
       (br $next)))
     (local.get $n))
   (func (export "_start") (local $i i32) (local $arg i32) (local $len i32)
+    (local $fd i32) (local $path i32) (local $path_len i32) (local $skip i32)
     (drop (call $args_sizes_get (i32.const 100) (i32.const 104)))
     (drop (call $args_get (i32.const 1000) (i32.const 2000)))
+    (if (i32.eqz (call $fd_prestat_get (i32.const 4) (i32.const 3000)))
+      (then (drop (call $fd_prestat_dir_name (i32.const 4) (i32.const 3100)
+                    (i32.load (i32.const 3004))))))
     (local.set $i (i32.const 1))
     (block $end (loop $each
       (br_if $end (i32.ge_u (local.get $i) (i32.load (i32.const 100))))
       (local.set $arg (i32.load (i32.add (i32.const 1000) (i32.shl (local.get $i) (i32.const 2)))))
       (local.set $len (call $strlen (local.get $arg)))
       (call $put (local.get $arg) (local.get $len))
-      ;; path_open(fd 3, no symlink following, PATH, no flags, fd_read, ..., &fd at 108)
-      (if (i32.eqz (call $path_open (i32.const 3) (i32.const 0) (local.get $arg) (local.get $len)
+      (local.set $fd (i32.const 3))
+      (local.set $path (local.get $arg))
+      (local.set $path_len (local.get $len))
+      (if (call $under_second (local.get $arg) (local.get $len))
+        (then
+          (local.set $skip (i32.add (i32.load (i32.const 3004)) (i32.const 1)))
+          (local.set $fd (i32.const 4))
+          (local.set $path (i32.add (local.get $arg) (local.get $skip)))
+          (local.set $path_len (i32.sub (local.get $len) (local.get $skip)))))
+      ;; path_open(FD, no symlink following, PATH, no flags, fd_read, ..., &fd at 108)
+      (if (i32.eqz (call $path_open (local.get $fd) (i32.const 0) (local.get $path) (local.get $path_len)
             (i32.const 0) (i64.const 2) (i64.const 0) (i32.const 0) (i32.const 108)))
         (then
           (call $put (i32.const 600) (i32.const 2))
@@ -196,6 +231,8 @@ fn defect_16_interpreter_grants_exactly_what_the_first_status_line_says() {
     std::os::unix::fs::symlink("../secret.txt", dir.path("proj/link")).expect("symlink");
     let secret = dir.path("secret.txt");
     let secret = secret.to_str().expect("utf-8 path");
+    let folder = dir.path("proj");
+    let under = |path: &str| format!("{}/{path}", folder.display());
     let (code, stdout, stderr) = once(
         &dir,
         &[
@@ -207,12 +244,14 @@ fn defect_16_interpreter_grants_exactly_what_the_first_status_line_says() {
             "../secret.txt",
             "link",
             secret,
+            &under("lib/helper.txt"),
+            &under("../secret.txt"),
+            &under("link"),
         ],
     );
     assert_eq!(code, 0, "{stderr}");
 
     // The first status line names the folder and says what it grants ...
-    let folder = dir.path("proj");
     let first = stderr.lines().next().unwrap_or_default();
     assert_eq!(
         first,
@@ -222,13 +261,18 @@ fn defect_16_interpreter_grants_exactly_what_the_first_status_line_says() {
         ),
         "{stderr}"
     );
-    // ... and that is what the guest can read: the folder's tree, nothing
+    // ... and that is what the guest can read: the folder's tree, by `.` and
+    // by its own path (the script's, as the guest is given it), nothing
     // outside it, through `..`, a symlink or an absolute path.
     assert_eq!(
         stdout,
         format!(
-            "main.script: the script\nlib/helper.txt: its helper\n../secret.txt: denied\n\
-             link: denied\n{secret}: denied\n"
+            "{}: the script\nlib/helper.txt: its helper\n../secret.txt: denied\n\
+             link: denied\n{secret}: denied\n{}: its helper\n{}: denied\n{}: denied\n",
+            under("main.script"),
+            under("lib/helper.txt"),
+            under("../secret.txt"),
+            under("link"),
         )
     );
     // Read-only: the folder exists as `.` but cannot be written (the

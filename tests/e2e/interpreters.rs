@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::examples::{copy_example, examples, start_args};
+use crate::guests::print;
 use crate::support::{Dir, Stream, live_wasm, once, skip_example};
 
 /// The first run compiles the interpreter (CPython: 26 MB, 5-17 s here, more
@@ -30,6 +31,13 @@ struct Script {
     /// Text the interpreter refuses, and what its error says.
     broken: &'static str,
     error: &'static str,
+    /// Appended to `module`: a function `boom` that throws; to `main`: a call
+    /// of it.
+    boom: &'static str,
+    call_boom: &'static str,
+    /// How the interpreter's error names a file at `{}` (its path): each of
+    /// `main` and `module` is named so.
+    named: &'static str,
 }
 
 #[test]
@@ -43,6 +51,9 @@ fn python() {
         more: "print(\"more\")\n",
         broken: "def broken(:\n",
         error: "SyntaxError",
+        boom: "\ndef boom():\n    raise ValueError(\"boom\")\n",
+        call_boom: "helper.boom()\n",
+        named: "File \"{}\", line ",
     });
 }
 
@@ -57,6 +68,9 @@ fn javascript() {
         more: "console.log(\"more\");\n",
         broken: "export function broken( {\n",
         error: "SyntaxError",
+        boom: "\nexport function boom() {\n  throw new Error(\"boom\");\n}\n",
+        call_boom: "import { boom } from \"./helper.js\";\nboom();\n",
+        named: "({}:",
     });
 }
 
@@ -133,6 +147,61 @@ fn live_script(script: &Script) {
         stderr.contains(r#""cache":"hit","event":"compiled""#),
         "not from the cache: {stderr}"
     );
+
+    // Issue 27: an error names the script and its module by their paths, as
+    // the interpreter run natively does (CPython said `//main.py`).
+    dir.write(script.module, &format!("{module}{}", script.boom));
+    dir.write(script.main, &format!("{main}{}", script.call_boom));
+    let (code, _, stderr) = once(&dir, &args);
+    assert_eq!(code, 1, "{stderr}");
+    let folder = dir.root().canonicalize().expect("the folder");
+    for file in [script.main, script.module] {
+        let path = folder.join(file);
+        let named = script.named.replace("{}", &path.display().to_string());
+        assert!(stderr.contains(&named), "{named:?} not in {stderr}");
+    }
+    assert!(!stderr.contains("//"), "{stderr}");
+}
+
+/// Issue 27: a script that does not exist is waited for, as a missing entry
+/// is (an interpreter of our own stands in: the script is its first argument).
+#[test]
+fn a_missing_script_is_waited_for() {
+    let dir = Dir::new();
+    dir.write("interpreter.wat", &print("interpreted"));
+    let mut live = live_wasm(&dir, &["--interpreter", "interpreter.wat", "main.py"]);
+    live.expect_status("main.py does not exist yet; waiting for it to be created");
+    dir.write("main.py", "print('hi')\n");
+    live.expect_stdout("interpreted");
+    live.expect_run(1, "main.py changed: ok");
+}
+
+/// ... and with `--once` it fails at once, before the interpreter is compiled
+/// (CPython's takes seconds), with the status a missing entry has.
+#[test]
+fn a_missing_script_fails_once_before_the_interpreter_is_compiled() {
+    let dir = Dir::new();
+    dir.write("interpreter.wat", &print("interpreted"));
+    let (code, stdout, stderr) = once(
+        &dir,
+        &[
+            "--events",
+            "json",
+            "--interpreter",
+            "interpreter.wat",
+            "nosuch.py",
+        ],
+    );
+    assert_eq!((code, stdout.as_str()), (1, ""), "{stderr}");
+    assert!(!stderr.contains(r#""event":"compiled""#), "{stderr}");
+    assert!(
+        stderr.contains(
+            r#""event":"error","file":"nosuch.py","kind":"not-found","line":null,"message":"nosuch.py: file not found (the script --interpreter runs)""#
+        ),
+        "{stderr}"
+    );
+    let (missing_entry, _, _) = once(&dir, &["nosuch.wat"]);
+    assert_eq!(code, missing_entry);
 }
 
 /// The example's interpreter, or `None` (the skip said) when it was not

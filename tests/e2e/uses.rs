@@ -470,3 +470,64 @@ fn a_module_in_a_folder_that_does_not_exist_yet_is_waited_for_with(watcher: &[&s
     live.expect_stdout("after");
     live.expect_run(2, "deep/er/mod.wat changed: ok");
 }
+
+/// Issue 27: a program built into an output folder uses a module kept beside
+/// its sources. Without `--root`, the error says where it looked and which
+/// `--root` finds the module; with it, the program runs.
+#[test]
+fn a_module_beside_the_sources_is_found_by_the_root_the_error_names() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(dir.path("proj/target/debug")).expect("mkdir");
+    dir.write(
+        "proj/target/debug/main.wat",
+        &command(r#"(import "testmod" "f" (func $f))"#, "done", "(call $f)"),
+    );
+    let testmod = command("", "from testmod", "").replace("\"_start\"", "\"f\"");
+    dir.write("proj/testmod.wat", &testmod);
+    // Further from the entry: not the one named.
+    std::fs::create_dir_all(dir.path("other")).expect("mkdir");
+    dir.write("other/testmod.wat", &testmod);
+
+    let stderr = once_fails(
+        &dir,
+        &["proj/target/debug/main.wat"],
+        1,
+        "main.wat: testmod::f: module `testmod` not found in proj/target/debug/ \
+         (no testmod.wat or testmod.wasm there); proj/testmod.wat exists: start with \
+         --root proj to use it",
+    );
+    assert!(!stderr.contains("other/"), "{stderr}");
+    let (code, stdout, stderr) = once(&dir, &["--root", "proj", "proj/target/debug/main.wat"]);
+    assert_eq!(
+        (code, stdout.as_str()),
+        (0, "from testmod\ndone\n"),
+        "{stderr}"
+    );
+}
+
+/// With no such file anywhere under the current folder, the error says
+/// where it looked and suggests nothing but creating it; an entry in the
+/// current folder names no folder.
+#[test]
+fn a_module_found_nowhere_is_to_be_created_where_it_was_looked_for() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(dir.path("out")).expect("mkdir");
+    let main = command(r#"(import "nothere" "f" (func $f))"#, "done", "(call $f)");
+    dir.write("out/main.wat", &main);
+    let stderr = once_fails(
+        &dir,
+        &["out/main.wat"],
+        1,
+        "main.wat: nothere::f: module `nothere` not found in out/ (no nothere.wat or \
+         nothere.wasm there); create it and save",
+    );
+    assert!(!stderr.contains("--root"), "{stderr}");
+    dir.write("main.wat", &main);
+    once_fails(
+        &dir,
+        &["main.wat"],
+        1,
+        "main.wat: nothere::f: module `nothere` not found (no nothere.wat or \
+         nothere.wasm); create it and save",
+    );
+}
