@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Result;
+use rayon::prelude::*;
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
@@ -249,12 +250,7 @@ impl ModuleCache {
 impl ModuleCache {
     /// `wasm` compiled as it is, from disk if it is there; and whether it was.
     fn load_whole(&mut self, engine: &Engine, wasm: &[u8]) -> wasmtime::Result<(Artifact, bool)> {
-        let key = self.disk.as_ref().map(|disk| disk.key(wasm));
-        let from_disk = self
-            .disk
-            .as_ref()
-            .zip(key)
-            .and_then(|(disk, key)| disk.load(engine, Kind::of(wasm), key));
+        let (key, from_disk) = self.on_disk(engine, wasm);
         if let Some(artifact) = from_disk {
             return Ok((artifact, true));
         }
@@ -266,6 +262,15 @@ impl ModuleCache {
         Ok((artifact, false))
     }
 
+    /// `wasm`'s key in the disk cache, and its code from there if it is there.
+    fn on_disk(&self, engine: &Engine, wasm: &[u8]) -> (Option<disk::Key>, Option<Artifact>) {
+        let Some(disk) = &self.disk else {
+            return (None, None);
+        };
+        let key = disk.key(wasm);
+        (Some(key), disk.load(engine, Kind::of(wasm), key))
+    }
+
     /// `wasm`, a component with big core modules, as its shell and those
     /// modules, each compiled or loaded on its own (see [`split`]); and whether
     /// nothing was compiled. `None` when it is not split, or its shell does
@@ -274,18 +279,42 @@ impl ModuleCache {
         if Kind::of(wasm) != Kind::Component {
             return None;
         }
-        // Each piece compiled is checked for nesting as it is compiled.
         let split = split::split(wasm)?;
-        let mut cache_hit = true;
+        // The modules neither memory nor disk has are compiled together, their
+        // functions shared out over the compile threads as in a whole compile.
+        let mut missing = Vec::new();
         for part in &split.parts {
             if self.parts.contains_key(&part.name) {
                 continue;
             }
-            let (module, hit) = self.load_whole(engine, &wasm[part.range.clone()]).ok()?;
-            let Artifact::Module(module) = module else {
-                return None;
-            };
-            cache_hit &= hit;
+            let bytes = &wasm[part.range.clone()];
+            match self.on_disk(engine, bytes) {
+                (_, Some(Artifact::Module(module))) => {
+                    self.parts.insert(part.name.clone(), module);
+                }
+                (_, Some(Artifact::Component(_))) => return None,
+                (key, None) => missing.push((part, bytes, key)),
+            }
+        }
+        let compiled: Vec<wasmtime::Result<Module>> = {
+            let size = missing.iter().map(|(_, bytes, _)| bytes.len()).sum();
+            crate::engine::compile(size, || {
+                missing
+                    .par_iter()
+                    .map(|(_, bytes, _)| {
+                        source::check_nesting(bytes).map_err(wasmtime::Error::msg)?;
+                        Module::new(engine, bytes)
+                    })
+                    .collect()
+            })
+        };
+        let cache_hit = missing.is_empty();
+        for ((part, _, key), module) in missing.into_iter().zip(compiled) {
+            // The whole compile says what is wrong.
+            let module = module.ok()?;
+            if let Some(key) = key {
+                self.unsaved.push((key, Artifact::Module(module.clone())));
+            }
             self.parts.insert(part.name.clone(), module);
         }
         let (shell, hit) = self.load_whole(engine, &split.shell).ok()?;
