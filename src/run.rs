@@ -19,6 +19,7 @@
 mod backtrace;
 mod component;
 mod core_module;
+mod demangle;
 mod describe;
 mod determinism;
 mod elsewhere;

@@ -204,7 +204,7 @@ pub(super) fn frame(
         module: label(info.module()),
         function: info
             .func_name()
-            .map(super::backtrace::demangle)
+            .map(super::demangle::demangle)
             .unwrap_or_else(|| format!("func[{}]", info.func_index())),
         offset: info.module_offset(),
         source,
