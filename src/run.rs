@@ -44,7 +44,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use crossbeam_channel::{Receiver, Sender, unbounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use wasmtime::{Engine, Store, Trap};
 
 use crate::beneath::ReadFile;
@@ -331,6 +331,8 @@ pub(crate) struct Runner {
     writes: Receiver<PathBuf>,
     reports: Receiver<RunReport>,
     thread: thread::JoinHandle<()>,
+    /// Disconnected when the runner thread ends.
+    ended: Receiver<()>,
 }
 
 /// The stack runs take place on: room for wasmtime's 512 KiB of guest stack
@@ -379,9 +381,11 @@ impl Runner {
         let (said, notes) = unbounded();
         let (wrote, writes) = unbounded();
         let (finished, reports) = unbounded();
+        let (ending, ended) = crossbeam_channel::bounded::<()>(0);
         let thread = thread::Builder::new()
             .name("live-wasm-runner".to_owned())
             .spawn(move || {
+                let _ending = ending;
                 let _small_compiles = crate::engine::compile_small_modules_here();
                 let mut stack = crate::huge_pages::HugeStack::new(RUNNER_STACK);
                 for request in incoming {
@@ -406,6 +410,7 @@ impl Runner {
             writes,
             reports,
             thread,
+            ended,
         })
     }
 
@@ -414,6 +419,17 @@ impl Runner {
     pub(crate) fn finish(self) {
         drop(self.requests);
         let _ = self.thread.join();
+    }
+
+    /// [`Self::finish`], for at most `patience`: a session quit moments after
+    /// a run still leaves its compiled code in the disk cache (the Python
+    /// component's is written for a second after its first run), and a run
+    /// stopped on the way out that does not end soon is left to the process.
+    pub(crate) fn finish_within(self, patience: Duration) {
+        drop(self.requests);
+        if self.ended.recv_timeout(patience) != Err(RecvTimeoutError::Timeout) {
+            let _ = self.thread.join();
+        }
     }
 
     /// Starts a run, its output shown as it comes when `echo`; its report

@@ -50,12 +50,18 @@ pub fn run(plan: Plan) -> Result<i32> {
         runner.finish();
         status
     } else {
-        watch(&plan, &runner, &mut reporter)
+        let status = watch(&plan, &runner, &mut reporter);
+        runner.finish_within(QUIT_PATIENCE);
+        status
     };
     // Quitting in the middle of a long compile: its line goes.
     reporter.progress_line().close();
     status
 }
+
+/// How long quitting waits for the runner: to write what the last run compiled
+/// to the disk cache, or for a run stopped on the way out to end.
+const QUIT_PATIENCE: Duration = Duration::from_secs(5);
 
 /// What of a guest's output each run notes: enough to compare runs under
 /// `--diff`, to show the last output again under `--clear`; nothing else.
@@ -277,7 +283,11 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
             }
             recv(signals) -> signal => {
                 if let Ok(signal @ Signal::Terminate(_)) = signal {
-                    // The guest goes with the process; the build must be stopped.
+                    // The guest is stopped, so that the runner can finish
+                    // (`run_session`); the build must be stopped.
+                    if let Some(run) = &running {
+                        run.stop.request(StopReason::CtrlC);
+                    }
                     if let Some(build) = &building {
                         build.build.stop();
                     }

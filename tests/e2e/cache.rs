@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 
 use crate::guests::print;
-use crate::support::{Dir, once};
+use crate::support::{Dir, live_wasm, once};
 
 /// The cache entries of the sessions run on `dir`, and whether any temporary
 /// file was left behind.
@@ -182,4 +182,23 @@ fn a_components_big_modules_are_compiled_and_kept_on_their_own() {
     dir.write("app.wat", &component_with_a_snapshot(5));
     run("45\n");
     assert_eq!(entries(&dir).len(), 5);
+}
+
+#[test]
+fn a_session_quit_right_after_a_run_leaves_its_code_in_the_cache() {
+    let dir = Dir::new();
+    // Big enough that writing its code takes a while after the run.
+    dir.write(
+        "main.wat",
+        &many_functions("written before quitting", 40_000),
+    );
+    let mut session = live_wasm(&dir, &["main.wat"]);
+    session.set_wait(std::time::Duration::from_secs(120));
+    session.expect_stdout("written before quitting");
+    session.expect_run(1, "ok");
+    session.signal_ends_it("TERM", 143);
+    assert_eq!(
+        cache_said(&dir, &["main.wat"], "written before quitting\n"),
+        "hit"
+    );
 }
