@@ -24,7 +24,7 @@
 //!   are already in `~/.cargo`.
 //! - Next session start: the same command again, in a new session on the same
 //!   copy, with the cache and build output the first left (the next morning;
-//!   the first session is stopped once its disk cache is written).
+//!   the first session is stopped once it is idle, its disk cache written).
 //! - Edit to output: in that session, `--saves N` (default 5) one-line edits of
 //!   the file the README says to edit, each after a `--pause` (default 250 ms),
 //!   timed from the save (write and rename) to the changed line on stdout; the
@@ -370,7 +370,7 @@ fn measure(
     let first = start_session(&start, &env, &events.path().join("first.jsonl"), example)?;
     // A person does not quit the moment the output shows: the runner writes
     // what it compiled to the disk cache after the status line.
-    cache_written(&cache.path().join("live-wasm"), first.misses);
+    settle(&first.session, &cache.path().join("live-wasm"));
     drop(first.session);
     let next = start_session(&start, &env, &events.path().join("next.jsonl"), example)?;
 
@@ -422,8 +422,6 @@ struct Started {
     /// Spawn to status line, ms.
     total: f64,
     run: Stages,
-    /// How many modules its first run compiled (not found in the disk cache).
-    misses: usize,
 }
 
 /// Starts the example's session; waits for its first run's status line.
@@ -447,39 +445,43 @@ fn start_session(
         return Err(format!("its first run: {status}{}", run.error));
     }
     session.output(example.hello);
-    let misses = std::fs::read_to_string(events)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|event| event["event"] == "compiled" && event["cache"] == "miss")
-        .count();
     Ok(Started {
         session,
         events: events.to_path_buf(),
         total: ms(at - spawned),
         run,
-        misses,
     })
 }
 
 /// How long the first session is given to write its disk cache.
-const SETTLE: Duration = Duration::from_secs(10);
+const SETTLE: Duration = WAIT;
 
-/// Waits, up to [`SETTLE`], until the disk cache under `dir` holds `entries`
-/// compiled files and none half-written.
-fn cache_written(dir: &Path, entries: usize) {
+/// How long a session and its disk cache stay unchanged before it is taken to
+/// be done with them.
+const QUIET: Duration = Duration::from_millis(500);
+
+/// Waits, up to [`SETTLE`], until `session` is idle: its CPU time and the
+/// files of the disk cache under `dir` unchanged for [`QUIET`], none of them
+/// half-written. (The entries are written one after another after the run,
+/// the CPython component's in several parts: a count of entries, or a moment
+/// with no temporary file, can come before the last one.)
+fn settle(session: &Session, dir: &Path) {
     let deadline = Instant::now() + SETTLE;
+    let look = || (support::process_stats(session.pid()).cpu, walk(dir));
+    let (mut last, mut since) = (look(), Instant::now());
     while Instant::now() < deadline {
-        let (mut done, mut writing) = (0, 0);
-        for entry in walk(dir) {
-            let name = entry.to_string_lossy();
-            done += usize::from(name.ends_with(".cwasm"));
-            writing += usize::from(name.ends_with(".tmp"));
-        }
-        if done >= entries && writing == 0 {
+        thread::sleep(Duration::from_millis(50));
+        let now = look();
+        if now != last {
+            (last, since) = (now, Instant::now());
+        } else if since.elapsed() >= QUIET
+            && !now
+                .1
+                .iter()
+                .any(|file| file.to_string_lossy().ends_with(".tmp"))
+        {
             return;
         }
-        thread::sleep(Duration::from_millis(10));
     }
 }
 
