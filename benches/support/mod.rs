@@ -204,11 +204,24 @@ impl Session {
 
     /// Waits for the next run's status line.
     pub fn status_line(&self) -> String {
+        self.status_line_within(WAIT).1
+    }
+
+    /// Waits up to `wait` for each stderr line until the next run's status
+    /// line (a first build may say nothing for longer than [`WAIT`]); returns
+    /// when it arrived, and the line.
+    pub fn status_line_within(&self, wait: Duration) -> (Instant, String) {
         let mut pipes = self.pipes.borrow_mut();
         loop {
-            let (_, line) = pipes.next(Stream::Err).expect("status line in time");
+            let Some((at, line)) = pipes.next_within(Stream::Err, wait) else {
+                panic!(
+                    "no status line from {:?} in time; its stderr:\n{}",
+                    self.child.id(),
+                    pipes.stderr_so_far()
+                );
+            };
             if line.starts_with("[live-wasm] #") {
-                return line;
+                return (at, line);
             }
         }
     }
@@ -343,7 +356,12 @@ impl Pipes {
 
     /// The next line of `stream`, waiting up to [`WAIT`] for it.
     fn next(&mut self, stream: Stream) -> Option<(Instant, String)> {
-        let deadline = Instant::now() + WAIT;
+        self.next_within(stream, WAIT)
+    }
+
+    /// The next line of `stream`, waiting up to `wait` for it.
+    fn next_within(&mut self, stream: Stream, wait: Duration) -> Option<(Instant, String)> {
+        let deadline = Instant::now() + wait;
         loop {
             let pipe = &mut self.0[stream as usize];
             if let Some(line) = pipe.lines.pop_front() {
