@@ -284,7 +284,7 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
             recv(signals) -> signal => {
                 if let Ok(signal @ Signal::Terminate(_)) = signal {
                     // The guest is stopped, so that the runner can finish
-                    // (`run_session`); the build must be stopped.
+                    // on the way out (`run`); the build must be stopped.
                     if let Some(run) = &running {
                         run.stop.request(StopReason::CtrlC);
                     }
