@@ -187,10 +187,24 @@ fn a_components_big_modules_are_compiled_and_kept_on_their_own() {
 #[test]
 fn a_session_quit_right_after_a_run_leaves_its_code_in_the_cache() {
     let dir = Dir::new();
-    // Big enough that writing its code takes a while after the run.
+    // 32 MiB of data: quick to compile, and its code takes a while to write
+    // after the run.
+    let printer = print("written before quitting");
+    let pages = printer
+        .split("(memory (export \"memory\") ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .expect("the printer's memory");
+    let printer = printer.replacen(
+        &format!("(memory (export \"memory\") {pages})"),
+        "(memory (export \"memory\") 600)",
+        1,
+    );
+    let end = printer.rfind(')').expect("a module");
+    let data = "a".repeat(32 << 20);
     dir.write(
         "main.wat",
-        &many_functions("written before quitting", 40_000),
+        &format!("{}(data (i32.const 65536) \"{data}\"))", &printer[..end]),
     );
     let mut session = live_wasm(&dir, &["main.wat"]);
     session.set_wait(std::time::Duration::from_secs(120));
