@@ -262,6 +262,7 @@ impl Runtime {
         let loaded = match &self.serve {
             Some(handlers) => {
                 let prepared = serve::prepare(handlers, &mut store, request.number);
+                handlers.settled();
                 serving = prepared.is_ok().then_some(request.number);
                 prepared
             }

@@ -132,6 +132,7 @@ impl Server {
     /// The next version failed (`why`): open pages show it over the page,
     /// until one is ready.
     pub(crate) fn failed(&self, why: String) {
+        self.handlers.settled();
         self.pages.send_modify(|state| state.failed = Some(why));
     }
 }

@@ -79,6 +79,17 @@ struct InFlight {
 /// it is stopped, as a save stops a run.
 const RUNAWAY: Duration = Duration::from_secs(1);
 
+/// The version answering now, if there is one yet.
+#[derive(Default, Clone)]
+struct Current {
+    version: Option<Arc<Version>>,
+    /// A first version was made, or failed to be: requests wait no more.
+    settled: bool,
+}
+
+/// How long a request waits for the first version, while it is being made.
+const FIRST_VERSION_PATIENCE: Duration = Duration::from_secs(120);
+
 /// What answers requests: the version current now, and what a request's
 /// store is made of. Shared by the runner (which makes versions) and the
 /// server's threads (which answer with them).
@@ -91,7 +102,9 @@ pub(crate) struct Handlers {
     screen: Arc<Screen>,
     notes: Sender<Note>,
     writes: Sender<PathBuf>,
-    current: Mutex<Option<Arc<Version>>>,
+    /// The version answering, and whether a first attempt has ended (a
+    /// request waits for the first version until then).
+    current: tokio::sync::watch::Sender<Current>,
     in_flight: Mutex<Vec<InFlight>>,
     served: (Sender<Served>, Receiver<Served>),
 }
@@ -112,6 +125,23 @@ pub(crate) fn text_response(status: u16, text: String) -> hyper::Response<HyperO
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
+    response
+}
+
+/// The answer while no version is good: a page that reloads when one is.
+fn no_version_yet() -> hyper::Response<HyperOutgoingBody> {
+    let mut response = text_response(
+        503,
+        "<!doctype html><html><head><title>live-wasm</title></head><body><p>live-wasm: no \
+         good version of the component yet: its error is on the terminal. This page \
+         reloads when one is ready.</p></body></html>\n"
+            .to_owned(),
+    );
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    response.extensions_mut().insert(ServedBy(0));
     response
 }
 
@@ -136,7 +166,7 @@ impl Handlers {
             screen,
             notes,
             writes,
-            current: Mutex::new(None),
+            current: tokio::sync::watch::Sender::new(Current::default()),
             in_flight: Mutex::new(Vec::new()),
             served: unbounded(),
         }
@@ -147,19 +177,31 @@ impl Handlers {
         &self.served.1
     }
 
-    /// The version that answers now.
-    fn current(&self) -> Option<Arc<Version>> {
-        self.current
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    /// The version that answers now; while the first one is being made (a
+    /// browser opened as the session starts), that one.
+    async fn current(&self) -> Option<Arc<Version>> {
+        let mut current = self.current.subscribe();
+        let first = current.wait_for(|current| current.version.is_some() || current.settled);
+        match tokio::time::timeout(FIRST_VERSION_PATIENCE, first).await {
+            Ok(Ok(current)) => current.version.clone(),
+            _ => self.current.borrow().version.clone(),
+        }
+    }
+
+    /// No version could be made this time: requests waiting for the first
+    /// one are answered that there is none.
+    pub(crate) fn settled(&self) {
+        self.current.send_if_modified(|current| !std::mem::replace(&mut current.settled, true));
     }
 
     /// Makes `version` the one that answers; requests of older versions
     /// that run away are stopped ([`RUNAWAY`]).
     pub(super) fn publish(self: &Arc<Self>, version: Version) {
         let number = version.number;
-        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(version));
+        self.current.send_replace(Current {
+            version: Some(Arc::new(version)),
+            settled: true,
+        });
         self.stop_runaways(number, RUNAWAY);
         let handlers = Arc::downgrade(self);
         std::thread::spawn(move || {
@@ -207,11 +249,8 @@ impl Handlers {
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let started = Instant::now();
-        let Some(version) = self.current() else {
-            return text_response(
-                503,
-                "live-wasm: no good version of the component yet: see the terminal\n".to_owned(),
-            );
+        let Some(version) = self.current().await else {
+            return no_version_yet();
         };
         let method = request.method().to_string();
         let path = request
