@@ -449,6 +449,7 @@ impl Cli {
                 cache_dir,
                 cache_size: self.engine.cache_size,
                 deterministic: determinism.is_some(),
+                pooling: self.serve.serve.is_some(),
             },
             presentation: Presentation {
                 clear: self.presentation.clear,
