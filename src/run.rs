@@ -69,7 +69,7 @@ pub(crate) use modules::Compiled;
 pub(crate) use notes::Note;
 pub(crate) use output::show_again;
 pub(crate) use problem::Problem;
-pub(crate) use serve::{Handlers, Served, ServedBy, text_response};
+pub(crate) use serve::{CLIENT_GONE, Handlers, Served, ServedBy, text_response};
 // The fuzzing harness checks the events against them.
 #[cfg(feature = "fuzzing")]
 pub use outcome::{EXIT_ERROR, EXIT_TIMEOUT, EXIT_TRAP};

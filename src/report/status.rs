@@ -119,6 +119,9 @@ impl StatusLines {
             millis(served.elapsed),
             served.version
         );
+        if served.status == CLIENT_GONE {
+            line.push_str(": the client went away before the answer");
+        }
         let (tone, detail) = match &served.failure {
             Some(failure) => {
                 let _ = write!(line, ": {}", failure.summary);
