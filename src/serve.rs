@@ -211,6 +211,8 @@ impl Shared {
         if !request.headers().contains_key(hyper::header::HOST) {
             (request.headers_mut()).insert(hyper::header::HOST, self.host.clone());
         }
+        // No body to add a script to.
+        let bodiless = request.method() == hyper::Method::HEAD;
         let max_body = self.max_body;
         let request = request.map(|body| {
             http_body_util::Limited::new(body, usize::try_from(max_body).unwrap_or(usize::MAX))
@@ -223,7 +225,12 @@ impl Shared {
             return text_response(503, "live-wasm: the server is stopping\n".to_owned());
         };
         let response = self.handlers.handle(request, permit).await;
-        match self.reload {
+        let status = response.status();
+        let bodiless = bodiless
+            || status.is_informational()
+            || status.as_u16() == 204
+            || status.as_u16() == 304;
+        match self.reload && !bodiless {
             true => reload::inject(response).await,
             false => response,
         }

@@ -96,9 +96,9 @@ async fn stream_events(mut pages: watch::Receiver<PageState>, sender: mpsc::Send
         if sender.send(Bytes::from(events)).await.is_err() {
             return;
         }
-        match tokio::time::timeout(KEEP_ALIVE, pages.changed()).await {
-            Ok(Err(_)) => return,
-            Ok(Ok(())) | Err(_) => {}
+        // A change, or time to say it is alive; the server gone, the end.
+        if let Ok(Err(_)) = tokio::time::timeout(KEEP_ALIVE, pages.changed()).await {
+            return;
         }
     }
 }
