@@ -35,7 +35,8 @@ class IncomingHandler(exports.IncomingHandler):
         if isinstance(method, Method_Get) and path == "/":
             respond(response_out, 200, "text/html; charset=utf-8", PAGE)
         elif isinstance(method, Method_Get) and path == "/api/hello":
-            respond(response_out, 200, "application/json", json.dumps({"message": "Hello from Python"}))
+            message = json.dumps({"message": "Hello from Python"})
+            respond(response_out, 200, "application/json", message)
         elif isinstance(method, Method_Post) and path == "/echo":
             respond(response_out, 200, "text/plain; charset=utf-8", read_body(request))
         elif isinstance(method, Method_Get) and path == "/panic":
