@@ -241,15 +241,15 @@ fn main() {
     }
 }
 
-/// The examples: each folder under `guest-examples/` and
-/// `guest-examples/components/`, sorted.
+/// The examples: each folder under `guest-examples/`,
+/// `guest-examples/components/` and `guest-examples/http/`, sorted.
 fn folders() -> Vec<String> {
     let mut found = Vec::new();
-    for parent in ["", "components"] {
+    for parent in ["", "components", "http"] {
         let entries = std::fs::read_dir(examples::examples().join(parent)).expect("guest-examples");
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if entry.path().is_dir() && name != "components" {
+            if entry.path().is_dir() && name != "components" && name != "http" {
                 found.push(if parent.is_empty() {
                     name
                 } else {
