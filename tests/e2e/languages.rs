@@ -14,11 +14,11 @@ use crate::support::{Dir, LiveWasm, Stream, live_wasm_with_env, skip_example};
 
 /// A first build compiles a language's standard library (Go: about 20 s), and
 /// the machine may be busy: compilers get longer than the usual bounded wait.
-const BUILD_WAIT: Duration = Duration::from_secs(240);
+pub(crate) const BUILD_WAIT: Duration = Duration::from_secs(240);
 
 /// One language's build at a time: compilers use every core, and a test
 /// waiting on another's build would only measure the queue.
-static ONE_BUILD_AT_A_TIME: Mutex<()> = Mutex::new(());
+pub(crate) static ONE_BUILD_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// One language's example and the edits a test makes to it.
 struct Example {
@@ -372,7 +372,15 @@ pub(crate) fn toolchain(folder: &str) -> Result<Vec<(String, String)>, String> {
             ],
             "Rust's wasm32-wasip2 target (rustup target add wasm32-wasip2)",
         )],
-        "components/python" => &[(
+        "http/rust" => &[(
+            "sh",
+            &[
+                "-c",
+                "test -d \"$(rustc --print sysroot)/lib/rustlib/wasm32-wasip2\"",
+            ],
+            "Rust's wasm32-wasip2 target (rustup target add wasm32-wasip2)",
+        )],
+        "components/python" | "http/python" => &[(
             "componentize-py",
             &["--version"],
             "componentize-py (pip install componentize-py==0.25.1)",

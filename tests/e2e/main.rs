@@ -25,6 +25,7 @@ mod once;
 mod progress;
 mod reads;
 mod sandbox;
+mod serve_examples;
 mod status_lines;
 mod storms;
 mod support;
