@@ -32,6 +32,7 @@
 //!                                   runner thread, what a run returns)
 //!                        -> report (the one voice: status lines or JSON events)
 //!                        -> signals (Ctrl-C, SIGTERM, SIGHUP as events)
+//!                        -> serve  (`--serve`: HTTP, the page reload) -> run
 //! run -> cache -> source, engine, names
 //! run -> transcript (what a guest printed), screen (`--clear`) <- report
 //! run -> cache, build, screen -> progress (the line that says what takes long)

@@ -4,13 +4,15 @@
 //! This is the face of the run room: the rest of the program sees only what is
 //! declared here. Inside, the kind of the entry is the one branch point: a core
 //! module takes the [`core_module`] path (WASI preview 1, `live`), a component
-//! the [`component`] path (WASI 0.2, `live:live`); both instantiate what they
-//! use through the one [`instantiate`] layer, over the run's [`modules`]. The
+//! the [`component`] path (WASI 0.2, `live:live`); under `--serve`, a run makes
+//! the version that answers HTTP requests instead ([`serve`]). All instantiate
+//! what they use through the one [`instantiate`] layer, over the run's [`modules`]. The
 //! [`Runtime`] lives for the whole session (one engine, the host functions, the
 //! compile cache); everything a guest can touch is new in every run.
 //!
 //! ```text
 //! run.rs -> core_module/, component/   (each kind's host functions, entry, `use`)
+//!        -> serve                      (`--serve`: versions, a store per request)
 //!        -> instantiate -> host        (the store's state, the host functions)
 //!                       -> modules     (files, names, instances of one run)
 //!        -> files, limits, interrupt, determinism, notes, output, outcome, ...
