@@ -364,7 +364,7 @@ pub(crate) fn toolchain(folder: &str) -> Result<Vec<(String, String)>, String> {
             ],
             "the AssemblyScript compiler (npm ci in guest-examples/assemblyscript)",
         )],
-        "components/rust" | "components/use-demo" | "sandbox-probe" => &[(
+        "components/rust" | "components/use-demo" | "sandbox-probe" | "http-probe" => &[(
             "sh",
             &[
                 "-c",

@@ -24,6 +24,7 @@ mod limits;
 mod once;
 mod progress;
 mod reads;
+mod serve;
 mod sandbox;
 mod status_lines;
 mod storms;
