@@ -101,6 +101,7 @@ fn engine(incremental_cache: bool) -> Result<Engine> {
         cache_dir: None,
         cache_size: 0,
         deterministic: false,
+        pooling: false,
     };
     new_engine(&options, false)
 }

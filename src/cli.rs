@@ -15,7 +15,7 @@ use crate::plan::{
     Preopen, Presentation, Sandbox, ServePlan, StdinSource, WatcherKind,
 };
 
-/// Three ways in, shown under the options of `--help` (and `-h`).
+/// Four ways in, shown under the options of `--help` (and `-h`).
 const EXAMPLES: &str = "\
 Examples:
   live-wasm main.wat
@@ -23,7 +23,9 @@ Examples:
   live-wasm --build 'cargo build --target wasm32-wasip2' target/wasm32-wasip2/debug/app.wasm
       Build a Rust project into a component, and build and run it again on every save
   live-wasm --interpreter python.wasm main.py
-      Run a Python script with CPython compiled to WebAssembly, again on every save";
+      Run a Python script with CPython compiled to WebAssembly, again on every save
+  live-wasm --serve app.wasm
+      Serve an HTTP component on 127.0.0.1:8080; the page reloads on every save";
 
 /// Live coding with WebAssembly: every save re-runs ENTRY from a clean state, in a sandbox.
 #[derive(Debug, Parser)]
@@ -449,6 +451,7 @@ impl Cli {
                 cache_dir,
                 cache_size: self.engine.cache_size,
                 deterministic: determinism.is_some(),
+                pooling: self.serve.serve.is_some(),
             },
             presentation: Presentation {
                 clear: self.presentation.clear,

@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use anyhow::Result;
-use wasmtime::{CacheStore, Config, Engine, Strategy, WasmBacktraceDetails};
+use wasmtime::{
+    CacheStore, Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Strategy,
+    WasmBacktraceDetails,
+};
 
 use crate::huge_pages::HugeStack;
 use crate::plan::{Compiler, EngineOptions};
@@ -27,6 +30,11 @@ pub fn new_engine(options: &EngineOptions, consume_fuel: bool) -> Result<Engine>
         // cache, is not loaded (`cache/disk.rs`).
         config.cranelift_nan_canonicalization(true);
         config.relaxed_simd_deterministic(true);
+    }
+    if options.pooling {
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(
+            PoolingAllocationConfig::default(),
+        ));
     }
     config.wasm_backtrace_details(WasmBacktraceDetails::Enable);
     // Only for native unwinders (debuggers, the `backtrace` crate); wasmtime's
@@ -188,6 +196,7 @@ mod tests {
                 cache_dir: None,
                 cache_size: 0,
                 deterministic: false,
+                pooling: false,
             };
             let engine = new_engine(&options, false).expect("engine");
             let wasm = wat::parse_str("(module (func (export \"f\")))").expect("wat");
@@ -231,6 +240,7 @@ mod tests {
                 cache_dir: None,
                 cache_size: 0,
                 deterministic: true,
+                pooling: false,
             };
             assert_eq!(nan_bits(&options), (CANONICAL, CANONICAL), "{compiler:?}");
             // x86's own NaN has the sign bit set: canonicalising is what

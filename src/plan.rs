@@ -204,6 +204,10 @@ pub struct EngineOptions {
     /// Compile for the same results on every machine (`--deterministic`):
     /// NaNs canonicalised, relaxed SIMD given its deterministic lowering.
     pub deterministic: bool,
+    /// Instances from wasmtime's pooling allocator: memories and tables
+    /// reserved once and reused, for an instance per request (`--serve`,
+    /// as `wasmtime serve` does).
+    pub pooling: bool,
 }
 
 /// A code generator.

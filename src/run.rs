@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 use crate::beneath::ReadFile;
 use crate::cache::{Artifact, DiskCache, ModuleCache};
@@ -69,7 +69,7 @@ pub(crate) use modules::Compiled;
 pub(crate) use notes::Note;
 pub(crate) use output::show_again;
 pub(crate) use problem::Problem;
-pub(crate) use serve::{Handlers, Served, ServedBy, text_response};
+pub(crate) use serve::{CLIENT_GONE, Handlers, Served, ServedBy, text_response};
 // The fuzzing harness checks the events against them.
 #[cfg(feature = "fuzzing")]
 pub use outcome::{EXIT_ERROR, EXIT_TIMEOUT, EXIT_TRAP};
@@ -387,7 +387,15 @@ fn new_store(
         },
     };
     let mut store = Store::new(engine, host);
+    // The epoch is the engine's: another store's stop (a request timed out
+    // beside this one) ticks it too. Only this store's own stop ends it.
     store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|store| {
+        Ok(match store.data().interrupt.reason() {
+            Some(_) => UpdateDeadline::Interrupt,
+            None => UpdateDeadline::Continue(1),
+        })
+    });
     store.limiter(|host| &mut host.memory);
     if let Some(fuel) = limits.fuel {
         store.set_fuel(fuel)?;

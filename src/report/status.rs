@@ -13,7 +13,7 @@ use anstyle::{AnsiColor, Style};
 use crate::build::Built;
 use crate::diff::{Change, Diff, StreamDiff};
 use crate::plan::{BuildPlan, Determinism, EventsTarget, Plan};
-use crate::run::{Description, Note, RunReport, Served, StopReason, Verdict};
+use crate::run::{CLIENT_GONE, Description, Note, RunReport, Served, StopReason, Verdict};
 use crate::screen::Screen;
 use crate::transcript::{TEXT_BUDGET, Transcript};
 use crate::watch::Trigger;
@@ -119,6 +119,9 @@ impl StatusLines {
             millis(served.elapsed),
             served.version
         );
+        if served.status == CLIENT_GONE {
+            line.push_str(": the client went away before the answer");
+        }
         let (tone, detail) = match &served.failure {
             Some(failure) => {
                 let _ = write!(line, ": {}", failure.summary);

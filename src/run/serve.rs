@@ -74,6 +74,10 @@ struct InFlight {
     interrupt: Arc<Interrupt>,
 }
 
+/// The status noted for a request whose client went away before it was
+/// answered (nginx's "client closed request").
+pub(crate) const CLIENT_GONE: u16 = 499;
+
 /// A request of an older version still running this long after a newer one
 /// is ready (or already running this long when it became ready) is a runaway:
 /// it is stopped, as a save stops a run.
@@ -191,7 +195,8 @@ impl Handlers {
     /// No version could be made this time: requests waiting for the first
     /// one are answered that there is none.
     pub(crate) fn settled(&self) {
-        self.current.send_if_modified(|current| !std::mem::replace(&mut current.settled, true));
+        self.current
+            .send_if_modified(|current| !std::mem::replace(&mut current.settled, true));
     }
 
     /// Makes `version` the one that answers; requests of older versions
@@ -282,50 +287,45 @@ impl Handlers {
                 handlers.answer(&version, &interrupt, request, sender)
             })
         };
-        let answered = receiver.await;
-        let status = match &answered {
-            Ok(Ok(response)) => response.status().as_u16(),
-            _ => 500,
-        };
-        let version_number = version.number;
-        let finish = {
-            let handlers = Arc::clone(self);
-            let interrupt = Arc::clone(&interrupt);
-            async move {
-                let failure = match guest.await {
-                    Ok(failure) => failure,
-                    Err(panicked) => Some(Outcome::Failed(anyhow!("{panicked}")).describe(None)),
-                };
-                if let Some(timer) = timer {
-                    timer.abort();
-                }
-                drop(permit);
-                handlers
-                    .in_flight
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .retain(|request| !Arc::ptr_eq(&request.interrupt, &interrupt));
-                let summary = failure.as_ref().map(|failure| failure.summary.clone());
-                let _ = handlers.served.0.send(Served {
-                    version: version.number,
-                    method,
-                    path,
-                    status,
-                    elapsed: started.elapsed(),
-                    failure,
-                });
-                summary
+        // What follows the guest's end is a task of its own: it happens even
+        // when the client goes away (and hyper drops this future).
+        let (status_sender, status) = tokio::sync::oneshot::channel::<u16>();
+        let (why_sender, why) = tokio::sync::oneshot::channel::<Option<String>>();
+        let handlers = Arc::clone(self);
+        let number = version.number;
+        tokio::spawn(async move {
+            let failure = match guest.await {
+                Ok(failure) => failure,
+                Err(panicked) => Some(Outcome::Failed(anyhow!("{panicked}")).describe(None)),
+            };
+            if let Some(timer) = timer {
+                timer.abort();
             }
-        };
-        match answered {
+            drop(permit);
+            handlers
+                .in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .retain(|request| !Arc::ptr_eq(&request.interrupt, &interrupt));
+            let _ = why_sender.send(failure.as_ref().map(|failure| failure.summary.clone()));
+            let _ = handlers.served.0.send(Served {
+                version: number,
+                method,
+                path,
+                // No status: the client went away before the answer.
+                status: status.await.unwrap_or(CLIENT_GONE),
+                elapsed: started.elapsed(),
+                failure,
+            });
+        });
+        match receiver.await {
             Ok(Ok(mut response)) => {
-                // The guest may go on writing the body: how it ends is said then.
-                tokio::spawn(finish);
-                response.extensions_mut().insert(ServedBy(version_number));
+                let _ = status_sender.send(response.status().as_u16());
+                response.extensions_mut().insert(ServedBy(number));
                 response
             }
             Ok(Err(code)) => {
-                tokio::spawn(finish);
+                let _ = status_sender.send(500);
                 text_response(
                     500,
                     format!("live-wasm: the component answered an error: {code:?}\n"),
@@ -333,7 +333,8 @@ impl Handlers {
             }
             // It ended without answering: say why.
             Err(_) => {
-                let why = finish.await.unwrap_or_else(|| {
+                let _ = status_sender.send(500);
+                let why = why.await.ok().flatten().unwrap_or_else(|| {
                     "it returned without setting a response (`response-outparam.set`)".to_owned()
                 });
                 text_response(

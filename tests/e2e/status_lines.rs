@@ -149,9 +149,10 @@ fn help_says_entry_may_be_a_component_and_shows_how_to_start() {
             .skip_while(|line| *line != "Examples:")
             .filter(|line| line.starts_with("  live-wasm "))
             .collect();
-        assert_eq!(examples.len(), 3, "{help}");
+        assert_eq!(examples.len(), 4, "{help}");
         assert!(examples[0].ends_with(".wat"), "{examples:?}");
         assert!(examples[1].contains("--build"), "{examples:?}");
         assert!(examples[2].contains("--interpreter"), "{examples:?}");
+        assert!(examples[3].contains("--serve"), "{examples:?}");
     }
 }
