@@ -311,7 +311,11 @@ fn serve_pages_get_the_reload_script_before_body_end_other_bodies_pass_as_they_a
     ])
     .expect("POST /echo");
     assert_eq!(echo.status, 200);
-    assert!(echo.body == body, "the echo differs: {} bytes", echo.body.len());
+    assert!(
+        echo.body == body,
+        "the echo differs: {} bytes",
+        echo.body.len()
+    );
     request_line(&mut serving.live, "POST", "/echo", 200);
 
     let missing = serving.get("/nope");
@@ -774,10 +778,7 @@ fn serve_a_core_module_or_a_component_without_the_handler_is_refused_by_name() {
     let mut live = live_wasm(&dir, &["--serve=127.0.0.1:0", "main.wat"]);
     let line = live.expect_run(1, "");
     let why = live.expect_status("wasi:http/incoming-handler");
-    assert!(
-        why.contains("main.wat is a core module"),
-        "{line}\n{why}"
-    );
+    assert!(why.contains("main.wat is a core module"), "{line}\n{why}");
 
     let dir = Dir::new();
     dir.write(
