@@ -458,7 +458,12 @@ fn start_run(
         stop: runner.start(number, reporter.shows_output())?,
         trigger,
         built,
-        deadline: plan.limits.timeout.map_or_else(never, after),
+        // Under `--serve`, `--timeout` bounds each request, not the making
+        // of a version (its compile).
+        deadline: match plan.serve {
+            Some(_) => never(),
+            None => plan.limits.timeout.map_or_else(never, after),
+        },
     })
 }
 

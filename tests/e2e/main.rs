@@ -25,6 +25,8 @@ mod once;
 mod progress;
 mod reads;
 mod sandbox;
+mod serve;
+mod serve_browser;
 mod serve_examples;
 mod status_lines;
 mod storms;
