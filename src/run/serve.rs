@@ -184,6 +184,9 @@ impl Handlers {
     /// The version that answers now; while the first one is being made (a
     /// browser opened as the session starts), that one.
     async fn current(&self) -> Option<Arc<Version>> {
+        if let Some(version) = &self.current.borrow().version {
+            return Some(Arc::clone(version));
+        }
         let mut current = self.current.subscribe();
         let first = current.wait_for(|current| current.version.is_some() || current.settled);
         match tokio::time::timeout(FIRST_VERSION_PATIENCE, first).await {
