@@ -722,8 +722,10 @@ mod tests {
         assert!(both.inherit && both.name_lookup);
         let off = grant(&["inherit-network", "inherit-network=n"]).expect("off again");
         assert!(!off.inherit);
-        let http = grant(&["http"]).expect_err("no http");
-        assert!(http.to_string().contains("not a grant"), "{http}");
+        assert!(grant(&["http"]).expect("http").http);
+        assert!(!grant(&["http", "http=n"]).expect("http off again").http);
+        let unknown = grant(&["keyvalue"]).expect_err("no keyvalue");
+        assert!(unknown.to_string().contains("not a grant"), "{unknown}");
         assert!(grant(&["inherit-network=maybe"]).is_err());
     }
 
