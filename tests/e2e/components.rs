@@ -318,7 +318,10 @@ fn imports_nothing_here_can_provide_are_refused_by_name() {
 
     dir.write("http.wat", &with_import("wasi:http/types@0.2.0"));
     let stderr = once_fails(&dir, &["http.wat"], 1, "HTTP (`wasi:http`) is not granted");
-    assert!(stderr.contains("--serve") && stderr.contains("-S http"), "{stderr}");
+    assert!(
+        stderr.contains("--serve") && stderr.contains("-S http"),
+        "{stderr}"
+    );
 }
 
 /// The sandbox probe (`tests/guests/sandbox-probe`) built for `target`
