@@ -189,6 +189,7 @@ impl Runtime {
                 Arc::clone(&screen),
                 said.clone(),
                 wrote.clone(),
+                !plan.presentation.quiet || plan.presentation.events.is_some(),
             ))
         });
         Ok(Self {

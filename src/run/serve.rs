@@ -10,6 +10,7 @@
 //! the session as a [`Served`].
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -67,6 +68,20 @@ pub(crate) struct Served {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ServedBy(pub(crate) u64);
 
+/// What is said when a request's guest ends, and what it held.
+struct Ending {
+    number: u64,
+    method: String,
+    path: String,
+    started: Instant,
+    /// Its turn among `--max-concurrent-requests`.
+    permit: tokio::sync::OwnedSemaphorePermit,
+    /// `--timeout`'s alarm.
+    timer: Option<tokio::task::JoinHandle<()>>,
+    /// The status it answered (0: none yet).
+    status: Arc<AtomicU16>,
+}
+
 /// A request being answered: how to stop it, and since when it runs.
 struct InFlight {
     version: u64,
@@ -111,6 +126,9 @@ pub(crate) struct Handlers {
     current: tokio::sync::watch::Sender<Current>,
     in_flight: Mutex<Vec<InFlight>>,
     served: (Sender<Served>, Receiver<Served>),
+    /// Every request is said (not `--quiet`, or events on); else only those
+    /// that failed, and the session is not woken for the others.
+    every_request: bool,
 }
 
 /// A response body of our own: text.
@@ -160,6 +178,7 @@ impl Handlers {
         screen: Arc<Screen>,
         notes: Sender<Note>,
         writes: Sender<PathBuf>,
+        every_request: bool,
     ) -> Self {
         Self {
             engine,
@@ -173,6 +192,7 @@ impl Handlers {
             current: tokio::sync::watch::Sender::new(Current::default()),
             in_flight: Mutex::new(Vec::new()),
             served: unbounded(),
+            every_request,
         }
     }
 
@@ -282,62 +302,42 @@ impl Handlers {
             })
         });
         let (sender, receiver) = tokio::sync::oneshot::channel();
+        let number = version.number;
+        let ending = Ending {
+            number,
+            method,
+            path,
+            started,
+            permit,
+            timer,
+            status: Arc::new(AtomicU16::new(0)),
+        };
+        // The guest's thread says how it ended itself: that happens even when
+        // the client goes away (and hyper drops this future), with no task
+        // more to wake.
         let guest = {
             let handlers = Arc::clone(self);
-            let version = Arc::clone(&version);
             let interrupt = Arc::clone(&interrupt);
             tokio::task::spawn_blocking(move || {
-                handlers.answer(&version, &interrupt, request, sender)
+                let failure =
+                    handlers.answer(&version, &interrupt, request, sender, &ending.status);
+                let summary = failure.as_ref().map(|failure| failure.summary.clone());
+                handlers.ended(ending, &interrupt, failure);
+                summary
             })
         };
-        // What follows the guest's end is a task of its own: it happens even
-        // when the client goes away (and hyper drops this future).
-        let (status_sender, status) = tokio::sync::oneshot::channel::<u16>();
-        let (why_sender, why) = tokio::sync::oneshot::channel::<Option<String>>();
-        let handlers = Arc::clone(self);
-        let number = version.number;
-        tokio::spawn(async move {
-            let failure = match guest.await {
-                Ok(failure) => failure,
-                Err(panicked) => Some(Outcome::Failed(anyhow!("{panicked}")).describe(None)),
-            };
-            if let Some(timer) = timer {
-                timer.abort();
-            }
-            drop(permit);
-            handlers
-                .in_flight
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .retain(|request| !Arc::ptr_eq(&request.interrupt, &interrupt));
-            let _ = why_sender.send(failure.as_ref().map(|failure| failure.summary.clone()));
-            let _ = handlers.served.0.send(Served {
-                version: number,
-                method,
-                path,
-                // No status: the client went away before the answer.
-                status: status.await.unwrap_or(CLIENT_GONE),
-                elapsed: started.elapsed(),
-                failure,
-            });
-        });
         match receiver.await {
             Ok(Ok(mut response)) => {
-                let _ = status_sender.send(response.status().as_u16());
                 response.extensions_mut().insert(ServedBy(number));
                 response
             }
-            Ok(Err(code)) => {
-                let _ = status_sender.send(500);
-                text_response(
-                    500,
-                    format!("live-wasm: the component answered an error: {code:?}\n"),
-                )
-            }
+            Ok(Err(code)) => text_response(
+                500,
+                format!("live-wasm: the component answered an error: {code:?}\n"),
+            ),
             // It ended without answering: say why.
             Err(_) => {
-                let _ = status_sender.send(500);
-                let why = why.await.ok().flatten().unwrap_or_else(|| {
+                let why = guest.await.ok().flatten().unwrap_or_else(|| {
                     "it returned without setting a response (`response-outparam.set`)".to_owned()
                 });
                 text_response(
@@ -345,6 +345,33 @@ impl Handlers {
                     format!("live-wasm: the component failed before answering: {why}\n"),
                 )
             }
+        }
+    }
+
+    /// A request's guest has ended (`failure`, if it failed): its slot is
+    /// free, and how it went goes to the session.
+    fn ended(&self, ending: Ending, interrupt: &Arc<Interrupt>, failure: Option<Description>) {
+        if let Some(timer) = &ending.timer {
+            timer.abort();
+        }
+        drop(ending.permit);
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|request| !Arc::ptr_eq(&request.interrupt, interrupt));
+        let status = match ending.status.load(Ordering::Relaxed) {
+            0 => 500,
+            status => status,
+        };
+        if failure.is_some() || self.every_request {
+            let _ = self.served.0.send(Served {
+                version: ending.number,
+                method: ending.method,
+                path: ending.path,
+                status,
+                elapsed: ending.started.elapsed(),
+                failure,
+            });
         }
     }
 
@@ -356,6 +383,7 @@ impl Handlers {
         interrupt: &Arc<Interrupt>,
         request: hyper::Request<B>,
         sender: tokio::sync::oneshot::Sender<Result<hyper::Response<HyperOutgoingBody>, ErrorCode>>,
+        status: &Arc<AtomicU16>,
     ) -> Option<Description>
     where
         B: hyper::body::Body<Data = Bytes> + Send + 'static,
@@ -386,7 +414,7 @@ impl Handlers {
             Ok(store) => store,
             Err(err) => return Some(Outcome::Failed(err).describe(None)),
         };
-        let called = call(&mut store, version, request, sender);
+        let called = call(&mut store, version, request, sender, status);
         let mut outcome = match called {
             Ok(()) => Outcome::Success,
             Err(err) => {
@@ -419,6 +447,7 @@ fn call<B>(
     version: &Version,
     request: hyper::Request<B>,
     sender: tokio::sync::oneshot::Sender<Result<hyper::Response<HyperOutgoingBody>, ErrorCode>>,
+    status: &Arc<AtomicU16>,
 ) -> anyhow::Result<()>
 where
     B: hyper::body::Body<Data = Bytes> + Send + 'static,
@@ -431,7 +460,20 @@ where
         .data_mut()
         .http()
         .new_incoming_request(Scheme::Http, request)?;
-    let out = store.data_mut().http().new_response_outparam(sender)?;
+    // The status answered is noted as the answer goes: the client may be
+    // gone by then (499).
+    let noted = Arc::clone(status);
+    let out = store
+        .data_mut()
+        .http()
+        .new_response_outparam_from_callback(move |answer| {
+            let code = match &answer {
+                Ok(response) => response.status().as_u16(),
+                Err(_) => 500,
+            };
+            let gone = sender.send(answer).is_err();
+            noted.store(if gone { CLIENT_GONE } else { code }, Ordering::Relaxed);
+        })?;
     super::component::values_bounded(store.as_context_mut());
     let instance = super::instantiate::entry_prelinked(
         store.as_context_mut(),
