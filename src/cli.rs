@@ -12,7 +12,7 @@ use clap::{Args, Parser};
 
 use crate::plan::{
     BuildPlan, Compiler, Determinism, DiffMode, EngineOptions, EventsTarget, Limits, Network, Plan,
-    Preopen, Presentation, Sandbox, StdinSource, WatcherKind,
+    Preopen, Presentation, Sandbox, ServePlan, StdinSource, WatcherKind,
 };
 
 /// Three ways in, shown under the options of `--help` (and `-h`).
@@ -107,6 +107,43 @@ pub struct Cli {
     /// How runs are shown.
     #[command(flatten)]
     presentation: PresentationArgs,
+
+    /// Serving HTTP components.
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// `--serve`: ENTRY answers HTTP requests instead of running.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Serving HTTP")]
+struct ServeArgs {
+    /// Serve ENTRY, a component exporting `wasi:http/incoming-handler` (the
+    /// `wasi:http/proxy` world), on ADDR (default 127.0.0.1:8080; port 0
+    /// picks a free one): every request runs in a fresh instance of the
+    /// latest good version, a save swaps the next one in when it is ready.
+    /// Limits apply per request.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "127.0.0.1:8080",
+        conflicts_with_all = ["once", "invoke", "stdin", "diff", "interpreter"]
+    )]
+    serve: Option<String>,
+
+    /// Leave HTML responses as the component wrote them: no script that
+    /// reloads the page when a new version is ready.
+    #[arg(long, requires = "serve")]
+    no_reload: bool,
+
+    /// Requests run at most N at a time; the others wait their turn.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=4096), requires = "serve")]
+    max_concurrent_requests: u32,
+
+    /// Refuse a request body past SIZE (413): bytes, or `64KiB`, `16MiB`.
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes, default_value = "16MiB", requires = "serve")]
+    max_request_body: u64,
 }
 
 /// What each run may use, all its modules together.
@@ -198,8 +235,9 @@ struct SandboxArgs {
     stdin: Option<PathBuf>,
 
     /// Grant a WASI 0.2 capability, named as `wasmtime run -S` names it:
-    /// `inherit-network` (sockets may reach any address) or
-    /// `allow-ip-name-lookup` (resolve host names). `NAME=n` turns one off.
+    /// `inherit-network` (sockets may reach any address),
+    /// `allow-ip-name-lookup` (resolve host names) or `http` (outgoing HTTP
+    /// requests, `wasi:http`). `NAME=n` turns one off.
     #[arg(short = 'S', value_name = "NAME[=y|n]")]
     wasi: Vec<String>,
 }
@@ -422,9 +460,35 @@ impl Cli {
                     (None, None) => None,
                 },
             },
+            serve: self
+                .serve
+                .serve
+                .as_deref()
+                .map(|addr| -> Result<ServePlan> {
+                    Ok(ServePlan {
+                        addr: parse_listen_address(addr)?,
+                        reload: !self.serve.no_reload,
+                        max_concurrent_requests: self.serve.max_concurrent_requests as usize,
+                        max_request_body: self.serve.max_request_body,
+                    })
+                })
+                .transpose()?,
             warnings,
         })
     }
+}
+
+/// `--serve`'s ADDR: `HOST:PORT` with an IP address (`127.0.0.1:8080`,
+/// `[::1]:8080`), or a bare `:PORT` for 127.0.0.1; no names, so nothing is
+/// looked up.
+fn parse_listen_address(spec: &str) -> Result<std::net::SocketAddr> {
+    let spec_with_host = match spec.strip_prefix(':') {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => spec.to_owned(),
+    };
+    spec_with_host.parse().with_context(|| {
+        format!("--serve={spec}: not an address to listen on; give IP:PORT, like 127.0.0.1:8080")
+    })
 }
 
 /// The user's cache folder for live-wasm: `$XDG_CACHE_HOME/live-wasm`, else
@@ -540,7 +604,7 @@ fn parse_preopen(cwd: &Path, spec: &str) -> Result<Preopen> {
     })
 }
 
-/// The `-S` grants: the network ones; HTTP and the rest are not offered.
+/// The `-S` grants: the network ones and outgoing HTTP; the rest are not offered.
 fn parse_network(specs: &[String]) -> Result<Network> {
     let mut network = Network::default();
     for spec in specs {
@@ -553,9 +617,10 @@ fn parse_network(specs: &[String]) -> Result<Network> {
         match name {
             "inherit-network" => network.inherit = on,
             "allow-ip-name-lookup" => network.name_lookup = on,
+            "http" => network.http = on,
             _ => bail!(
-                "-S {name}: not a grant live-wasm offers; it knows inherit-network and \
-                 allow-ip-name-lookup (no HTTP, no other WASI proposals)"
+                "-S {name}: not a grant live-wasm offers; it knows inherit-network, \
+                 allow-ip-name-lookup and http (no other WASI proposals)"
             ),
         }
     }

@@ -74,6 +74,7 @@ mod progress;
 mod report;
 mod run;
 mod screen;
+mod serve;
 mod signals;
 mod source;
 mod transcript;

@@ -38,6 +38,8 @@ pub struct Plan {
     pub limits: Limits,
     /// How runs are shown.
     pub presentation: Presentation,
+    /// `--serve`: answer HTTP requests with the entry instead of running it.
+    pub serve: Option<ServePlan>,
     /// What the user should know about the plan itself (an `--env KEY` we do not
     /// have, say); the session says it through the status lines or the events.
     pub warnings: Vec<String>,
@@ -117,6 +119,21 @@ pub struct Network {
     pub inherit: bool,
     /// Host names may be resolved (`-S allow-ip-name-lookup`).
     pub name_lookup: bool,
+    /// Outgoing HTTP requests (`wasi:http/outgoing-handler`, `-S http`).
+    pub http: bool,
+}
+
+/// `--serve`: where and how HTTP requests reach the entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServePlan {
+    /// Where to listen.
+    pub addr: std::net::SocketAddr,
+    /// Reload HTML pages when a new version is ready (not `--no-reload`).
+    pub reload: bool,
+    /// How many requests run at once; the others wait.
+    pub max_concurrent_requests: usize,
+    /// The largest request body a guest is given, in bytes.
+    pub max_request_body: u64,
 }
 
 /// A host directory made visible to the guest.

@@ -23,7 +23,7 @@ use crate::build::Built;
 use crate::diff::{self, Compared, Diff};
 use crate::plan::{DiffMode, EventsTarget, Plan};
 use crate::progress::{Progress, Shown};
-use crate::run::{Note, RunReport, StopReason, Verdict};
+use crate::run::{Note, RunReport, Served, StopReason, Verdict};
 use crate::screen::Screen;
 use crate::transcript::Transcript;
 use crate::watch::Trigger;
@@ -42,6 +42,8 @@ pub(crate) struct Reporter {
     last_ran: Option<LastRun>,
     /// The run whose build cleared the screen: its run does not clear again.
     cleared_by_build: Option<u64>,
+    /// `--serve`: where, and the version answering (the run that made it).
+    serving: Option<(String, Option<u64>)>,
 }
 
 /// A run that ran, as the next one is compared with it.
@@ -86,6 +88,7 @@ impl Reporter {
             diff: plan.presentation.diff,
             last_ran: None,
             cleared_by_build: None,
+            serving: None,
         })
     }
 
@@ -167,6 +170,19 @@ impl Reporter {
         self.status.note(note);
     }
 
+    /// `--serve` listens at `url`: said first.
+    pub(crate) fn listening(&mut self, url: &str) {
+        self.events.listening(url);
+        self.status.listening(url);
+        self.serving = Some((url.to_owned(), None));
+    }
+
+    /// One request answered.
+    pub(crate) fn request(&mut self, served: &Served) {
+        self.events.request(served);
+        self.status.request(served);
+    }
+
     /// Something the user should know; the session goes on.
     pub(crate) fn warning(&mut self, message: &str) {
         self.events.warning(message);
@@ -185,7 +201,22 @@ impl Reporter {
         output: Option<Transcript>,
     ) {
         self.progress_so_far(run);
-        let description = report.describe();
+        let mut description = report.describe();
+        if let Some((url, version)) = &mut self.serving {
+            match report.serving {
+                Some(made) => {
+                    *version = Some(made);
+                    description.summary = format!("serving {url} (version {made})");
+                }
+                None => {
+                    if let Some(version) =
+                        version.filter(|_| description.verdict == Verdict::Failed)
+                    {
+                        let _ = write!(description.summary, "; still serving version {version}");
+                    }
+                }
+            }
+        }
         // It ran, whatever its end, unless it could not get going or was
         // stopped part way (its output is not the program's).
         let ran = description.outcome != "error" && description.verdict != Verdict::Stopped;
@@ -202,6 +233,9 @@ impl Reporter {
             _ => None,
         };
         (self.events).run_finished(run, built, report, &description, diff.as_ref());
+        if let (Some((url, _)), Some(_)) = (&self.serving, report.serving) {
+            self.events.serving(run, url);
+        }
         self.status
             .run_finished(run, trigger, built, report, &description, diff.as_ref());
         match output {

@@ -36,6 +36,7 @@ mod outcome;
 mod output;
 mod panic;
 mod problem;
+mod serve;
 mod use_error;
 
 use std::path::{Path, PathBuf};
@@ -68,6 +69,7 @@ pub(crate) use modules::Compiled;
 pub(crate) use notes::Note;
 pub(crate) use output::show_again;
 pub(crate) use problem::Problem;
+pub(crate) use serve::{Handlers, Served, ServedBy, text_response};
 // The fuzzing harness checks the events against them.
 #[cfg(feature = "fuzzing")]
 pub use outcome::{EXIT_ERROR, EXIT_TIMEOUT, EXIT_TRAP};
@@ -100,6 +102,8 @@ pub(crate) struct RunReport {
     pub(crate) peak_memory: u64,
     /// What the guest printed, when the session notes it.
     pub(crate) output: Option<Transcript>,
+    /// Under `--serve`: the version this run made, now answering requests.
+    pub(crate) serving: Option<u64>,
 }
 
 impl RunReport {
@@ -128,6 +132,13 @@ pub(crate) struct Runtime {
     screen: Arc<Screen>,
     /// Note what guests print (`--diff`), with its tail in order (`--clear`).
     transcripts: Option<Transcripts>,
+    /// `--serve`: what answers requests, which each run gives a new version.
+    serve: Option<Arc<Handlers>>,
+    /// Where runs' notes and announced writes go.
+    said: Sender<Note>,
+    wrote: Sender<PathBuf>,
+    /// Their other ends, for the [`Runner`].
+    heard: Option<(Receiver<Note>, Receiver<PathBuf>)>,
 }
 
 /// What of a guest's output each run notes ([`Transcript`]).
@@ -147,10 +158,12 @@ impl Runtime {
     ) -> Result<Self> {
         let engine = crate::engine::new_engine(&plan.engine, plan.limits.fuel.is_some())?;
         let determinism = Determinism::new(plan);
+        let http = plan.serve.is_some() || plan.sandbox.network.http;
         let functions = Arc::new(HostFunctions::new(
             core_module::linker(&engine, determinism.as_ref())?,
-            component::linker(&engine, determinism.as_ref())?,
+            component::linker(&engine, determinism.as_ref(), http)?,
             determinism,
+            http,
         ));
         let disk = (plan.engine.cache_dir.clone())
             .map(|dir| DiskCache::new(dir, plan.engine.cache_size, &engine));
@@ -162,7 +175,25 @@ impl Runtime {
             &engine,
             cache,
         ));
+        let (said, notes) = unbounded();
+        let (wrote, writes) = unbounded();
+        let serve = plan.serve.map(|_| {
+            Arc::new(Handlers::new(
+                engine.clone(),
+                Arc::clone(&functions),
+                Arc::clone(&module_files),
+                plan.sandbox.clone(),
+                plan.limits,
+                Arc::clone(&screen),
+                said.clone(),
+                wrote.clone(),
+            ))
+        });
         Ok(Self {
+            serve,
+            said,
+            wrote,
+            heard: Some((notes, writes)),
             engine,
             functions,
             module_files,
@@ -183,9 +214,16 @@ impl Runtime {
         })
     }
 
-    /// Runs the entry once, from a clean state, as `request` says; what it says
-    /// on the way goes to `notes`.
-    fn run(&self, request: &Request, notes: Notes, writes: Sender<PathBuf>) -> RunReport {
+    /// Under `--serve`: what answers requests.
+    pub(crate) fn handlers(&self) -> Option<Arc<Handlers>> {
+        self.serve.clone()
+    }
+
+    /// Runs the entry once, from a clean state, as `request` says (under
+    /// `--serve`, makes it the version that answers).
+    fn run(&self, request: &Request) -> RunReport {
+        let notes = Notes::new(self.said.clone());
+        let writes = self.wrote.clone();
         let started = Instant::now();
         let interrupt = Arc::clone(&request.interrupt);
         let transcript =
@@ -216,10 +254,21 @@ impl Runtime {
                     fuel_used: None,
                     peak_memory: 0,
                     output: transcript.map(noted),
+                    serving: None,
                 };
             }
         };
-        let mut outcome = match self.load_and_run(&mut store, &interrupt) {
+        let mut serving = None;
+        let loaded = match &self.serve {
+            Some(handlers) => {
+                let prepared = serve::prepare(handlers, &mut store, request.number);
+                handlers.settled();
+                serving = prepared.is_ok().then_some(request.number);
+                prepared
+            }
+            None => self.load_and_run(&mut store, &interrupt),
+        };
+        let mut outcome = match loaded {
             Ok(()) => Outcome::Success,
             Err(err) => {
                 let modules = &store.data().modules;
@@ -251,6 +300,7 @@ impl Runtime {
             fuel_used,
             peak_memory: host.memory.peak(),
             output: transcript.map(noted),
+            serving,
         }
     }
 
@@ -263,25 +313,21 @@ impl Runtime {
         files: FileAccess,
         output: &output::Sink,
     ) -> Result<Store<Host>> {
-        let (wasi, clock) = Host::wasi_context(&self.sandbox, output, &self.functions)?;
-        let host = Host {
-            wasi,
-            clock,
+        let parts = StoreParts {
             interrupt,
             modules,
             memory,
             notes,
-            args: self.sandbox.args.clone(),
-            functions: Arc::clone(&self.functions),
             files,
+            output,
         };
-        let mut store = Store::new(&self.engine, host);
-        store.set_epoch_deadline(1);
-        store.limiter(|host| &mut host.memory);
-        if let Some(fuel) = self.limits.fuel {
-            store.set_fuel(fuel)?;
-        }
-        Ok(store)
+        new_store(
+            &self.engine,
+            &self.functions,
+            &self.sandbox,
+            self.limits,
+            parts,
+        )
     }
 
     /// Loads the entry and takes the path its kind calls for.
@@ -305,6 +351,50 @@ impl Runtime {
     }
 }
 
+/// What a store's host state is made of, new for each run (and request).
+struct StoreParts<'a> {
+    interrupt: Arc<Interrupt>,
+    modules: Modules,
+    memory: MemoryCap,
+    notes: Notes,
+    files: FileAccess,
+    output: &'a output::Sink,
+}
+
+/// A fresh store: nothing in it but what `sandbox` grants, stopped by its
+/// interrupt, held to `limits`.
+fn new_store(
+    engine: &Engine,
+    functions: &Arc<HostFunctions>,
+    sandbox: &Sandbox,
+    limits: Limits,
+    parts: StoreParts<'_>,
+) -> Result<Store<Host>> {
+    let (wasi, clock) = Host::wasi_context(sandbox, parts.output, functions)?;
+    let host = Host {
+        wasi,
+        clock,
+        interrupt: parts.interrupt,
+        modules: parts.modules,
+        memory: parts.memory,
+        notes: parts.notes,
+        args: sandbox.args.clone(),
+        functions: Arc::clone(functions),
+        files: parts.files,
+        http: wasmtime_wasi_http::WasiHttpCtx::new(),
+        outgoing_http: host::OutgoingHttp {
+            granted: sandbox.network.http,
+        },
+    };
+    let mut store = Store::new(engine, host);
+    store.set_epoch_deadline(1);
+    store.limiter(|host| &mut host.memory);
+    if let Some(fuel) = limits.fuel {
+        store.set_fuel(fuel)?;
+    }
+    Ok(store)
+}
+
 /// What the guest printed, taken from the run's context (which may still hold
 /// the transcript) and its last lines ended.
 fn noted(transcript: Arc<Mutex<Transcript>>) -> Transcript {
@@ -316,6 +406,8 @@ fn noted(transcript: Arc<Mutex<Transcript>>) -> Transcript {
 
 /// A run to do.
 struct Request {
+    /// The run's number (under `--serve`, the version it makes).
+    number: u64,
     /// How to stop it from another thread.
     interrupt: Arc<Interrupt>,
     /// Whether the guest's output is shown as it comes.
@@ -375,11 +467,13 @@ impl Stop {
 
 impl Runner {
     /// Starts the thread that will run `runtime`'s entry on request.
-    pub(crate) fn spawn(runtime: Runtime) -> Result<Self> {
+    pub(crate) fn spawn(mut runtime: Runtime) -> Result<Self> {
         let engine = runtime.engine.clone();
         let (requests, incoming) = unbounded::<Request>();
-        let (said, notes) = unbounded();
-        let (wrote, writes) = unbounded();
+        let (notes, writes) = runtime
+            .heard
+            .take()
+            .context("the runner was started twice")?;
         let (finished, reports) = unbounded();
         let (ending, ended) = crossbeam_channel::bounded::<()>(0);
         let thread = thread::Builder::new()
@@ -389,8 +483,7 @@ impl Runner {
                 let _small_compiles = crate::engine::compile_small_modules_here();
                 let mut stack = crate::huge_pages::HugeStack::new(RUNNER_STACK);
                 for request in incoming {
-                    let report = stack
-                        .run(|| runtime.run(&request, Notes::new(said.clone()), wrote.clone()));
+                    let report = stack.run(|| runtime.run(&request));
                     let compiled_long = report.compile >= BIG_COMPILE;
                     if finished.send(report).is_err() {
                         break;
@@ -432,11 +525,12 @@ impl Runner {
         }
     }
 
-    /// Starts a run, its output shown as it comes when `echo`; its report
-    /// will come on [`Self::reports`].
-    pub(crate) fn start(&self, echo: bool) -> Result<Stop> {
+    /// Starts run `number`, its output shown as it comes when `echo`; its
+    /// report will come on [`Self::reports`].
+    pub(crate) fn start(&self, number: u64, echo: bool) -> Result<Stop> {
         let interrupt = Interrupt::new(&self.engine);
         let request = Request {
+            number,
             interrupt: Arc::clone(&interrupt),
             echo,
         };

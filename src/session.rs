@@ -17,8 +17,9 @@ use crate::build::{Build, BuildOutput, Built, Patience};
 use crate::plan::{BuildPlan, EventsTarget, Plan};
 use crate::progress::{Progress, What};
 use crate::report::Reporter;
-use crate::run::{RunReport, Runner, Runtime, Stop, StopReason, Transcripts};
+use crate::run::{RunReport, Runner, Runtime, Stop, StopReason, Transcripts, Verdict};
 use crate::screen::Screen;
+use crate::serve::Server;
 use crate::signals::{self, Signal};
 use crate::watch::Trigger;
 use crate::watch::Watcher;
@@ -33,12 +34,17 @@ pub const EXIT_CTRL_C: i32 = 130;
 /// when SIGTERM or SIGHUP ends it.
 pub fn run(plan: Plan) -> Result<i32> {
     let screen = Arc::new(Screen::new(&plan));
-    let runner = Runner::spawn(Runtime::new(
-        &plan,
-        Arc::clone(&screen),
-        transcripts(&plan),
-    )?)?;
+    let runtime = Runtime::new(&plan, Arc::clone(&screen), transcripts(&plan))?;
+    let handlers = runtime.handlers();
+    let runner = Runner::spawn(runtime)?;
     let mut reporter = Reporter::new(&plan, screen)?;
+    let server = match (&plan.serve, handlers) {
+        (Some(serve), Some(handlers)) => Some(Server::start(serve, handlers)?),
+        _ => None,
+    };
+    if let Some(server) = &server {
+        reporter.listening(server.url());
+    }
     for warning in &plan.warnings {
         reporter.warning(warning);
     }
@@ -50,7 +56,9 @@ pub fn run(plan: Plan) -> Result<i32> {
         runner.finish();
         status
     } else {
-        let status = watch(&plan, &runner, &mut reporter);
+        let status = watch(&plan, &runner, &mut reporter, server.as_ref());
+        // Requests in flight are stopped before the runner is waited for.
+        drop(server);
         runner.finish_within(QUIT_PATIENCE);
         status
     };
@@ -114,7 +122,7 @@ pub(crate) fn once(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Res
         });
     }
     reporter.run_started(1, &Trigger::Start);
-    let stop = runner.start(true)?;
+    let stop = runner.start(1, true)?;
     let deadline = plan.limits.timeout.map_or_else(never, after);
     loop {
         select! {
@@ -200,7 +208,12 @@ impl Pending {
     }
 }
 
-fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
+fn watch(
+    plan: &Plan,
+    runner: &Runner,
+    reporter: &mut Reporter,
+    server: Option<&Server>,
+) -> Result<i32> {
     let builds = plan.build.is_some();
     let mut watcher = Watcher::new(plan.watcher, &plan.root)?;
     for path in &plan.watch {
@@ -213,6 +226,8 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
     let signals = signals::listen()?;
     let no_deadline = never();
     let no_build = never();
+    let no_requests = never();
+    let served = server.map_or(&no_requests, Server::served);
     let progress = reporter.progress_line();
 
     let mut pending = Pending::default();
@@ -349,8 +364,13 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
                         let built = Some(result.duration);
                         running = Some(start_run(plan, runner, reporter, runs, build.trigger, built)?);
                     }
-                    // A failed build: the previous program is not run again.
-                    None => {}
+                    // A failed build: the previous program is not run again
+                    // (under `--serve`, the last good version answers on).
+                    None => {
+                        if let Some(server) = server {
+                            server.failed(build_failure(&result));
+                        }
+                    }
                 }
             }
             recv(runner.notes()) -> note => {
@@ -363,6 +383,11 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
                     reporter.progress(runs, &shown);
                 }
             }
+            recv(served) -> served => {
+                if let Ok(served) = served {
+                    reporter.request(&served);
+                }
+            }
             recv(runner.reports()) -> report => {
                 let mut report = report.context("the runner thread has stopped")?;
                 let Some(run) = running.take() else { continue };
@@ -372,6 +397,9 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
                 watcher.modules_used(&report.modules);
                 let watched = watcher.run_finished(&report.modules, &report.read, writes);
                 finished(runner, reporter, runs, &run.trigger, run.built, &mut report);
+                if let Some(server) = server {
+                    tell_pages(server, &report);
+                }
                 match watched {
                     Ok(watched) => {
                         for warning in report.unwatched.iter().chain(&watched.unwatched) {
@@ -388,6 +416,34 @@ fn watch(plan: &Plan, runner: &Runner, reporter: &mut Reporter) -> Result<i32> {
     }
 }
 
+/// Tells `--serve`'s open pages how run `report` went: a new version to
+/// reload for, or why there is none (shown over the page).
+fn tell_pages(server: &Server, report: &RunReport) {
+    if let Some(version) = report.serving {
+        server.ready(version);
+        return;
+    }
+    let description = report.describe();
+    if description.verdict == Verdict::Failed {
+        let mut why = description.summary;
+        if !description.detail.is_empty() {
+            why.push_str("\n\n");
+            why.push_str(&description.detail);
+        }
+        server.failed(why);
+    }
+}
+
+/// A failed build in words, for `--serve`'s open pages.
+fn build_failure(built: &Built) -> String {
+    let how = match (&built.error, built.code) {
+        (Some(error), _) => error.clone(),
+        (None, Some(code)) => format!("exit {code}"),
+        (None, None) => "ended by a signal".to_owned(),
+    };
+    format!("the build failed ({how}): its output is on the terminal")
+}
+
 /// Starts run `number`.
 fn start_run(
     plan: &Plan,
@@ -399,7 +455,7 @@ fn start_run(
 ) -> Result<Running> {
     reporter.run_started(number, &trigger);
     Ok(Running {
-        stop: runner.start(reporter.shows_output())?,
+        stop: runner.start(number, reporter.shows_output())?,
         trigger,
         built,
         deadline: plan.limits.timeout.map_or_else(never, after),

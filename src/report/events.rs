@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::build::Built;
 use crate::diff::{Diff, StreamDiff};
 use crate::progress::Shown;
-use crate::run::{Description, Note, Problem, RunReport, StopReason};
+use crate::run::{Description, Note, Problem, RunReport, Served, StopReason};
 use crate::screen::Screen;
 use crate::watch::Trigger;
 
@@ -49,6 +49,33 @@ impl Events {
     pub(super) fn waiting_for(&mut self, entry: &Path) {
         let file = self.name(entry);
         self.emit(json!({"event": "waiting", "file": file}));
+    }
+
+    /// `listening`: where `--serve` answers.
+    pub(super) fn listening(&mut self, url: &str) {
+        self.emit(json!({"event": "listening", "url": url}));
+    }
+
+    /// `serving`: run `run` made the version that answers now.
+    pub(super) fn serving(&mut self, run: u64, url: &str) {
+        self.emit(json!({"event": "serving", "run": run, "version": run, "url": url}));
+    }
+
+    /// `request`: one request answered, and how the guest failed if it did.
+    pub(super) fn request(&mut self, served: &Served) {
+        let mut event = json!({
+            "event": "request", "version": served.version, "method": served.method,
+            "path": served.path, "status": served.status, "elapsed_ms": ms(served.elapsed),
+        });
+        if let Some(failure) = &served.failure {
+            event["outcome"] = json!(failure.outcome);
+            event["trap"] = json!(failure.trap);
+            event["error"] = failure
+                .problem
+                .as_ref()
+                .map_or(json!(failure.summary), problem_fields);
+        }
+        self.emit(event);
     }
 
     /// `build-started`: the run's number and what triggered it.

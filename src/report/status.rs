@@ -13,7 +13,7 @@ use anstyle::{AnsiColor, Style};
 use crate::build::Built;
 use crate::diff::{Change, Diff, StreamDiff};
 use crate::plan::{BuildPlan, Determinism, EventsTarget, Plan};
-use crate::run::{Description, Note, RunReport, StopReason, Verdict};
+use crate::run::{Description, Note, RunReport, Served, StopReason, Verdict};
 use crate::screen::Screen;
 use crate::transcript::{TEXT_BUDGET, Transcript};
 use crate::watch::Trigger;
@@ -91,6 +91,48 @@ impl StatusLines {
                 self.say(Tone::Notice, first, rest);
             }
         }
+    }
+
+    /// `--serve`: where the server listens, said first.
+    pub(super) fn listening(&self, url: &str) {
+        if self.chatty() {
+            self.say(
+                Tone::Plain,
+                &format!("listening on {url}; each good version answers from the next request"),
+                "",
+            );
+        }
+    }
+
+    /// One request answered (`GET / 200 0.41 ms (version 3)`); under
+    /// `--quiet` only those where the guest failed.
+    pub(super) fn request(&self, served: &Served) {
+        let failed = served.failure.is_some();
+        if self.silent || (self.quiet && !failed) {
+            return;
+        }
+        let mut line = format!(
+            "{} {} {} {} (version {})",
+            served.method,
+            served.path,
+            served.status,
+            millis(served.elapsed),
+            served.version
+        );
+        let (tone, detail) = match &served.failure {
+            Some(failure) => {
+                let _ = write!(line, ": {}", failure.summary);
+                let tone = match failure.verdict {
+                    Verdict::Stopped => Tone::Notice,
+                    _ => Tone::Bad,
+                };
+                (tone, failure.detail.as_str())
+            }
+            None if served.status >= 500 => (Tone::Bad, ""),
+            None if served.status >= 400 => (Tone::Notice, ""),
+            None => (Tone::Plain, ""),
+        };
+        self.say(tone, &line, detail);
     }
 
     pub(super) fn warning(&self, message: &str) {

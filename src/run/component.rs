@@ -7,7 +7,7 @@ mod clocks;
 mod files;
 mod invoke;
 mod live;
-mod uses;
+pub(super) mod uses;
 mod values;
 mod waits;
 
@@ -24,11 +24,18 @@ use super::use_error::Site;
 
 /// The session's linker for components: WASI 0.2 (its waits on pollables and
 /// stdin cut short by the run's stop switch, the files it opens and changes
-/// noted, and under `determinism` its clocks virtual) and `live:live`. No
-/// HTTP: nothing grants it.
-pub(super) fn linker(engine: &Engine, determinism: Option<&Determinism>) -> Result<Linker<Host>> {
+/// noted, and under `determinism` its clocks virtual) and `live:live`; with
+/// `http`, `wasi:http` (under `--serve`, or granted by `-S http`).
+pub(super) fn linker(
+    engine: &Engine,
+    determinism: Option<&Determinism>,
+    http: bool,
+) -> Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    if http {
+        wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
+    }
     waits::shadow(&mut linker)?;
     if let Some(determinism) = determinism {
         clocks::shadow(&mut linker, determinism)?;
@@ -83,6 +90,12 @@ fn run_parsed(
         // `run` returned `err`: a failed command, status 1, as `wasmtime run` says.
         Err(()) => Err(I32Exit(1).into()),
     }
+}
+
+/// From here on, what a host call copies out of a guest is bounded (as for
+/// a run's entry: `--serve`'s requests).
+pub(super) fn values_bounded(store: wasmtime::StoreContextMut<'_, Host>) {
+    values::set_fuel(store);
 }
 
 /// An interface name without its version: `demo:math/api@0.1.0` ->

@@ -11,6 +11,9 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p1::wasi_snapshot_preview1::WasiSnapshotPreview1;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{
+    RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+};
 
 use super::determinism::{Determinism, VirtualClock};
 use super::files::FileAccess;
@@ -37,6 +40,8 @@ pub(super) struct HostFunctions {
     /// `--deterministic`, which the linkers were built for (their clocks
     /// shadowed): each run's clocks and randomness.
     determinism: Option<Determinism>,
+    /// The component linker has `wasi:http` (`--serve`, `-S http`).
+    pub(super) http: bool,
 }
 
 /// A module file linked to the host's functions (and a component's to
@@ -55,12 +60,14 @@ impl HostFunctions {
         core: Linker<Host>,
         component: component::Linker<Host>,
         determinism: Option<Determinism>,
+        http: bool,
     ) -> Self {
         Self {
             core,
             component,
             prelinked: Mutex::new(HashMap::new()),
             determinism,
+            http,
         }
     }
 
@@ -106,6 +113,41 @@ pub(super) struct Host {
     pub files: FileAccess,
     /// `--deterministic`: the run's virtual time, which its sleeps move.
     pub clock: Option<Arc<VirtualClock>>,
+    /// `wasi:http`'s state: under `--serve`, or with `-S http`.
+    pub http: WasiHttpCtx,
+    /// Whether the guest's outgoing HTTP requests go out (`-S http`).
+    pub outgoing_http: OutgoingHttp,
+}
+
+/// What becomes of a guest's outgoing HTTP requests: refused, unless `-S
+/// http` granted them (then sent as `wasmtime serve` sends them).
+pub(super) struct OutgoingHttp {
+    pub(super) granted: bool,
+}
+
+impl WasiHttpHooks for OutgoingHttp {
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<WasiBody>,
+                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                    ),
+                    wasmtime_wasi_http::Error,
+                >,
+            > + Send,
+    > {
+        if !self.granted {
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        let granted: &mut dyn WasiHttpHooks = wasmtime_wasi_http::default_hooks();
+        granted.send_request(request, options, fut)
+    }
 }
 
 impl Host {
@@ -173,6 +215,18 @@ impl Host {
 impl WasiView for Host {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         self.wasi.ctx()
+    }
+}
+
+/// `wasi:http` shares the WASI context's resource table (its bodies are WASI
+/// streams).
+impl WasiHttpView for Host {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: self.wasi.ctx().table,
+            hooks: &mut self.outgoing_http,
+        }
     }
 }
 

@@ -68,6 +68,30 @@ pub(super) fn entry<K: Kind>(
     instantiate_named(store, &files.entry_name, code, files.entry())
 }
 
+/// Instantiates the entry `component`, already linked as `pre` (a version
+/// `--serve` answers with), under its name, as [`entry`] does.
+pub(super) fn entry_prelinked(
+    mut store: StoreContextMut<'_, Host>,
+    pre: &wasmtime::component::InstancePre<Host>,
+    component: &wasmtime::component::Component,
+) -> wasmtime::Result<wasmtime::component::Instance> {
+    let files = Arc::clone(&store.data().modules.files);
+    let name = &files.entry_name;
+    let modules = &mut store.data_mut().modules;
+    let file = modules.label(files.entry());
+    modules.enter(name);
+    let instantiated = pre.instantiate(&mut store);
+    let modules = &mut store.data_mut().modules;
+    modules.leave();
+    let instance = instantiated.map_err(|err| ran_or_unlinkable(err, &file))?;
+    let ready = Ready {
+        instance: component.ready(instance),
+        file,
+    };
+    modules.insert(name, ready);
+    Ok(instance)
+}
+
 /// The instance of module `name` in this run, instantiated now if this run has
 /// not yet. `site` is who asked, for error messages.
 pub(super) fn instance<K: Kind>(

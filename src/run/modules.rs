@@ -54,6 +54,11 @@ impl ModuleFiles {
         }
     }
 
+    /// Where module names resolve.
+    pub(super) fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The entry's file.
     pub(super) fn entry(&self) -> &Path {
         &self.entry

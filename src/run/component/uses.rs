@@ -76,7 +76,7 @@ impl Kind for Component {
 
 /// `component` (from `file`) linked to the host's functions and to
 /// trampolines for what it imports from siblings.
-fn prelink(
+pub(in crate::run) fn prelink(
     store: &StoreContextMut<'_, Host>,
     component: &Component,
     file: &str,
@@ -107,11 +107,11 @@ fn prelink(
             continue;
         }
         if HOST_PACKAGES.iter().any(|host| import.starts_with(host)) {
-            if import.starts_with("wasi:http/") {
+            if import.starts_with("wasi:http/") && !host.functions.http {
                 return Err(UseError::Unlinkable {
                     site: site(import),
-                    why: "live-wasm grants no HTTP (`wasi:http`): build the component \
-                          without it"
+                    why: "HTTP (`wasi:http`) is not granted: serve the component with \
+                          --serve, or grant its outgoing requests with -S http"
                         .to_owned(),
                 });
             }
