@@ -2,7 +2,7 @@
 //! on the same component, and against the loop a user builds by hand.
 //!
 //! `cargo bench --bench serve [-- --duration S --rounds N --saves N --pause MS
-//! --load N --rss-requests N --rss-saves N --only throughput|saves|rss]`
+//! --load N --load-rate N --rss-requests N --rss-saves N --only throughput|saves|rss]`
 //!
 //! The component is `benches/serve-handler/` (a `wasi:http/proxy` handler in
 //! Rust, built here for `wasm32-wasip2` in release), answering every request
@@ -12,18 +12,20 @@
 //! editors save. Every server runs in a folder of its own on 127.0.0.1, and is
 //! stopped at the end (its process group, then any process left in its folder).
 //! The peers are found in `.toolchains/venv/bin` (`.ci/install-peers` puts
-//! them there, pinned), else on PATH: the wasmtime CLI, `oha` and `watchexec`.
+//! them there, pinned), else on PATH: the wasmtime CLI, `watchexec`, and the
+//! load generator, `oha` if there is one, else `wrk` (Debian's, which
+//! `.ci/install-peers` installs).
 //!
-//! - Throughput and latency: `oha` (keep-alive HTTP/1.1, `GET /`) for
+//! - Throughput and latency: the load generator (keep-alive HTTP/1.1, `GET /`) for
 //!   `--duration` seconds (default 5) at 1, 16 and 64 connections, against
 //!   `live-wasm --serve --no-reload --quiet` and `wasmtime serve`, the two
 //!   interleaved cell by cell (`--rounds` times: each cell's median round).
 //! - Save to new response: `--saves` saves (default 100), each after a
 //!   `--pause` (default 300 ms), going in turn to each loop; timed from the
 //!   rename to the first response carrying the new version, read by a client
-//!   polling in a loop on one keep-alive connection, while `--load` more
-//!   connections (default 2) send requests back to back through the loop's
-//!   turn. Every request that gets no whole 200 response is a failed request
+//!   polling in a loop on one keep-alive connection (a request every 1 ms),
+//!   while `--load` more connections (default 2) send `--load-rate` requests
+//!   per second each (default 500; 0: back to back) through the loop's turn. Every request that gets no whole 200 response is a failed request
 //!   (a client whose request failed tries again after 1 ms). The loops: the
 //!   floor (see `support/http.rs`: a server that answers the file's current
 //!   version, learnt from inotify, so nothing is compiled), live-wasm, and
@@ -82,6 +84,8 @@ struct Options {
     saves: u32,
     pause: Duration,
     load: usize,
+    /// Requests per second on each load connection of the saves section.
+    load_rate: u64,
     rss_requests: u64,
     rss_saves: u32,
     /// Only the sections whose name contains this.
@@ -101,9 +105,18 @@ impl Options {
             saves: option("--saves", 100) as u32,
             pause: Duration::from_millis(option("--pause", 300)),
             load: option("--load", 2) as usize,
+            load_rate: option("--load-rate", 500),
             rss_requests: option("--rss-requests", 100_000),
             rss_saves: option("--rss-saves", 1_000) as u32,
             only,
+        }
+    }
+
+    /// The time between two requests' starts on a load connection.
+    fn load_every(&self) -> Duration {
+        match self.load_rate {
+            0 => Duration::ZERO,
+            rate => Duration::from_secs(1) / rate as u32,
         }
     }
 
@@ -117,6 +130,10 @@ const CONNECTIONS: [usize; 3] = [1, 16, 64];
 
 /// How long a server may take to answer its first version, or a save's.
 const VERSION_WAIT: Duration = Duration::from_secs(60);
+
+/// The poller's pause between two requests: a client asking again and again,
+/// not a spinning one taking a core from the server on a small machine.
+const POLL_GAP: Duration = Duration::from_millis(1);
 
 /// After a save's new version is seen, the loop's load goes on this long
 /// (a failure as the old version is let go counts too).
@@ -187,7 +204,8 @@ fn holds(body: &[u8], text: &[u8]) -> bool {
 /// The peers, found, or why not.
 struct Tools {
     wasmtime: Result<PathBuf, String>,
-    oha: Result<PathBuf, String>,
+    /// `oha` if there is one, else `wrk`.
+    load_generator: Result<LoadGenerator, String>,
     watchexec: Result<PathBuf, String>,
 }
 
@@ -204,7 +222,11 @@ impl Tools {
         };
         Tools {
             wasmtime: find("wasmtime"),
-            oha: find("oha"),
+            load_generator: find("oha").map(LoadGenerator::Oha).or_else(|_| {
+                find("wrk")
+                    .map(LoadGenerator::Wrk)
+                    .map_err(|why| format!("neither `oha` nor `wrk`: {why}"))
+            }),
             watchexec: find("watchexec"),
         }
     }
@@ -217,10 +239,11 @@ impl Tools {
             support::live_wasm().to_string_lossy(),
             engine_version()
         );
+        let load_generator = self.load_generator.as_ref().map(LoadGenerator::path);
         for (name, tool) in [
-            ("wasmtime CLI", &self.wasmtime),
-            ("load generator", &self.oha),
-            ("watchexec", &self.watchexec),
+            ("wasmtime CLI", self.wasmtime.as_ref()),
+            ("load generator", load_generator),
+            ("watchexec", self.watchexec.as_ref()),
         ] {
             let said = match tool {
                 Ok(path) => format!("{} ({})", tool_version(path), path.display()),
@@ -241,17 +264,25 @@ impl Tools {
     }
 }
 
-/// `program --version`'s first line.
+/// `program --version`'s first line (wrk prints it with its usage, on stdout
+/// or stderr).
 fn tool_version(program: &Path) -> String {
     Command::new(program)
         .arg("--version")
         .output()
         .ok()
         .and_then(|output| {
-            String::from_utf8_lossy(&output.stdout)
-                .lines()
-                .next()
-                .map(str::to_owned)
+            let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&output.stderr));
+            text.lines()
+                .find(|line| !line.trim().is_empty())
+                .map(|line| {
+                    line.split("Copyright")
+                        .next()
+                        .unwrap_or(line)
+                        .trim()
+                        .to_owned()
+                })
         })
         .unwrap_or_else(|| "version unknown".to_owned())
 }
@@ -407,15 +438,10 @@ impl Server {
             match client.get() {
                 Outcome::Response(200, body) if holds(&body, &wanted) => return Ok(polled),
                 Outcome::Response(200, body) if holds(&body, MARKER) => {}
-                Outcome::Response(status, _) => {
-                    polled.note_failure(format!("status {status}"));
-                    thread::sleep(Duration::from_millis(1));
-                }
-                Outcome::Failed(why) => {
-                    polled.note_failure(why);
-                    thread::sleep(Duration::from_millis(1));
-                }
+                Outcome::Response(status, _) => polled.note_failure(format!("status {status}")),
+                Outcome::Failed(why) => polled.note_failure(why),
             }
+            thread::sleep(POLL_GAP);
             if start.elapsed() > VERSION_WAIT {
                 return Err(self.why(&format!("no version {n} within {VERSION_WAIT:?}")));
             }
@@ -537,6 +563,8 @@ struct Load {
 struct LoadShared {
     active: AtomicBool,
     stop: AtomicBool,
+    /// Each connection's time from one request's start to the next's.
+    every: Duration,
     /// Requests may be sent while fewer than this were (`u64::MAX`: no limit).
     budget: AtomicU64,
     sent: AtomicU64,
@@ -547,8 +575,13 @@ struct LoadShared {
 }
 
 impl Load {
-    fn start(addr: SocketAddr, connections: usize, budget: u64) -> Load {
-        let shared = Arc::new(LoadShared::default());
+    /// `connections` connections, each sending a request every `every` (back
+    /// to back: zero), while fewer than `budget` were sent.
+    fn start(addr: SocketAddr, connections: usize, every: Duration, budget: u64) -> Load {
+        let shared = Arc::new(LoadShared {
+            every,
+            ..LoadShared::default()
+        });
         shared.budget.store(budget, Ordering::SeqCst);
         let threads = (0..connections)
             .map(|_| {
@@ -603,6 +636,7 @@ fn load_connection(addr: SocketAddr, shared: &LoadShared) {
             thread::sleep(Duration::from_millis(1));
             continue;
         }
+        let started = Instant::now();
         let failure = match client.get() {
             Outcome::Response(200, body) if holds(&body, MARKER) => None,
             Outcome::Response(status, _) => Some(format!("status {status}")),
@@ -625,9 +659,11 @@ fn load_connection(addr: SocketAddr, shared: &LoadShared) {
                 {
                     reasons.push(why);
                 }
+                // A failed request is tried again after 1 ms at the soonest.
                 thread::sleep(Duration::from_millis(1));
             }
         }
+        thread::sleep((started + shared.every).saturating_duration_since(Instant::now()));
     }
 }
 
@@ -646,7 +682,91 @@ fn start_servers(kinds: &[Kind], handler: &Handler, tools: &Tools) -> Vec<Server
         .collect()
 }
 
-/// What oha measured in one cell.
+/// The HTTP load generator of the throughput table.
+enum LoadGenerator {
+    Oha(PathBuf),
+    /// Debian's `wrk` 4.1 (what `.ci/install-peers` installs: oha does not
+    /// build without TLS, and its TLS crate is a long C build).
+    Wrk(PathBuf),
+}
+
+impl LoadGenerator {
+    fn path(&self) -> &PathBuf {
+        match self {
+            LoadGenerator::Oha(path) | LoadGenerator::Wrk(path) => path,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            LoadGenerator::Oha(_) => "oha",
+            LoadGenerator::Wrk(_) => "wrk",
+        }
+    }
+
+    fn measure(&self, addr: SocketAddr, connections: usize, duration: u64) -> Result<Cell, String> {
+        match self {
+            LoadGenerator::Oha(path) => oha(path, addr, connections, duration),
+            LoadGenerator::Wrk(path) => wrk(path, addr, connections, duration),
+        }
+    }
+}
+
+/// wrk's report as one line the bench reads: requests, duration (µs),
+/// errors of every kind, latency p50 and p99 (µs), and non-2xx/3xx responses.
+const WRK_REPORT: &str = r#"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("wrk-report %d %d %d %d %d\n", summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.timeout + e.status,
+    latency:percentile(50), latency:percentile(99)))
+end
+"#;
+
+/// `wrk` for `duration` seconds at `connections` against `addr` (as many
+/// threads as connections, at most 2: the cores of this machine).
+fn wrk(wrk: &Path, addr: SocketAddr, connections: usize, duration: u64) -> Result<Cell, String> {
+    let script = tempfile::Builder::new()
+        .suffix(".lua")
+        .tempfile()
+        .map_err(|err| format!("wrk's script: {err}"))?;
+    std::fs::write(script.path(), WRK_REPORT).map_err(|err| format!("wrk's script: {err}"))?;
+    let threads = connections.min(2);
+    let output = Command::new(wrk)
+        .args(["-t", &threads.to_string(), "-c", &connections.to_string()])
+        .args(["-d", &format!("{duration}s"), "--timeout", "10s", "-s"])
+        .arg(script.path())
+        .arg(format!("http://{addr}/"))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|err| format!("wrk: {err}"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let report: Vec<f64> = text
+        .lines()
+        .find_map(|line| line.strip_prefix("wrk-report "))
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let [requests, micros, errors, p50, p99] = report[..] else {
+        return Err(format!(
+            "wrk {}: {}{}",
+            output.status,
+            text,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    };
+    Ok(Cell {
+        rps: requests / (micros / 1e6),
+        p50: p50 / 1000.0,
+        p99: p99 / 1000.0,
+        failed: errors as u64,
+    })
+}
+
+/// What the load generator measured in one cell.
 struct Cell {
     rps: f64,
     p50: f64,
@@ -706,8 +826,8 @@ fn oha(oha: &Path, addr: SocketAddr, connections: usize, duration: u64) -> Resul
 
 /// (a) Requests per second and latency at 1, 16 and 64 connections.
 fn throughput(options: &Options, tools: &Tools, handler: &Handler) {
-    let oha_path = match &tools.oha {
-        Ok(path) => path,
+    let generator = match &tools.load_generator {
+        Ok(generator) => generator,
         Err(why) => {
             println!("throughput not measured: {why}");
             println!();
@@ -724,13 +844,14 @@ fn throughput(options: &Options, tools: &Tools, handler: &Handler) {
     for _ in 0..options.rounds {
         for (c, &connections) in CONNECTIONS.iter().enumerate() {
             for (s, server) in servers.iter().enumerate() {
-                let cell = oha(oha_path, server.addr, connections, options.duration);
+                let cell = generator.measure(server.addr, connections, options.duration);
                 cells[s][c].push(cell);
             }
         }
     }
     println!(
-        "Throughput and latency: oha, keep-alive HTTP/1.1 GET /, {} s per cell{}",
+        "Throughput and latency: {}, keep-alive HTTP/1.1 GET /, {} s per cell{}",
+        generator.name(),
         options.duration,
         match options.rounds {
             1 => String::new(),
@@ -761,7 +882,7 @@ fn throughput(options: &Options, tools: &Tools, handler: &Handler) {
                     cell.failed
                 ),
                 None => println!(
-                    "| {} | {connections} | - | - | - | oha failed: {} |",
+                    "| {} | {connections} | - | - | - | the load generator failed: {} |",
                     server.kind.label(),
                     failed_runs.first().map_or("", |why| why.as_str()).trim()
                 ),
@@ -824,7 +945,7 @@ fn saves(options: &Options, tools: &Tools, handler: &Handler) {
         .into_iter()
         .map(|server| Turn {
             poller: Client::new(server.addr),
-            load: Load::start(server.addr, options.load, u64::MAX),
+            load: Load::start(server.addr, options.load, options.load_every(), u64::MAX),
             server,
             samples: Vec::new(),
             polled: Polled::default(),
@@ -858,11 +979,17 @@ fn saves(options: &Options, tools: &Tools, handler: &Handler) {
         }
     }
     println!(
-        "Save to the first response from the new version: {} saves, each after a {} ms pause, \
-         {} load connection(s) through each loop's turn",
+        "Save to the first response from the new version: {} saves, each after a {} ms pause; \
+         through each loop's turn, {} load connection(s) at {} requests/s each and a poller \
+         asking every {} ms",
         options.saves,
         options.pause.as_millis(),
-        options.load
+        options.load,
+        match options.load_rate {
+            0 => "as many".to_owned(),
+            rate => rate.to_string(),
+        },
+        POLL_GAP.as_millis()
     );
     println!();
     println!(
@@ -938,7 +1065,7 @@ fn memory(options: &Options, tools: &Tools, handler: &Handler) {
     let Some(mut server) = start_servers(&[Kind::Live], handler, tools).pop() else {
         return;
     };
-    let load = Load::start(server.addr, options.load.max(1), 0);
+    let load = Load::start(server.addr, options.load.max(1), Duration::ZERO, 0);
     load.set_active(true);
     let mut poller = Client::new(server.addr);
     let warm_up = 1_000;

@@ -191,7 +191,8 @@ impl Handlers {
     /// No version could be made this time: requests waiting for the first
     /// one are answered that there is none.
     pub(crate) fn settled(&self) {
-        self.current.send_if_modified(|current| !std::mem::replace(&mut current.settled, true));
+        self.current
+            .send_if_modified(|current| !std::mem::replace(&mut current.settled, true));
     }
 
     /// Makes `version` the one that answers; requests of older versions
