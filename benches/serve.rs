@@ -1036,8 +1036,11 @@ fn saves(options: &Options, tools: &Tools, handler: &Handler) {
     println!();
     for turn in &turns {
         let mut reasons = turn.polled.reasons.clone();
-        reasons.extend(turn.load.reasons());
-        reasons.dedup();
+        for why in turn.load.reasons() {
+            if !reasons.contains(&why) {
+                reasons.push(why);
+            }
+        }
         if !reasons.is_empty() {
             println!(
                 "- {} failures: {}",
