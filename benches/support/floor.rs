@@ -39,13 +39,20 @@ pub fn serve_if_asked() {
     }
 }
 
-/// Prints the starting line, then one line per save of `file`: closed after
-/// writing, or renamed into place (what live-wasm's watcher counts as saves).
+/// Prints the starting line, then one line per save of `file`.
 fn serve(file: &Path) -> ! {
+    let mut stdout = std::io::stdout().lock();
+    print_line(&mut stdout, file);
+    watch_saves(file, || print_line(&mut stdout, file))
+}
+
+/// Calls `saved` after each save of `file`: closed after writing, or renamed
+/// into place (what live-wasm's watcher counts as saves). One inotify watch on
+/// its folder, no thread: the least a loop can do to learn of a save.
+pub fn watch_saves(file: &Path, mut saved: impl FnMut()) -> ! {
     let dir = file.parent().filter(|dir| !dir.as_os_str().is_empty());
     let dir = CString::new(dir.unwrap_or(Path::new(".")).as_os_str().as_bytes()).expect("path");
     let name = file.file_name().expect("a file name").as_bytes().to_vec();
-    let mut stdout = std::io::stdout().lock();
     // SAFETY: inotify calls on a descriptor we own, reading into a live buffer
     // of the length given; events are parsed within the bytes read.
     unsafe {
@@ -56,13 +63,12 @@ fn serve(file: &Path) -> ! {
             libc::inotify_add_watch(fd, dir.as_ptr(), mask) >= 0,
             "inotify_add_watch"
         );
-        print_line(&mut stdout, file);
         let mut buffer = [0u8; 4096];
         loop {
             let read = libc::read(fd, buffer.as_mut_ptr().cast(), buffer.len());
             assert!(read > 0, "inotify read");
             let mut at = 0usize;
-            let mut saved = false;
+            let mut this_file = false;
             while at < read as usize {
                 let event = buffer
                     .as_ptr()
@@ -72,11 +78,11 @@ fn serve(file: &Path) -> ! {
                 let start = at + std::mem::size_of::<libc::inotify_event>();
                 let field = &buffer[start..start + event.len as usize];
                 let event_name = field.split(|&b| b == 0).next().unwrap_or_default();
-                saved |= event_name == name.as_slice();
+                this_file |= event_name == name.as_slice();
                 at = start + event.len as usize;
             }
-            if saved {
-                print_line(&mut stdout, file);
+            if this_file {
+                saved();
             }
         }
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each bench uses its own part
 
 pub mod floor;
+pub mod http;
 pub mod interleaved;
 
 use std::cell::RefCell;
