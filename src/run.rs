@@ -238,10 +238,21 @@ impl Runtime {
             stderr: Arc::clone(&stderr),
             echo: request.echo,
         };
-        let modules = Modules::new(Arc::clone(&self.module_files));
-        let memory = MemoryCap::new(self.limits.max_memory);
-        let files = FileAccess::new(&self.sandbox.preopens, writes);
-        let store = self.new_store(Arc::clone(&interrupt), modules, memory, notes, files, &sink);
+        let parts = StoreParts {
+            interrupt: Arc::clone(&interrupt),
+            modules: Modules::new(Arc::clone(&self.module_files)),
+            memory: MemoryCap::new(self.limits.max_memory),
+            notes,
+            files: FileAccess::new(&self.sandbox.preopens, writes),
+            output: &sink,
+        };
+        let store = new_store(
+            &self.engine,
+            &self.functions,
+            &self.sandbox,
+            self.limits,
+            parts,
+        );
         let mut store = match store {
             Ok(store) => store,
             Err(err) => {
@@ -305,32 +316,6 @@ impl Runtime {
             output: transcript.map(noted),
             serving,
         }
-    }
-
-    fn new_store(
-        &self,
-        interrupt: Arc<Interrupt>,
-        modules: Modules,
-        memory: MemoryCap,
-        notes: Notes,
-        files: FileAccess,
-        output: &output::Sink,
-    ) -> Result<Store<Host>> {
-        let parts = StoreParts {
-            interrupt,
-            modules,
-            memory,
-            notes,
-            files,
-            output,
-        };
-        new_store(
-            &self.engine,
-            &self.functions,
-            &self.sandbox,
-            self.limits,
-            parts,
-        )
     }
 
     /// Loads the entry and takes the path its kind calls for.
