@@ -252,7 +252,8 @@ fn last_body_end(page: &[u8]) -> Option<usize> {
         .find(|&at| page[at..at + TAG.len()].eq_ignore_ascii_case(TAG))
 }
 
-/// The script: reload when a version other than `version` is ready; show a
+/// The script: reload when a version newer than `version` is ready (the
+/// session may tell of the one before it a moment after this page); show a
 /// failure over the page (`#live-wasm-overlay`) until the next version.
 fn script(version: u64) -> String {
     format!(
@@ -261,7 +262,7 @@ fn script(version: u64) -> String {
   const version = {version};
   let overlay = null;
   const events = new EventSource("{EVENTS}");
-  events.addEventListener("ready", (e) => {{ if (Number(e.data) !== version) location.reload(); }});
+  events.addEventListener("ready", (e) => {{ if (Number(e.data) > version) location.reload(); }});
   events.addEventListener("failed", (e) => {{
     if (!overlay) {{
       overlay = document.createElement("pre");
