@@ -51,13 +51,7 @@ pub(super) fn answer(
     }
     let (sender, receiver) = mpsc::channel(4);
     tokio::spawn(stream_events(pages, sender));
-    let mut response = hyper::Response::new(
-        Channel {
-            receiver,
-            pending: VecDeque::new(),
-        }
-        .boxed_unsync(),
-    );
+    let mut response = hyper::Response::new(Channel { receiver }.boxed_unsync());
     let headers = response.headers_mut();
     headers.insert(
         hyper::header::CONTENT_TYPE,
@@ -103,10 +97,9 @@ async fn stream_events(mut pages: watch::Receiver<PageState>, sender: mpsc::Send
     }
 }
 
-/// A response body fed by a channel (or by bytes already read, then a body).
+/// A response body fed by a channel.
 struct Channel {
     receiver: mpsc::Receiver<Bytes>,
-    pending: VecDeque<Bytes>,
 }
 
 impl Body for Channel {
@@ -117,9 +110,6 @@ impl Body for Channel {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        if let Some(bytes) = self.pending.pop_front() {
-            return Poll::Ready(Some(Ok(Frame::data(bytes))));
-        }
         self.receiver
             .poll_recv(cx)
             .map(|bytes| bytes.map(|bytes| Ok(Frame::data(bytes))))

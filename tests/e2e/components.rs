@@ -331,21 +331,8 @@ pub(crate) fn sandbox_probe(target: &'static str) -> Option<PathBuf> {
     static P1: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     static P2: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let cell = if target == "wasm32-wasip1" { &P1 } else { &P2 };
-    let built = cell.get_or_init(|| {
-        let env = toolchain("sandbox-probe")?;
-        let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests/sandbox-probe");
-        let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandbox-probe");
-        let status = Command::new("cargo")
-            .args(["build", "--quiet", "--offline", "--target", target])
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .current_dir(&crate_dir)
-            .envs(env)
-            .status()
-            .map_err(|err| format!("cargo: {err}"))?;
-        assert!(status.success(), "the sandbox probe did not build");
-        Ok(target_dir.join(target).join("debug/sandbox-probe.wasm"))
-    });
+    let built =
+        cell.get_or_init(|| build_test_guest("sandbox-probe", target, "sandbox-probe.wasm"));
     match built {
         Ok(path) => Some(path.clone()),
         Err(missing) => {
@@ -353,6 +340,31 @@ pub(crate) fn sandbox_probe(target: &'static str) -> Option<PathBuf> {
             None
         }
     }
+}
+
+/// Builds the test guest `tests/guests/NAME` for `target` (offline: CI
+/// fetches its crates) into the tests' own target folder: the path of its
+/// `artifact`, or why its toolchain is missing.
+pub(crate) fn build_test_guest(
+    name: &str,
+    target: &str,
+    artifact: &str,
+) -> Result<PathBuf, String> {
+    let env = toolchain(name)?;
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/guests")
+        .join(name);
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let status = Command::new("cargo")
+        .args(["build", "--quiet", "--offline", "--target", target])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .current_dir(&crate_dir)
+        .envs(env)
+        .status()
+        .map_err(|err| format!("cargo: {err}"))?;
+    assert!(status.success(), "the test guest {name} did not build");
+    Ok(target_dir.join(target).join("debug").join(artifact))
 }
 
 #[test]

@@ -290,11 +290,7 @@ pub(crate) fn start_built(folder: &str, args: &[&str], first_line: &str) -> Opti
     let turn = ONE_BUILD_AT_A_TIME
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let dir = Dir::new();
-    copy_example(folder, dir.root());
-    // A user's cargo may build elsewhere: the example's paths must not depend on it.
-    let elsewhere = dir.path("shared-target").to_string_lossy().into_owned();
-    env.push(("CARGO_TARGET_DIR".to_owned(), elsewhere));
+    let dir = example_copy(folder, &mut env);
     let mut all = vec!["--build", "echo building >&2; ./build"];
     all.extend(args);
     let mut live = live_wasm_with_env(&dir, &env, &all);
@@ -305,6 +301,16 @@ pub(crate) fn start_built(folder: &str, args: &[&str], first_line: &str) -> Opti
         dir,
         _turn: turn,
     })
+}
+
+/// A copy of example `folder` in a temp dir, `env` telling cargo to build
+/// elsewhere: a user's cargo may, and the example's paths must not depend on it.
+pub(crate) fn example_copy(folder: &str, env: &mut Vec<(String, String)>) -> Dir {
+    let dir = Dir::new();
+    copy_example(folder, dir.root());
+    let elsewhere = dir.path("shared-target").to_string_lossy().into_owned();
+    env.push(("CARGO_TARGET_DIR".to_owned(), elsewhere));
+    dir
 }
 
 fn file_name(path: &str) -> &str {

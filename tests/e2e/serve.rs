@@ -5,7 +5,6 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
@@ -13,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::languages::toolchain;
+use crate::components::build_test_guest;
 use crate::support::{Dir, LiveWasm, Stream, WAIT, live_wasm, skip_example};
 
 /// The bytes the probe answers with, which [`version`] replaces.
@@ -24,19 +23,7 @@ const MARK: &[u8] = b"MARK-000000";
 pub(crate) fn http_probe() -> Option<Vec<u8>> {
     static BUILT: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
-        let env = toolchain("http-probe")?;
-        let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests/http-probe");
-        let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("http-probe");
-        let status = Command::new("cargo")
-            .args(["build", "--quiet", "--offline", "--target", "wasm32-wasip2"])
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .current_dir(&crate_dir)
-            .envs(env)
-            .status()
-            .map_err(|err| format!("cargo: {err}"))?;
-        assert!(status.success(), "the HTTP probe did not build");
-        let wasm = target_dir.join("wasm32-wasip2/debug/http_probe.wasm");
+        let wasm = build_test_guest("http-probe", "wasm32-wasip2", "http_probe.wasm")?;
         Ok(std::fs::read(&wasm).expect("read the HTTP probe"))
     });
     match built {

@@ -4,9 +4,9 @@
 
 use std::process::Command;
 
-use crate::examples::{copy_example, start_args};
-use crate::languages::{BUILD_WAIT, ONE_BUILD_AT_A_TIME, toolchain};
-use crate::support::{Dir, Stream, live_wasm_with_env, skip_example};
+use crate::examples::start_args;
+use crate::languages::{BUILD_WAIT, ONE_BUILD_AT_A_TIME, example_copy, toolchain};
+use crate::support::{Stream, live_wasm_with_env, skip_example};
 
 /// `folder`'s README start command, listening on a free port instead of 8080.
 fn readme_args_on_a_free_port(folder: &str) -> Vec<String> {
@@ -49,11 +49,7 @@ fn serve_and_edit(folder: &str, source: &str, before: &str, after: &str) {
     let _turn = ONE_BUILD_AT_A_TIME
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let dir = Dir::new();
-    copy_example(folder, dir.root());
-    // A user's cargo may build elsewhere: the example's paths must not depend on it.
-    let elsewhere = dir.path("shared-target").to_string_lossy().into_owned();
-    env.push(("CARGO_TARGET_DIR".to_owned(), elsewhere));
+    let dir = example_copy(folder, &mut env);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut live = live_wasm_with_env(&dir, &env, &args);
     live.set_wait(BUILD_WAIT);
