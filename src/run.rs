@@ -122,25 +122,32 @@ impl RunReport {
 
 /// The session-long part of running: engine, host functions and compile cache.
 pub(crate) struct Runtime {
-    engine: Engine,
-    functions: Arc<HostFunctions>,
-    module_files: Arc<ModuleFiles>,
-    root: PathBuf,
+    /// What every store is made from.
+    stores: Arc<Stores>,
     /// `--interpreter`'s script, and how messages name it.
     script: Option<(PathBuf, String)>,
-    sandbox: Sandbox,
-    limits: Limits,
     invoke: Option<String>,
-    screen: Arc<Screen>,
     /// Note what guests print (`--diff`), with its tail in order (`--clear`).
     transcripts: Option<Transcripts>,
     /// `--serve`: what answers requests, which each run gives a new version.
     serve: Option<Arc<Handlers>>,
-    /// Where runs' notes and announced writes go.
+    /// The other ends of where runs' notes and announced writes go, for the
+    /// [`Runner`].
+    heard: Option<(Receiver<Note>, Receiver<PathBuf>)>,
+}
+
+/// What every store of the session is made from (a run's, and under
+/// `--serve` a request's): the engine, the host functions, the module files,
+/// the grants and limits, and where guests' output, notes and writes go.
+pub(super) struct Stores {
+    engine: Engine,
+    functions: Arc<HostFunctions>,
+    module_files: Arc<ModuleFiles>,
+    sandbox: Sandbox,
+    limits: Limits,
+    screen: Arc<Screen>,
     said: Sender<Note>,
     wrote: Sender<PathBuf>,
-    /// Their other ends, for the [`Runner`].
-    heard: Option<(Receiver<Note>, Receiver<PathBuf>)>,
 }
 
 /// What of a guest's output each run notes ([`Transcript`]).
@@ -179,28 +186,23 @@ impl Runtime {
         ));
         let (said, notes) = unbounded();
         let (wrote, writes) = unbounded();
-        let serve = plan.serve.map(|_| {
-            Arc::new(Handlers::new(
-                engine.clone(),
-                Arc::clone(&functions),
-                Arc::clone(&module_files),
-                plan.sandbox.clone(),
-                plan.limits,
-                Arc::clone(&screen),
-                said.clone(),
-                wrote.clone(),
-                !plan.presentation.quiet || plan.presentation.events.is_some(),
-            ))
-        });
-        Ok(Self {
-            serve,
-            said,
-            wrote,
-            heard: Some((notes, writes)),
+        let stores = Arc::new(Stores {
             engine,
             functions,
             module_files,
-            root: plan.root.clone(),
+            sandbox: plan.sandbox.clone(),
+            limits: plan.limits,
+            screen,
+            said,
+            wrote,
+        });
+        let every_request = !plan.presentation.quiet || plan.presentation.events.is_some();
+        let serve =
+            (plan.serve).map(|_| Arc::new(Handlers::new(Arc::clone(&stores), every_request)));
+        Ok(Self {
+            stores,
+            serve,
+            heard: Some((notes, writes)),
             // Named as the status lines name files: from the root when inside it.
             script: (plan.script.clone()).map(|script| {
                 let name = match script.starts_with(&plan.root) {
@@ -209,10 +211,7 @@ impl Runtime {
                 };
                 (script, name)
             }),
-            sandbox: plan.sandbox.clone(),
-            limits: plan.limits,
             invoke: plan.invoke.clone(),
-            screen,
             transcripts,
         })
     }
@@ -225,35 +224,19 @@ impl Runtime {
     /// Runs the entry once, from a clean state, as `request` says (under
     /// `--serve`, makes it the version that answers).
     fn run(&self, request: &Request) -> RunReport {
-        let notes = Notes::new(self.said.clone());
-        let writes = self.wrote.clone();
+        let stores = &self.stores;
         let started = Instant::now();
         let interrupt = Arc::clone(&request.interrupt);
         let transcript =
             (self.transcripts).map(|what| Arc::new(Mutex::new(Transcript::new(what.replay))));
         let stderr = Arc::new(Mutex::new(StderrTail::default()));
         let sink = output::Sink {
-            screen: Arc::clone(&self.screen),
+            screen: Arc::clone(&stores.screen),
             transcript: transcript.clone(),
             stderr: Arc::clone(&stderr),
             echo: request.echo,
         };
-        let parts = StoreParts {
-            interrupt: Arc::clone(&interrupt),
-            modules: Modules::new(Arc::clone(&self.module_files)),
-            memory: MemoryCap::new(self.limits.max_memory),
-            notes,
-            files: FileAccess::new(&self.sandbox.preopens, writes),
-            output: &sink,
-        };
-        let store = new_store(
-            &self.engine,
-            &self.functions,
-            &self.sandbox,
-            self.limits,
-            parts,
-        );
-        let mut store = match store {
+        let mut store = match stores.new_store(Arc::clone(&interrupt), &sink) {
             Ok(store) => store,
             Err(err) => {
                 return RunReport {
@@ -282,21 +265,9 @@ impl Runtime {
             }
             None => self.load_and_run(&mut store, &interrupt),
         };
-        let mut outcome = match loaded {
-            Ok(()) => Outcome::Success,
-            Err(err) => {
-                let modules = &store.data().modules;
-                let frame = |info: &wasmtime::FrameInfo| {
-                    outcome::frame(info, &|module| modules.module_label(module), &|file| {
-                        crate::names::relative(&self.root, Path::new(file))
-                    })
-                };
-                let limits = self.limits;
-                Outcome::from_error(err, &interrupt, limits.timeout, limits.fuel, &frame)
-            }
-        };
+        let mut outcome = stores.outcome(loaded, &store, &interrupt);
         outcome.read_panic(&stderr.lock().unwrap_or_else(PoisonError::into_inner));
-        let fuel_used = self
+        let fuel_used = stores
             .limits
             .fuel
             .map(|budget| budget.saturating_sub(store.get_fuel().unwrap_or(0)));
@@ -339,56 +310,59 @@ impl Runtime {
     }
 }
 
-/// What a store's host state is made of, new for each run (and request).
-struct StoreParts<'a> {
-    interrupt: Arc<Interrupt>,
-    modules: Modules,
-    memory: MemoryCap,
-    notes: Notes,
-    files: FileAccess,
-    output: &'a output::Sink,
-}
-
-/// A fresh store: nothing in it but what `sandbox` grants, stopped by its
-/// interrupt, held to `limits`.
-fn new_store(
-    engine: &Engine,
-    functions: &Arc<HostFunctions>,
-    sandbox: &Sandbox,
-    limits: Limits,
-    parts: StoreParts<'_>,
-) -> Result<Store<Host>> {
-    let (wasi, clock) = Host::wasi_context(sandbox, parts.output, functions)?;
-    let host = Host {
-        wasi,
-        clock,
-        interrupt: parts.interrupt,
-        modules: parts.modules,
-        memory: parts.memory,
-        notes: parts.notes,
-        args: sandbox.args.clone(),
-        functions: Arc::clone(functions),
-        files: parts.files,
-        http: wasmtime_wasi_http::WasiHttpCtx::new(),
-        outgoing_http: host::OutgoingHttp {
-            granted: sandbox.network.http,
-        },
-    };
-    let mut store = Store::new(engine, host);
-    // The epoch is the engine's: another store's stop (a request timed out
-    // beside this one) ticks it too. Only this store's own stop ends it.
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|store| {
-        Ok(match store.data().interrupt.reason() {
-            Some(_) => UpdateDeadline::Interrupt,
-            None => UpdateDeadline::Continue(1),
-        })
-    });
-    store.limiter(|host| &mut host.memory);
-    if let Some(fuel) = limits.fuel {
-        store.set_fuel(fuel)?;
+impl Stores {
+    /// A fresh store: nothing in it but what the sandbox grants, stopped by
+    /// `interrupt`, held to the limits, its guest's output going to `output`.
+    fn new_store(&self, interrupt: Arc<Interrupt>, output: &output::Sink) -> Result<Store<Host>> {
+        let (wasi, clock) = Host::wasi_context(&self.sandbox, output, &self.functions)?;
+        let host = Host {
+            wasi,
+            clock,
+            interrupt,
+            modules: Modules::new(Arc::clone(&self.module_files)),
+            memory: MemoryCap::new(self.limits.max_memory),
+            notes: Notes::new(self.said.clone()),
+            args: self.sandbox.args.clone(),
+            functions: Arc::clone(&self.functions),
+            files: FileAccess::new(&self.sandbox.preopens, self.wrote.clone()),
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            outgoing_http: host::OutgoingHttp {
+                granted: self.sandbox.network.http,
+            },
+        };
+        let mut store = Store::new(&self.engine, host);
+        // The epoch is the engine's: another store's stop (a request timed out
+        // beside this one) ticks it too. Only this store's own stop ends it.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|store| {
+            Ok(match store.data().interrupt.reason() {
+                Some(_) => UpdateDeadline::Interrupt,
+                None => UpdateDeadline::Continue(1),
+            })
+        });
+        store.limiter(|host| &mut host.memory);
+        if let Some(fuel) = self.limits.fuel {
+            store.set_fuel(fuel)?;
+        }
+        Ok(store)
     }
-    Ok(store)
+
+    /// How what ran in `store` ended, `ended` being what it returned: a
+    /// trap's frames named from the root.
+    fn outcome(&self, ended: Result<()>, store: &Store<Host>, interrupt: &Interrupt) -> Outcome {
+        let Err(err) = ended else {
+            return Outcome::Success;
+        };
+        let modules = &store.data().modules;
+        let root = self.module_files.root();
+        let frame = |info: &wasmtime::FrameInfo| {
+            outcome::frame(info, &|module| modules.module_label(module), &|file| {
+                crate::names::relative(root, Path::new(file))
+            })
+        };
+        let limits = self.limits;
+        Outcome::from_error(err, interrupt, limits.timeout, limits.fuel, &frame)
+    }
 }
 
 /// What the guest printed, taken from the run's context (which may still hold
@@ -464,7 +438,7 @@ impl Stop {
 impl Runner {
     /// Starts the thread that will run `runtime`'s entry on request.
     pub(crate) fn spawn(mut runtime: Runtime) -> Result<Self> {
-        let engine = runtime.engine.clone();
+        let engine = runtime.stores.engine.clone();
         let (requests, incoming) = unbounded::<Request>();
         let (notes, writes) = runtime
             .heard
@@ -485,7 +459,7 @@ impl Runner {
                         break;
                     }
                     // After the report: the guest's output is not held up by it.
-                    runtime.module_files.after_run();
+                    runtime.stores.module_files.after_run();
                     if compiled_long {
                         release_free_memory();
                     }

@@ -9,7 +9,6 @@
 //! the run's limits and grants, on a thread of its own; how it went is sent to
 //! the session as a [`Served`].
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -19,23 +18,19 @@ use crossbeam_channel::{Receiver, Sender, unbounded};
 use http_body_util::BodyExt;
 use hyper::body::Bytes;
 use wasmtime::component::{Component, InstancePre};
-use wasmtime::{AsContextMut, Engine, Store};
+use wasmtime::{AsContextMut, Store};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::sync::ProxyIndices;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use super::Stores;
 use super::describe::Description;
-use super::host::{Host, HostFunctions};
+use super::host::Host;
 use super::interrupt::{Interrupt, StopReason};
-use super::limits::MemoryCap;
-use super::modules::{ModuleFiles, Modules};
-use super::notes::{Note, Notes};
 use super::outcome::Outcome;
+use super::output;
 use super::panic::StderrTail;
-use super::{files::FileAccess, output};
-use crate::plan::{Limits, Sandbox};
-use crate::screen::Screen;
 
 /// A good version of the entry, linked and checked, ready to answer.
 pub(super) struct Version {
@@ -113,14 +108,8 @@ const FIRST_VERSION_PATIENCE: Duration = Duration::from_secs(120);
 /// store is made of. Shared by the runner (which makes versions) and the
 /// server's threads (which answer with them).
 pub(crate) struct Handlers {
-    engine: Engine,
-    functions: Arc<HostFunctions>,
-    module_files: Arc<ModuleFiles>,
-    sandbox: Sandbox,
-    limits: Limits,
-    screen: Arc<Screen>,
-    notes: Sender<Note>,
-    writes: Sender<PathBuf>,
+    /// What a request's store is made from, as a run's is.
+    stores: Arc<Stores>,
     /// The version answering, and whether a first attempt has ended (a
     /// request waits for the first version until then).
     current: tokio::sync::watch::Sender<Current>,
@@ -168,27 +157,9 @@ fn no_version_yet() -> hyper::Response<HyperOutgoingBody> {
 }
 
 impl Handlers {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn new(
-        engine: Engine,
-        functions: Arc<HostFunctions>,
-        module_files: Arc<ModuleFiles>,
-        sandbox: Sandbox,
-        limits: Limits,
-        screen: Arc<Screen>,
-        notes: Sender<Note>,
-        writes: Sender<PathBuf>,
-        every_request: bool,
-    ) -> Self {
+    pub(super) fn new(stores: Arc<Stores>, every_request: bool) -> Self {
         Self {
-            engine,
-            functions,
-            module_files,
-            sandbox,
-            limits,
-            screen,
-            notes,
-            writes,
+            stores,
             current: tokio::sync::watch::Sender::new(Current::default()),
             in_flight: Mutex::new(Vec::new()),
             served: unbounded(),
@@ -285,7 +256,7 @@ impl Handlers {
             .uri()
             .path_and_query()
             .map_or_else(|| "/".to_owned(), |path| path.as_str().to_owned());
-        let interrupt = Interrupt::new(&self.engine);
+        let interrupt = Interrupt::new(&self.stores.engine);
         self.in_flight
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -294,7 +265,7 @@ impl Handlers {
                 started,
                 interrupt: Arc::clone(&interrupt),
             });
-        let timer = self.limits.timeout.map(|timeout| {
+        let timer = self.stores.limits.timeout.map(|timeout| {
             let interrupt = Arc::clone(&interrupt);
             tokio::spawn(async move {
                 tokio::time::sleep(timeout).await;
@@ -391,49 +362,17 @@ impl Handlers {
     {
         let stderr = Arc::new(Mutex::new(StderrTail::default()));
         let sink = output::Sink {
-            screen: Arc::clone(&self.screen),
+            screen: Arc::clone(&self.stores.screen),
             transcript: None,
             stderr: Arc::clone(&stderr),
             echo: true,
         };
-        let store = super::new_store(
-            &self.engine,
-            &self.functions,
-            &self.sandbox,
-            self.limits,
-            super::StoreParts {
-                interrupt: Arc::clone(interrupt),
-                modules: Modules::new(Arc::clone(&self.module_files)),
-                memory: MemoryCap::new(self.limits.max_memory),
-                notes: Notes::new(self.notes.clone()),
-                files: FileAccess::new(&self.sandbox.preopens, self.writes.clone()),
-                output: &sink,
-            },
-        );
-        let mut store = match store {
+        let mut store = match self.stores.new_store(Arc::clone(interrupt), &sink) {
             Ok(store) => store,
             Err(err) => return Some(Outcome::Failed(err).describe(None)),
         };
         let called = call(&mut store, version, request, sender, status);
-        let mut outcome = match called {
-            Ok(()) => Outcome::Success,
-            Err(err) => {
-                let modules = &store.data().modules;
-                let root = self.module_files.root().to_path_buf();
-                let frame = |info: &wasmtime::FrameInfo| {
-                    super::outcome::frame(info, &|module| modules.module_label(module), &|file| {
-                        crate::names::relative(&root, std::path::Path::new(file))
-                    })
-                };
-                Outcome::from_error(
-                    err,
-                    interrupt,
-                    self.limits.timeout,
-                    self.limits.fuel,
-                    &frame,
-                )
-            }
-        };
+        let mut outcome = self.stores.outcome(called, &store, interrupt);
         outcome.read_panic(&stderr.lock().unwrap_or_else(PoisonError::into_inner));
         let description = outcome.describe(store.data().memory.refused());
         (description.verdict != super::Verdict::Good).then_some(description)
