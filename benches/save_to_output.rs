@@ -105,16 +105,11 @@ struct Options {
 
 impl Options {
     fn from_args() -> Self {
-        let args: Vec<String> = std::env::args().collect();
-        let only = args
-            .iter()
-            .position(|arg| arg == "--only")
-            .map(|at| args.get(at + 1).expect("--only TEXT").clone());
         Options {
             saves: option("--saves", 40) as usize,
             pause: Duration::from_millis(option("--pause", 250)),
             reloads: option("--reloads", 5_000) as usize,
-            only,
+            only: support::only(),
         }
     }
 }

@@ -94,11 +94,6 @@ struct Options {
 
 impl Options {
     fn from_args() -> Self {
-        let args: Vec<String> = std::env::args().collect();
-        let only = args
-            .iter()
-            .position(|arg| arg == "--only")
-            .map(|at| args.get(at + 1).expect("--only TEXT").clone());
         Options {
             duration: option("--duration", 5).max(1),
             rounds: option("--rounds", 1).max(1) as usize,
@@ -108,7 +103,7 @@ impl Options {
             load_rate: option("--load-rate", 500),
             rss_requests: option("--rss-requests", 100_000),
             rss_saves: option("--rss-saves", 1_000) as u32,
-            only,
+            only: support::only(),
         }
     }
 

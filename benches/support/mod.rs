@@ -31,6 +31,14 @@ pub fn option(name: &str, default: u64) -> u64 {
     }
 }
 
+/// `--only TEXT`: only the sections whose name contains it.
+pub fn only() -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|arg| arg == "--only")
+        .map(|at| args.get(at + 1).expect("--only TEXT").clone())
+}
+
 /// How long a bench waits for any line before it gives up.
 pub const WAIT: Duration = Duration::from_secs(60);
 
